@@ -1,0 +1,524 @@
+"""Molecule corpora through ``datasets``: read, check, canonicalise, report, split, tokenise.
+
+A corpus is one or more files (``.csv``, ``.csv.gz``, ``.smi``, ``.smi.gz``, ``.txt``,
+``.txt.gz``) or a named corpus:
+
+* ``bundled``: the ~15k molecules RDKit's wheel ships (NCI ``first_5K.smi`` and WEHI
+  ``wehi_mols.csv`` under ``RDConfig.RDDataDir``); needs no download;
+* ``moses`` / ``moses:test`` / ``moses:test_scaffolds``: the MOSES splits
+  (Polykovskiy et al. 2020);
+* ``zinc250k``: the 250k ZINC subset of Gomez-Bombarelli et al. 2018.
+
+Named corpora are read from ``data_dir`` when it is given and otherwise downloaded once from
+their public location into ``~/.cache/seqvae``.
+
+Rows that cannot be used (empty, invalid SMILES, too long, duplicates) are never dropped
+silently: each is counted and listed with its file and line in a :class:`CorpusReport`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import re
+import shutil
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import datasets
+import torch
+from tqdm.auto import tqdm
+
+from .chem import canonical_smiles, largest_fragment, to_mol
+from .errors import SeqVAEError
+from .tokenization import REPRESENTATIONS, count_unknown, to_model_text
+
+__all__ = [
+    "NAMED_CORPORA",
+    "CorpusReport",
+    "SkippedRow",
+    "resolve_corpus",
+    "bundled_corpus_files",
+    "load_molecules",
+    "split_train_validation",
+    "tokenize_molecules",
+    "PaddingCollator",
+]
+
+logger = logging.getLogger(__name__)
+
+SMILES_COLUMN_NAMES = ("smiles", "canonical_smiles", "smi", "smile", "molecule", "mol")
+CACHE_DIR = Path(os.environ.get("SEQVAE_CACHE", Path.home() / ".cache" / "seqvae"))
+
+
+@dataclass(frozen=True)
+class NamedCorpus:
+    """A public corpus: local file names to look for in ``data_dir``, and download URLs."""
+
+    local_names: dict[str, tuple[str, ...]]
+    urls: dict[str, str]
+    citation: str
+
+
+NAMED_CORPORA = {
+    "moses": NamedCorpus(
+        local_names={
+            "train": ("train.csv.gz", "train.csv"),
+            "test": ("test.csv.gz", "test.csv"),
+            "test_scaffolds": ("test_scaffolds.csv.gz", "test_scaffolds.csv"),
+        },
+        urls={
+            split: f"https://media.githubusercontent.com/media/molecularsets/moses/master/data/{split}.csv"
+            for split in ("train", "test", "test_scaffolds")
+        },
+        citation="Polykovskiy et al. 2020, Front. Pharmacol. 11:565644",
+    ),
+    "zinc250k": NamedCorpus(
+        local_names={
+            "train": (
+                "250k_rndm_zinc_drugs_clean_3.csv",
+                "zinc250k_props_recomputed.csv.gz",
+                "250k_rndm_zinc_drugs_clean.smi.gz",
+            )
+        },
+        urls={
+            "train": "https://raw.githubusercontent.com/aspuru-guzik-group/chemical_vae/master/"
+            "models/zinc_properties/250k_rndm_zinc_drugs_clean_3.csv"
+        },
+        citation="Gomez-Bombarelli et al. 2018, ACS Cent. Sci. 4:268",
+    ),
+}
+
+
+# ------------------------------------------------------------------------------ the report
+
+
+@dataclass
+class SkippedRow:
+    """One row left out of the corpus, and why."""
+
+    file: str
+    line: int
+    value: str
+    reason: str
+
+    @property
+    def reason_kind(self) -> str:
+        """The reason without its details: "too long (70 tokens > 64)" -> "too long"."""
+        return self.reason.split(" (")[0]
+
+
+@dataclass
+class CorpusReport:
+    """What happened to every row of a corpus."""
+
+    sources: list[str] = field(default_factory=list)
+    rows_read: int = 0
+    rows_kept: int = 0
+    skipped_counts: dict[str, int] = field(default_factory=dict)
+    unknown_token_sequences: int = 0
+    unknown_tokens: int = 0
+    skipped: list[SkippedRow] = field(default_factory=list)
+
+    def add_skipped(self, row: SkippedRow) -> None:
+        self.skipped.append(row)
+        self.skipped_counts[row.reason_kind] = self.skipped_counts.get(row.reason_kind, 0) + 1
+
+    def summary(self) -> str:
+        """One line for logs and the terminal."""
+        parts = [f"{self.rows_kept}/{self.rows_read} rows kept"]
+        parts += [f"{count} {reason}" for reason, count in sorted(self.skipped_counts.items())]
+        if self.unknown_tokens:
+            parts.append(
+                f"{self.unknown_tokens} unknown tokens in {self.unknown_token_sequences} sequences"
+            )
+        return ", ".join(parts)
+
+    def write(self, path: str | Path) -> Path:
+        """Write the report (counts and every skipped row with file and line) as JSON."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = asdict(self)
+        payload["skipped"] = [
+            {"file": r.file, "line": r.line, "value": r.value, "reason": r.reason}
+            for r in self.skipped
+        ]
+        path.write_text(json.dumps(payload, indent=1))
+        return path
+
+
+# --------------------------------------------------------------------------- finding files
+
+
+def bundled_corpus_files() -> list[Path]:
+    """The molecule files inside RDKit's wheel (NCI first 5K and WEHI), about 15k molecules."""
+    from rdkit import RDConfig
+
+    root = Path(RDConfig.RDDataDir)
+    files = [root / "NCI" / "first_5K.smi", root / "Pains" / "test_data" / "wehi_mols.csv"]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise SeqVAEError(
+            f"the bundled corpus is not in this RDKit install (missing {', '.join(missing)}); "
+            "reinstall rdkit from PyPI, or pass your own file with data=PATH"
+        )
+    return files
+
+
+def resolve_corpus(source: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Turn a corpus name or path into the list of files to read.
+
+    Args:
+        source: a file path, ``bundled``, or a named corpus ``NAME`` / ``NAME:SPLIT``.
+        data_dir: folder holding a named corpus's files; without it they are downloaded.
+    """
+    text = str(source)
+    if text == "bundled":
+        return bundled_corpus_files()
+    name, _, split = text.partition(":")
+    if name in NAMED_CORPORA and not Path(text).exists():
+        return [_named_corpus_file(name, split or "train", data_dir)]
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise SeqVAEError(
+            f"corpus file not found: {path}. Give the path of a .csv/.csv.gz/.smi/.txt file, "
+            f"or a named corpus: bundled, {', '.join(NAMED_CORPORA)}"
+        )
+    return [path]
+
+
+def _named_corpus_file(name: str, split: str, data_dir) -> Path:
+    corpus = NAMED_CORPORA[name]
+    if split not in corpus.local_names:
+        raise SeqVAEError(
+            f"corpus {name!r} has no split {split!r}; choose one of {', '.join(corpus.local_names)}"
+        )
+    if data_dir is not None:
+        for file_name in corpus.local_names[split]:
+            candidate = Path(data_dir).expanduser() / file_name
+            if candidate.is_file():
+                return candidate
+        raise SeqVAEError(
+            f"no {name}:{split} file in {data_dir} (looked for {', '.join(corpus.local_names[split])}); "
+            "fix data_dir, or leave it out to download the corpus"
+        )
+    return download(corpus.urls[split], CACHE_DIR / name)
+
+
+def download(url: str, folder: Path) -> Path:
+    """Fetch ``url`` into ``folder`` once (with a progress bar); later calls reuse the file."""
+    target = folder / url.rsplit("/", 1)[-1]
+    if target.is_file():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(target.suffix + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
+            size = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=size, unit="B", unit_scale=True, desc=f"download {target.name}") as bar:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise SeqVAEError(
+            f"could not download {url} ({error}); check your internet connection, or download "
+            f"the file yourself and pass its folder as data_dir"
+        ) from error
+    shutil.move(partial, target)
+    return target
+
+
+# ------------------------------------------------------------------------------- reading
+
+
+def _open_text(path: Path):
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def check_utf8(path: Path) -> int:
+    """Raise a clear error at the first line that is not UTF-8; return the number of lines."""
+    try:
+        with _open_text(path) as handle:
+            line_number = 0
+            for line_number, raw in enumerate(handle, start=1):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    raise SeqVAEError(
+                        f"{path}, line {line_number}: not UTF-8 text (byte "
+                        f"0x{raw[error.start]:02x} at column {error.start + 1}); "
+                        "re-save the file as UTF-8"
+                    ) from None
+    except (OSError, EOFError, gzip.BadGzipFile) as error:
+        raise SeqVAEError(f"cannot read {path}: {error}; check the file is complete") from None
+    return line_number
+
+
+def _file_kind(path: Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
+    kind = suffixes[-1] if suffixes else ""
+    if kind not in (".csv", ".smi", ".txt"):
+        raise SeqVAEError(
+            f"{path}: unsupported file type {kind or '(none)'}; use .csv, .smi or .txt "
+            "(optionally .gz)"
+        )
+    return kind
+
+
+def read_smiles_column(path: Path, smiles_column: str | None = None) -> tuple[list, int]:
+    """Raw SMILES values of one file and the line number of its first data row."""
+    check_utf8(path)
+    kind = _file_kind(path)
+    if kind in (".smi", ".txt"):
+        table = datasets.load_dataset("text", data_files=str(path), split="train", keep_in_memory=True)
+        # .smi lines are "SMILES [name ...]": the SMILES is the first whitespace-separated field.
+        values = [line.split()[0] if line.strip() else "" for line in table["text"]]
+        return values, 1
+    table = _load_csv(path)
+    column = _choose_smiles_column(path, table, smiles_column)
+    if column is None:  # the file has no header: its first line is data
+        table = _load_csv(path, header=None)
+        column = _choose_smiles_column(path, table, smiles_column)
+        if column is None:
+            raise SeqVAEError(
+                f"{path}: no SMILES column found (columns: {', '.join(map(str, table.column_names))}); "
+                "name it with smiles_column=NAME"
+            )
+        return table[column], 1
+    return table[column], 2
+
+
+def _load_csv(path: Path, header="infer") -> datasets.Dataset:
+    try:
+        return datasets.load_dataset(
+            "csv",
+            data_files=str(path),
+            split="train",
+            keep_in_memory=True,
+            header=header,
+            skip_blank_lines=False,  # blank lines become empty rows, so line numbers stay true
+        )
+    except Exception as error:  # pandas' parser errors come in several types
+        raise SeqVAEError(f"{path}: cannot parse as CSV ({error})") from None
+
+
+def _choose_smiles_column(path: Path, table: datasets.Dataset, requested: str | None):
+    """The requested column, one named like SMILES, or the column whose values parse best."""
+    names = [str(name) for name in table.column_names]
+    if requested is not None:
+        if requested in names:
+            return requested
+        if all(_looks_like_smiles(name) for name in names[:1]):
+            return None  # headerless file: retry with header=None and positional names
+        raise SeqVAEError(
+            f"{path}: no column {requested!r}; columns are {', '.join(names)}. "
+            "Set smiles_column to one of them"
+        )
+    for name in names:
+        if name.strip().lower() in SMILES_COLUMN_NAMES:
+            return name
+    if any(_looks_like_smiles(name) for name in names):
+        return None
+    sample = table.select(range(min(len(table), 50)))
+    best, best_rate = None, 0.0
+    for name in table.column_names:
+        values = [v for v in sample[name] if v]
+        rate = sum(to_mol(str(v)) is not None for v in values) / max(len(values), 1)
+        if rate > best_rate:
+            best, best_rate = name, rate
+    if best_rate < 0.5:
+        raise SeqVAEError(
+            f"{path}: no column looks like SMILES (columns: {', '.join(names)}); "
+            "name the column with smiles_column=NAME"
+        )
+    return best
+
+
+def _looks_like_smiles(text: str) -> bool:
+    return bool(re.search(r"[A-Za-z]", text)) and to_mol(text.strip()) is not None and len(text) > 3
+
+
+# ----------------------------------------------------------------------- checking molecules
+
+
+def load_molecules(
+    source: str | os.PathLike | list,
+    *,
+    smiles_column: str | None = None,
+    canonicalize: bool = True,
+    keep_largest_fragment: bool = False,
+    representation: str = "smiles",
+    max_length: int | None = None,
+    deduplicate: bool = True,
+    data_dir: str | os.PathLike | None = None,
+    progress: bool = False,
+    num_proc: int = 1,
+) -> tuple[datasets.Dataset, CorpusReport]:
+    """Read a corpus, keep the usable molecules and say what happened to the rest.
+
+    Args:
+        source: path, list of paths, ``bundled`` or a named corpus (see module docstring).
+        smiles_column: CSV column holding SMILES; detected when ``None``.
+        canonicalize: rewrite SMILES in RDKit canonical form.
+        keep_largest_fragment: drop counter-ions and solvents (``.``-separated fragments).
+        representation: ``smiles`` or ``selfies``; molecules SELFIES cannot express are skipped.
+        max_length: longest allowed sequence in tokens, ``<bos>``/``<eos>`` included.
+        deduplicate: skip repeated molecules (after canonicalisation).
+        data_dir: where named corpora live locally.
+        progress: show progress bars.
+        num_proc: processes for checking molecules (worth it above ~100k rows).
+
+    Returns:
+        A dataset with columns ``smiles`` (as used for training) and ``text`` (what the
+        tokenizer reads: SMILES or SELFIES), and the :class:`CorpusReport`.
+    """
+    if representation not in REPRESENTATIONS:
+        raise SeqVAEError(f"representation must be one of {', '.join(REPRESENTATIONS)}")
+    paths = source if isinstance(source, list) else resolve_corpus(source, data_dir)
+    report = CorpusReport(sources=[str(p) for p in paths])
+    check = _MoleculeCheck(canonicalize, keep_largest_fragment, representation, max_length)
+    kept_smiles, kept_text, first_seen = [], [], {}
+    for path in paths:
+        values, first_line = read_smiles_column(Path(path), smiles_column)
+        raw = datasets.Dataset.from_dict({"value": ["" if v is None else str(v) for v in values]})
+        checked = _run_check(raw, check, num_proc, progress, f"checking {Path(path).name}")
+        for offset, row in enumerate(checked):
+            report.rows_read += 1
+            line = first_line + offset
+            reason, smiles = row["reason"], row["smiles"]
+            if not reason and deduplicate:
+                if smiles in first_seen:
+                    reason = f"duplicate (of {first_seen[smiles]})"
+                else:
+                    first_seen[smiles] = f"{Path(path).name}:{line}"
+            if reason:
+                report.add_skipped(SkippedRow(str(path), line, row["value"].strip(), reason))
+                continue
+            kept_smiles.append(smiles)
+            kept_text.append(row["text"])
+    report.rows_kept = len(kept_smiles)
+    if report.rows_read == 0:
+        raise SeqVAEError(f"the corpus {', '.join(report.sources)} is empty: it has no rows")
+    if not kept_smiles:
+        raise SeqVAEError(
+            f"no usable molecules in {', '.join(report.sources)}: {report.summary()}. "
+            "Check the SMILES column and max_length"
+        )
+    logger.info("corpus: %s", report.summary())
+    return datasets.Dataset.from_dict({"smiles": kept_smiles, "text": kept_text}), report
+
+
+def _run_check(raw: datasets.Dataset, check, num_proc: int, progress: bool, desc: str):
+    if not progress:
+        datasets.disable_progress_bars()
+    try:
+        return raw.map(
+            check,
+            batched=True,
+            batch_size=1000,
+            num_proc=num_proc if num_proc > 1 and len(raw) > 10000 else None,
+            desc=desc,
+        )
+    finally:
+        datasets.enable_progress_bars()
+
+
+class _MoleculeCheck:
+    """Batched row check for ``datasets.map``: adds ``smiles``, ``text`` and ``reason`` columns.
+
+    ``reason`` is empty for a usable molecule. A class (not a closure) so that ``datasets`` can
+    fingerprint it for caching and send it to worker processes.
+    """
+
+    def __init__(self, canonicalize, keep_largest_fragment, representation, max_length):
+        self.canonicalize = canonicalize
+        self.keep_largest_fragment = keep_largest_fragment
+        self.representation = representation
+        self.max_length = max_length
+        self.pattern = REPRESENTATIONS[representation]
+
+    def __call__(self, batch: dict) -> dict:
+        columns = {"smiles": [], "text": [], "reason": []}
+        for value in batch["value"]:
+            smiles, text, reason = self.check(value.strip())
+            columns["smiles"].append(smiles or "")
+            columns["text"].append(text or "")
+            columns["reason"].append(reason or "")
+        return columns
+
+    def check(self, value: str):
+        """-> (smiles, model text, None) for a usable molecule, or (None, None, reason)."""
+        if not value:
+            return None, None, "empty"
+        if self.keep_largest_fragment:
+            smiles = largest_fragment(value)
+        elif self.canonicalize:
+            smiles = canonical_smiles(value)
+        else:
+            smiles = value if to_mol(value) is not None else None
+        if smiles is None:
+            return None, None, "invalid SMILES"
+        text = to_model_text(smiles, self.representation)
+        if text is None:
+            return None, None, f"not representable as {self.representation}"
+        if self.max_length is not None:
+            num_tokens = len(re.findall(self.pattern, text)) + 2
+            if num_tokens > self.max_length:
+                return None, None, f"too long ({num_tokens} tokens > max_length {self.max_length})"
+        return smiles, text, None
+
+
+# --------------------------------------------------------------------- split and tokenise
+
+
+def split_train_validation(
+    dataset: datasets.Dataset, validation_fraction: float, seed: int
+) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """Seeded random split; the validation part has at least one row when the corpus allows."""
+    if not 0.0 < validation_fraction < 1.0:
+        raise SeqVAEError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
+    if len(dataset) < 2:
+        raise SeqVAEError(f"the corpus has {len(dataset)} usable molecule(s); at least 2 are needed")
+    size = max(1, round(len(dataset) * validation_fraction))
+    parts = dataset.train_test_split(test_size=size, seed=seed, shuffle=True)
+    return parts["train"], parts["test"]
+
+
+def tokenize_molecules(dataset: datasets.Dataset, tokenizer, report: CorpusReport | None = None):
+    """Add ``input_ids`` and ``length`` columns (batched, through the Rust tokenizer).
+
+    Unknown tokens (symbols outside the vocabulary) become ``<unk>``; they are counted into
+    ``report`` when one is given.
+    """
+
+    def encode(batch):
+        ids = tokenizer(batch["text"], add_special_tokens=True)["input_ids"]
+        return {"input_ids": ids, "length": [len(x) for x in ids]}
+
+    encoded = dataset.map(encode, batched=True, batch_size=2048, desc="tokenising")
+    if report is not None:
+        unknown = count_unknown(encoded["input_ids"], tokenizer.unk_token_id)
+        report.unknown_token_sequences += unknown.sequences
+        report.unknown_tokens += unknown.tokens
+    return encoded
+
+
+class PaddingCollator:
+    """Pads ``input_ids`` to the longest sequence of the batch (no fixed-length padding)."""
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        sequences = [torch.as_tensor(row["input_ids"]) for row in rows]
+        input_ids = torch.nn.utils.rnn.pad_sequence(
+            sequences, batch_first=True, padding_value=self.pad_token_id
+        )
+        attention_mask = torch.zeros_like(input_ids)
+        for i, sequence in enumerate(sequences):
+            attention_mask[i, : len(sequence)] = 1
+        return {"input_ids": input_ids, "attention_mask": attention_mask}

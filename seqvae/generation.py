@@ -1,0 +1,169 @@
+"""Generation: decoding latents into sequences, prior sampling, interpolation.
+
+Decoding is batched and step by step; the decoder state (the recurrent state, or the
+Transformer's prefix) is carried between steps, and the loop stops as soon as every sequence
+has produced ``<eos>``. Strategies: ``greedy`` (argmax) or ``sample`` with ``temperature``,
+``top_k`` and ``top_p`` (nucleus) filtering.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from .errors import SeqVAEError
+from .modeling import SeqVAE
+from .tokenization import from_model_text
+
+__all__ = [
+    "decode_latents",
+    "sample_prior",
+    "interpolate_latents",
+    "filter_logits",
+    "ids_to_strings",
+]
+
+
+def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """Mask logits outside the ``top_k`` best and outside the ``top_p`` probability mass.
+
+    Args:
+        logits: ``[B, V]``.
+        top_k: keep the k most likely tokens (0: all).
+        top_p: keep the smallest set of tokens whose probability reaches ``top_p`` (1.0: all).
+    """
+    if top_k > 0 and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        # Drop a token when the mass before it already reaches top_p (the best one always stays).
+        drop_sorted = (cumulative - sorted_logits.softmax(dim=-1)) >= top_p
+        drop = drop_sorted.scatter(1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+@torch.no_grad()
+def decode_latents(
+    model: SeqVAE,
+    z: torch.Tensor,
+    *,
+    strategy: str = "sample",
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    max_length: int | None = None,
+    generator: torch.Generator | None = None,
+) -> list[list[int]]:
+    """Decode ``[B, latent_dim]`` latents into token id lists (without ``<bos>``/``<eos>``).
+
+    Args:
+        model: a trained :class:`SeqVAE`.
+        z: latents on the model's device.
+        strategy: ``"greedy"`` or ``"sample"``.
+        temperature: softmax temperature for sampling (> 0).
+        top_k, top_p: sampling filters, see :func:`filter_logits`.
+        max_length: generation limit in tokens (default: the model's ``max_sequence_length``).
+        generator: random generator for reproducible sampling.
+    """
+    if strategy not in ("greedy", "sample"):
+        raise SeqVAEError(f"strategy must be 'greedy' or 'sample', got {strategy!r}")
+    if strategy == "sample" and temperature <= 0:
+        raise SeqVAEError(f"temperature must be > 0, got {temperature}")
+    config = model.config
+    limit = (max_length or config.max_sequence_length) - 1  # <bos> is given
+    was_training = model.training
+    model.eval()
+    batch = z.size(0)
+    tokens = torch.full((batch, 1), config.bos_token_id, dtype=torch.long, device=z.device)
+    finished = torch.zeros(batch, dtype=torch.bool, device=z.device)
+    generated = []
+    state = model.initial_decoder_state(z)
+    for _ in range(limit):
+        logits, state = model.decode_logits(tokens, z, state)
+        logits = logits[:, -1].float()
+        logits[:, config.pad_token_id] = float("-inf")
+        logits[:, config.bos_token_id] = float("-inf")
+        if strategy == "greedy":
+            next_tokens = logits.argmax(dim=-1)
+        else:
+            logits = filter_logits(logits / temperature, top_k, top_p)
+            probabilities = F.softmax(logits, dim=-1)
+            next_tokens = torch.multinomial(probabilities, 1, generator=generator).squeeze(1)
+        next_tokens = next_tokens.masked_fill(finished, config.pad_token_id)
+        generated.append(next_tokens)
+        finished |= next_tokens == config.eos_token_id
+        if finished.all():
+            break
+        tokens = next_tokens.unsqueeze(1)
+    model.train(was_training)
+    ids = torch.stack(generated, dim=1).tolist() if generated else [[] for _ in range(batch)]
+    return [_strip(sequence, config) for sequence in ids]
+
+
+def _strip(sequence: list[int], config) -> list[int]:
+    """Tokens up to (not including) the first ``<eos>``, padding removed."""
+    out = []
+    for token_id in sequence:
+        if token_id == config.eos_token_id:
+            break
+        if token_id != config.pad_token_id:
+            out.append(token_id)
+    return out
+
+
+def ids_to_strings(tokenizer, id_lists: list[list[int]], representation: str) -> list[str]:
+    """Token ids -> SMILES (SELFIES decoded back to SMILES) or text."""
+    texts = tokenizer.batch_decode(id_lists, skip_special_tokens=True)
+    if representation == "text":
+        return texts
+    return [from_model_text(text, representation) for text in texts]
+
+
+@torch.no_grad()
+def sample_prior(
+    model: SeqVAE,
+    num_samples: int,
+    *,
+    batch_size: int = 500,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+    **decode_options,
+) -> list[list[int]]:
+    """Draw ``z ~ N(0, I)`` and decode, in batches. Returns token id lists."""
+    if num_samples < 1:
+        raise SeqVAEError(f"num_samples must be at least 1, got {num_samples}")
+    device = model.device
+    results = []
+    with tqdm(total=num_samples, desc="sampling", unit="seq", disable=not progress) as bar:
+        while len(results) < num_samples:
+            size = min(batch_size, num_samples - len(results))
+            z = torch.randn(size, model.config.latent_dim, generator=generator).to(device)
+            results.extend(decode_latents(model, z, generator=generator, **decode_options))
+            bar.update(size)
+    return results
+
+
+def interpolate_latents(start: torch.Tensor, end: torch.Tensor, steps: int, method: str = "linear"):
+    """``steps`` latents from ``start`` to ``end`` (both included), ``[steps, latent_dim]``.
+
+    ``slerp`` moves along the great circle (Shoemake 1985; White 2016 for generative models),
+    which keeps intermediate points at a norm typical of Gaussian samples.
+    """
+    if steps < 2:
+        raise SeqVAEError(f"steps must be at least 2, got {steps}")
+    if method not in ("linear", "slerp"):
+        raise SeqVAEError(f"method must be 'linear' or 'slerp', got {method!r}")
+    weights = torch.linspace(0.0, 1.0, steps, device=start.device).unsqueeze(1)
+    if method == "linear":
+        return (1 - weights) * start + weights * end
+    cosine = F.cosine_similarity(start, end, dim=0).clamp(-1.0, 1.0)
+    angle = torch.acos(cosine)
+    if angle.abs() < 1e-4 or math.isclose(angle.item(), math.pi, abs_tol=1e-4):
+        return (1 - weights) * start + weights * end
+    return (torch.sin((1 - weights) * angle) * start + torch.sin(weights * angle) * end) / torch.sin(angle)

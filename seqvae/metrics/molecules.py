@@ -1,0 +1,55 @@
+"""Generation quality of molecules, following the MOSES definitions (Polykovskiy et al. 2020).
+
+* validity: share of generated strings that RDKit parses into a non-empty molecule;
+* uniqueness: share of *valid* molecules that are distinct (by canonical SMILES);
+* novelty: share of distinct valid molecules absent from the training set (canonical SMILES);
+* reconstruction accuracy: share of inputs whose decoded molecule is the same molecule
+  (canonical SMILES match).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ..chem import canonical_smiles
+
+__all__ = ["canonical_valid", "fraction_valid", "fraction_unique", "fraction_novel", "reconstruction_accuracy"]
+
+
+def canonical_valid(smiles: Iterable[str]) -> list[str]:
+    """Canonical SMILES of the valid molecules, in order (invalid ones dropped)."""
+    return [c for c in map(canonical_smiles, smiles) if c is not None]
+
+
+def fraction_valid(smiles: list[str]) -> float:
+    """Share of ``smiles`` that are valid molecules (0 for an empty list)."""
+    return len(canonical_valid(smiles)) / len(smiles) if smiles else 0.0
+
+
+def fraction_unique(smiles: list[str]) -> float:
+    """Share of the valid molecules that are distinct."""
+    valid = canonical_valid(smiles)
+    return len(set(valid)) / len(valid) if valid else 0.0
+
+
+def fraction_novel(smiles: list[str], training_smiles: Iterable[str]) -> float:
+    """Share of distinct valid molecules not in ``training_smiles`` (compared canonically)."""
+    distinct = set(canonical_valid(smiles))
+    if not distinct:
+        return 0.0
+    training = {c for c in map(canonical_smiles, training_smiles) if c is not None}
+    return len(distinct - training) / len(distinct)
+
+
+def reconstruction_accuracy(inputs: list[str], outputs: list[str]) -> float:
+    """Share of pairs where ``outputs[i]`` is the same molecule as ``inputs[i]``."""
+    if len(inputs) != len(outputs):
+        raise ValueError(f"{len(inputs)} inputs but {len(outputs)} outputs")
+    if not inputs:
+        return 0.0
+    same = sum(
+        1
+        for a, b in zip(inputs, outputs)
+        if (ca := canonical_smiles(a)) is not None and ca == canonical_smiles(b)
+    )
+    return same / len(inputs)

@@ -1,0 +1,337 @@
+"""The sequence VAE, readable top to bottom.
+
+    input_ids ─► embedding ─► encoder (GRU / LSTM / Transformer) ─► posterior head ─► mu, logvar
+                                                                                        │
+                                               z = mu + sigma * eps  ◄──────────────────┘
+                                                │
+    <bos> x1 .. xT-1 ─► embedding ─► decoder(z) ─► logits over x1 .. xT (<eos> included)
+
+How ``z`` reaches the decoder:
+
+* RNN decoders: ``z`` sets the initial hidden state (through a linear map) and is concatenated to
+  the token embedding at every step, so the decoder cannot forget it over long sequences.
+* Transformer decoder: ``z`` is projected to one prefix position that every token attends to,
+  and also added to every token embedding (an offset), as in Optimus-style latent injection.
+
+The model computes the plain ELBO pieces (reconstruction, KL per dimension). Training-time
+choices that change the objective (KL schedules, free bits, word dropout) live in
+:mod:`seqvae.objectives` and are applied by the trainer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import PreTrainedModel
+from transformers.utils import ModelOutput
+
+from .configuration import SeqVAEConfig
+
+__all__ = ["SeqVAE", "SeqVAEOutput"]
+
+
+@dataclass
+class SeqVAEOutput(ModelOutput):
+    """What :meth:`SeqVAE.forward` returns.
+
+    Attributes:
+        loss: ``recon_loss + kl_weight * kl`` (negative ELBO per sequence when ``kl_weight=1``).
+        recon_loss: reconstruction NLL summed over tokens, averaged over sequences.
+        recon_loss_per_token: the same NLL averaged over all target tokens.
+        kl: KL(q(z|x) || N(0, I)) summed over dimensions, averaged over sequences.
+        kl_per_dim: ``[latent_dim]`` KL of each dimension, averaged over sequences.
+        mu, logvar: ``[B, latent_dim]`` posterior parameters.
+        z: ``[B, latent_dim]`` the latent the decoder read.
+        logits: ``[B, T-1, vocab_size]`` next-token scores for positions 1..T-1.
+        num_target_tokens: number of non-padding target tokens in the batch.
+    """
+
+    loss: torch.Tensor | None = None
+    recon_loss: torch.Tensor | None = None
+    recon_loss_per_token: torch.Tensor | None = None
+    kl: torch.Tensor | None = None
+    kl_per_dim: torch.Tensor | None = None
+    mu: torch.Tensor | None = None
+    logvar: torch.Tensor | None = None
+    z: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    num_target_tokens: torch.Tensor | None = None
+
+
+# ----------------------------------------------------------------------------------- encoders
+
+
+class RNNEncoder(nn.Module):
+    """GRU or LSTM over the embedded sequence; returns the last layer's final hidden state(s)."""
+
+    def __init__(self, config: SeqVAEConfig):
+        super().__init__()
+        rnn_class = nn.GRU if config.encoder_type == "gru" else nn.LSTM
+        self.rnn = rnn_class(
+            config.embedding_dim,
+            config.encoder_hidden_size,
+            num_layers=config.encoder_num_layers,
+            bidirectional=config.encoder_bidirectional,
+            dropout=config.dropout if config.encoder_num_layers > 1 else 0.0,
+            batch_first=True,
+        )
+        self.num_directions = 2 if config.encoder_bidirectional else 1
+        self.output_size = config.encoder_hidden_size * self.num_directions
+
+    def forward(self, embedded: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """``[B, T, E]`` embeddings, ``[B, T]`` mask -> ``[B, output_size]`` summary."""
+        lengths = attention_mask.sum(dim=1).clamp(min=1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(
+            embedded, lengths, batch_first=True, enforce_sorted=False
+        )
+        _, hidden = self.rnn(packed)
+        if isinstance(hidden, tuple):  # LSTM returns (h, c); h summarises the sequence
+            hidden = hidden[0]
+        last_layer = hidden[-self.num_directions :]  # [directions, B, H]
+        return last_layer.transpose(0, 1).reshape(embedded.size(0), self.output_size)
+
+
+class TransformerEncoder(nn.Module):
+    """Transformer layers over embeddings + learned positions, mean-pooled over real tokens."""
+
+    def __init__(self, config: SeqVAEConfig):
+        super().__init__()
+        width = config.encoder_hidden_size
+        self.input_projection = nn.Linear(config.embedding_dim, width)
+        self.positions = nn.Embedding(config.max_sequence_length, width)
+        layer = nn.TransformerEncoderLayer(
+            width,
+            config.num_attention_heads,
+            config.transformer_ffn_dim,
+            dropout=config.dropout,
+            batch_first=True,
+            norm_first=True,
+        )
+        self.layers = nn.TransformerEncoder(
+            layer, config.encoder_num_layers, enable_nested_tensor=False
+        )
+        self.output_size = width
+
+    def forward(self, embedded: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(embedded.size(1), device=embedded.device)
+        hidden = self.input_projection(embedded) + self.positions(positions)
+        hidden = self.layers(hidden, src_key_padding_mask=attention_mask == 0)
+        weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+# ----------------------------------------------------------------------------------- decoders
+
+
+class RNNDecoder(nn.Module):
+    """GRU or LSTM reading ``[token embedding; z]`` at each step, started from ``z``.
+
+    The recurrent state is the decoder state carried between generation steps.
+    """
+
+    def __init__(self, config: SeqVAEConfig):
+        super().__init__()
+        self.is_lstm = config.decoder_type == "lstm"
+        self.num_layers = config.decoder_num_layers
+        self.hidden_size = config.decoder_hidden_size
+        rnn_class = nn.LSTM if self.is_lstm else nn.GRU
+        self.rnn = rnn_class(
+            config.embedding_dim + config.latent_dim,
+            config.decoder_hidden_size,
+            num_layers=config.decoder_num_layers,
+            dropout=config.dropout if config.decoder_num_layers > 1 else 0.0,
+            batch_first=True,
+        )
+        states_per_layer = 2 if self.is_lstm else 1
+        self.latent_to_state = nn.Linear(
+            config.latent_dim, config.decoder_hidden_size * config.decoder_num_layers * states_per_layer
+        )
+        self.output = nn.Linear(config.decoder_hidden_size, config.vocab_size)
+
+    def initial_state(self, z: torch.Tensor):
+        """``[B, latent_dim]`` -> recurrent state ``[layers, B, H]`` (a pair for LSTM)."""
+        state = torch.tanh(self.latent_to_state(z))
+        state = state.view(z.size(0), -1, self.hidden_size).transpose(0, 1).contiguous()
+        if self.is_lstm:
+            hidden, cell = state.chunk(2, dim=0)
+            return hidden.contiguous(), cell.contiguous()
+        return state
+
+    def forward(self, embedded: torch.Tensor, z: torch.Tensor, state=None):
+        """``[B, T, E]`` embeddings -> (``[B, T, V]`` logits, state after the last step)."""
+        if state is None:
+            state = self.initial_state(z)
+        latent = z.unsqueeze(1).expand(-1, embedded.size(1), -1)
+        hidden, state = self.rnn(torch.cat([embedded, latent], dim=-1), state)
+        return self.output(hidden), state
+
+
+class TransformerDecoder(nn.Module):
+    """Causal Transformer over ``[z prefix, tokens]``, with ``z`` also added to every embedding.
+
+    The decoder state between generation steps is the embedded prefix read so far.
+    """
+
+    def __init__(self, config: SeqVAEConfig):
+        super().__init__()
+        width = config.decoder_hidden_size
+        self.input_projection = nn.Linear(config.embedding_dim, width)
+        self.positions = nn.Embedding(config.max_sequence_length + 1, width)  # +1 for the z prefix
+        self.latent_prefix = nn.Linear(config.latent_dim, width)
+        self.latent_offset = nn.Linear(config.latent_dim, width)
+        layer = nn.TransformerEncoderLayer(
+            width,
+            config.num_attention_heads,
+            config.transformer_ffn_dim,
+            dropout=config.dropout,
+            batch_first=True,
+            norm_first=True,
+        )
+        self.layers = nn.TransformerEncoder(
+            layer, config.decoder_num_layers, enable_nested_tensor=False
+        )
+        self.final_norm = nn.LayerNorm(width)
+        self.output = nn.Linear(width, config.vocab_size)
+
+    def initial_state(self, z: torch.Tensor) -> torch.Tensor:
+        return self.latent_prefix(z).unsqueeze(1)  # [B, 1, width]
+
+    def forward(self, embedded: torch.Tensor, z: torch.Tensor, state=None):
+        if state is None:
+            state = self.initial_state(z)
+        tokens = self.input_projection(embedded) + self.latent_offset(z).unsqueeze(1)
+        sequence = torch.cat([state, tokens], dim=1)
+        length = sequence.size(1)
+        hidden = sequence + self.positions(torch.arange(length, device=sequence.device))
+        causal = nn.Transformer.generate_square_subsequent_mask(length, device=sequence.device)
+        hidden = self.layers(hidden, mask=causal, is_causal=True)
+        logits = self.output(self.final_norm(hidden[:, -embedded.size(1) :]))
+        return logits, sequence
+
+
+ENCODERS = {"gru": RNNEncoder, "lstm": RNNEncoder, "transformer": TransformerEncoder}
+DECODERS = {"gru": RNNDecoder, "lstm": RNNDecoder, "transformer": TransformerDecoder}
+
+
+# -------------------------------------------------------------------------------------- model
+
+
+class SeqVAE(PreTrainedModel):
+    """Sequence VAE with a Gaussian latent; see the module docstring for the data flow."""
+
+    config_class = SeqVAEConfig
+    base_model_prefix = "seqvae"
+    main_input_name = "input_ids"
+
+    def __init__(self, config: SeqVAEConfig):
+        super().__init__(config)
+        self.embedding = nn.Embedding(
+            config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id
+        )
+        self.embedding_dropout = nn.Dropout(config.dropout)
+        self.encoder = ENCODERS[config.encoder_type](config)
+        self.posterior = nn.Linear(self.encoder.output_size, 2 * config.latent_dim)
+        self.decoder = DECODERS[config.decoder_type](config)
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        # PyTorch's default initialisation suits RNNs and small Transformers; keep it.
+        return
+
+    # --- encoding
+
+    def encode(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[B, T]`` token ids -> posterior ``mu, logvar``, each ``[B, latent_dim]``."""
+        if attention_mask is None:
+            attention_mask = (input_ids != self.config.pad_token_id).long()
+        embedded = self.embedding_dropout(self.embedding(input_ids))
+        summary = self.encoder(embedded, attention_mask)
+        mu, logvar = self.posterior(summary).chunk(2, dim=-1)
+        return mu, logvar
+
+    @staticmethod
+    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """Sample ``z ~ N(mu, exp(logvar))`` differentiably."""
+        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+
+    # --- decoding
+
+    def initial_decoder_state(self, z: torch.Tensor):
+        """The decoder state before any token is read (used by step-by-step generation)."""
+        return self.decoder.initial_state(z)
+
+    def decode_logits(
+        self, decoder_input_ids: torch.Tensor, z: torch.Tensor, state=None
+    ) -> tuple[torch.Tensor, object]:
+        """Teacher-forced (or one-step) decoding.
+
+        Args:
+            decoder_input_ids: ``[B, T]`` tokens read by the decoder (``<bos>`` first).
+            z: ``[B, latent_dim]``.
+            state: decoder state to continue from; ``None`` starts from ``z``.
+
+        Returns:
+            ``[B, T, vocab_size]`` logits and the state after the last token.
+        """
+        embedded = self.embedding_dropout(self.embedding(decoder_input_ids))
+        return self.decoder(embedded, z, state)
+
+    # --- the ELBO
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.Tensor | None = None,
+        kl_weight: float = 1.0,
+        use_posterior_mean: bool = False,
+        **kwargs,
+    ) -> SeqVAEOutput:
+        """Encode, sample ``z``, reconstruct.
+
+        Args:
+            input_ids: ``[B, T]`` ``<bos> tokens <eos>`` padded with ``pad_token_id``.
+            attention_mask: ``[B, T]`` 1 for real tokens; derived from padding when omitted.
+            decoder_input_ids: ``[B, T-1]`` what the decoder reads; defaults to
+                ``input_ids[:, :-1]`` (word dropout passes a corrupted copy).
+            kl_weight: weight of the KL term in ``loss``.
+            use_posterior_mean: decode from ``mu`` instead of a sample.
+        """
+        if attention_mask is None:
+            attention_mask = (input_ids != self.config.pad_token_id).long()
+        mu, logvar = self.encode(input_ids, attention_mask)
+        z = mu if use_posterior_mean else self.reparameterize(mu, logvar)
+        if decoder_input_ids is None:
+            decoder_input_ids = input_ids[:, :-1]
+        logits, _ = self.decode_logits(decoder_input_ids, z)
+
+        targets = input_ids[:, 1:].masked_fill(attention_mask[:, 1:] == 0, -100)
+        token_nll = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+        num_target_tokens = (targets != -100).sum()
+        recon_loss = token_nll.sum(dim=1).mean()
+        recon_loss_per_token = token_nll.sum() / num_target_tokens.clamp(min=1)
+
+        kl_per_dim = gaussian_kl_per_dim(mu, logvar).mean(dim=0)
+        kl = kl_per_dim.sum()
+        return SeqVAEOutput(
+            loss=recon_loss + kl_weight * kl,
+            recon_loss=recon_loss,
+            recon_loss_per_token=recon_loss_per_token,
+            kl=kl,
+            kl_per_dim=kl_per_dim,
+            mu=mu,
+            logvar=logvar,
+            z=z,
+            logits=logits,
+            num_target_tokens=num_target_tokens,
+        )
+
+
+def gaussian_kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, 1)) for each sequence and dimension, ``[B, latent_dim]``."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)

@@ -1,0 +1,399 @@
+"""Training: a ``transformers.Trainer`` that optimises the VAE objective, and ``train(recipe)``.
+
+The trainer changes *what* is computed (:meth:`SeqVAETrainer.compute_loss`): at optimiser step
+``t`` the loss is
+
+    recon + kl_weight_at(t) * free_bits_kl(kl_per_dim)
+
+where ``recon`` is the reconstruction NLL **per sequence** (summed over tokens, averaged over
+molecules) or **per token** (``loss_reduction="token"``, MOSES-style), and the KL is always per
+sequence (summed over latent dimensions). Word dropout corrupts only the decoder's inputs.
+Logs name their unit: ``recon_per_sequence``, ``recon_per_token``, ``kl_per_sequence``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
+
+from .configuration import SeqVAEConfig
+from .data import (
+    PaddingCollator,
+    load_molecules,
+    split_train_validation,
+    tokenize_molecules,
+)
+from .errors import SeqVAEError
+from .modeling import SeqVAE
+from .objectives import KL_SCHEDULES, KLSchedule, active_units, free_bits_kl, kl_weight_at, word_dropout
+from .recipe import DataArguments, EvaluationArguments, load_recipe
+from .tokenization import build_tokenizer
+
+__all__ = ["SeqVAETrainingArguments", "SeqVAETrainer", "train", "evaluate_validation"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SeqVAETrainingArguments(TrainingArguments):
+    """``TrainingArguments`` plus the VAE objective.
+
+    Attributes:
+        kl_schedule: ``constant``, ``linear``, ``sigmoid`` or ``cyclical``.
+        kl_min_weight, kl_max_weight: range of the KL weight.
+        kl_start_step: steps at ``kl_min_weight`` before the rise (linear, sigmoid).
+        kl_warmup_steps: length of the rise (linear, sigmoid).
+        kl_num_cycles, kl_cycle_ratio: cyclical schedule (Fu et al. 2019).
+        free_bits: KL floor per latent dimension, in nats.
+        free_bits_total: KL floor for the whole latent, in nats.
+        word_dropout: probability of replacing a decoder input token by ``<unk>``.
+        loss_reduction: ``sequence`` (NLL summed over tokens) or ``token`` (averaged).
+        max_train_seconds: stop after this much wall time (0: no limit); a safety net for
+            recipes sized to a time budget, the step count still drives the schedules.
+    """
+
+    kl_schedule: str = "linear"
+    kl_min_weight: float = 0.0
+    kl_max_weight: float = 1.0
+    kl_start_step: int = 0
+    kl_warmup_steps: int = 1000
+    kl_num_cycles: int = 4
+    kl_cycle_ratio: float = 0.5
+    free_bits: float = 0.0
+    free_bits_total: float = 0.0
+    word_dropout: float = 0.0
+    loss_reduction: str = "sequence"
+    max_train_seconds: float = 0.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.kl_schedule not in KL_SCHEDULES:
+            raise SeqVAEError(
+                f"kl_schedule={self.kl_schedule!r} is not supported; choose one of {', '.join(KL_SCHEDULES)}"
+            )
+        if self.loss_reduction not in ("sequence", "token"):
+            raise SeqVAEError(f"loss_reduction must be 'sequence' or 'token', got {self.loss_reduction!r}")
+        if not 0.0 <= self.word_dropout < 1.0:
+            raise SeqVAEError(f"word_dropout must be in [0, 1), got {self.word_dropout}")
+
+    def kl_schedule_spec(self, total_steps: int) -> KLSchedule:
+        return KLSchedule(
+            kind=self.kl_schedule,
+            min_weight=self.kl_min_weight,
+            max_weight=self.kl_max_weight,
+            start_step=self.kl_start_step,
+            warmup_steps=self.kl_warmup_steps,
+            total_steps=total_steps,
+            num_cycles=self.kl_num_cycles,
+            ratio=self.kl_cycle_ratio,
+        )
+
+
+class SeqVAETrainer(Trainer):
+    """Trainer computing the annealed, free-bits VAE loss, with VAE-specific logs and eval."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # forward() takes **kwargs, which would make Trainer skip gradient-accumulation scaling.
+        self.model_accepts_loss_kwargs = False
+        self._running = {}
+
+    def kl_weight(self) -> float:
+        total = self.state.max_steps or self.args.max_steps or 1
+        return kl_weight_at(self.state.global_step, self.args.kl_schedule_spec(total))
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        config = model.config
+        beta = self.kl_weight() if model.training else 1.0
+        decoder_input_ids = inputs["input_ids"][:, :-1]
+        if model.training and self.args.word_dropout > 0:
+            decoder_input_ids = word_dropout(
+                decoder_input_ids,
+                self.args.word_dropout,
+                config.unk_token_id,
+                keep_token_ids=(config.pad_token_id, config.bos_token_id),
+            )
+        outputs = model(
+            input_ids=inputs["input_ids"],
+            attention_mask=inputs["attention_mask"],
+            decoder_input_ids=decoder_input_ids,
+            kl_weight=beta,
+        )
+        recon = outputs.recon_loss if self.args.loss_reduction == "sequence" else outputs.recon_loss_per_token
+        kl_term = free_bits_kl(outputs.kl_per_dim, self.args.free_bits, self.args.free_bits_total)
+        loss = recon + beta * kl_term
+        if model.training:
+            self._accumulate(
+                recon_per_sequence=outputs.recon_loss.item(),
+                recon_per_token=outputs.recon_loss_per_token.item(),
+                kl_per_sequence=outputs.kl.item(),
+                kl_weight=beta,
+            )
+        return (loss, outputs) if return_outputs else loss
+
+    def _accumulate(self, **values: float) -> None:
+        for key, value in values.items():
+            total, count = self._running.get(key, (0.0, 0))
+            self._running[key] = (total + value, count + 1)
+
+    def log(self, logs: dict, *args, **kwargs) -> None:
+        """Add the running means of the VAE terms to the Trainer's training logs."""
+        if "loss" in logs and self._running:
+            logs.update({key: round(total / count, 4) for key, (total, count) in self._running.items()})
+            self._running = {}
+        super().log(logs, *args, **kwargs)
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
+        """Validation ELBO terms, token accuracy and active units (teacher-forced, from ``mu``)."""
+        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        metrics = evaluate_validation(
+            self.model, self.get_eval_dataloader(dataset), self.args.loss_reduction
+        )
+        metrics = {f"{metric_key_prefix}_{key}": value for key, value in metrics.items()}
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
+
+@torch.no_grad()
+def evaluate_validation(model: SeqVAE, dataloader, loss_reduction: str = "sequence") -> dict:
+    """ELBO pieces over a data loader, plus token accuracy of teacher-forced decoding from mu."""
+    was_training = model.training
+    model.eval()
+    sums = {"recon": 0.0, "kl": 0.0, "sequences": 0, "tokens": 0, "correct": 0}
+    means = []
+    for batch in dataloader:
+        batch = {key: value.to(model.device) for key, value in batch.items()}
+        out = model(**batch, use_posterior_mean=True)
+        size = batch["input_ids"].size(0)
+        sums["recon"] += out.recon_loss.item() * size
+        sums["kl"] += out.kl.item() * size
+        sums["sequences"] += size
+        targets = batch["input_ids"][:, 1:]
+        real = batch["attention_mask"][:, 1:].bool()
+        sums["tokens"] += int(real.sum())
+        sums["correct"] += int(((out.logits.argmax(-1) == targets) & real).sum())
+        means.append(out.mu.float().cpu())
+    model.train(was_training)
+    mu = torch.cat(means)
+    recon = sums["recon"] / sums["sequences"]
+    return {
+        "recon_per_sequence": round(recon, 4),
+        "recon_per_token": round(sums["recon"] / sums["tokens"], 4),
+        "kl_per_sequence": round(sums["kl"] / sums["sequences"], 4),
+        "elbo_per_sequence": round(-(recon + sums["kl"] / sums["sequences"]), 4),
+        "token_accuracy": round(sums["correct"] / sums["tokens"], 4),
+        "active_units": active_units(mu),
+    }
+
+
+class JsonlLogCallback(TrainerCallback):
+    """Append every log line to ``training_log.jsonl`` in the run folder (for plots and reports)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and state.is_world_process_zero:
+            with open(self.path, "a") as handle:
+                handle.write(json.dumps({"step": state.global_step, **logs}) + "\n")
+
+
+class TimeLimitCallback(TrainerCallback):
+    """Stop training after ``seconds`` of wall time (recipes sized for a time budget)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.start = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = time.monotonic()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.seconds and time.monotonic() - self.start > self.seconds:
+            logger.info("time limit of %.0f s reached at step %d", self.seconds, state.global_step)
+            control.should_training_stop = True
+
+
+# ------------------------------------------------------------------------------- train()
+
+DEFAULT_TRAINING = {
+    "per_device_train_batch_size": 128,
+    "per_device_eval_batch_size": 256,
+    "learning_rate": 1.0e-3,
+    "lr_scheduler_type": "constant",
+    "num_train_epochs": 10,
+    "logging_steps": 50,
+    "eval_strategy": "no",
+    "save_strategy": "steps",
+    "save_steps": 1000,
+    "save_total_limit": 2,
+    "report_to": ["tensorboard"],
+    "train_sampling_strategy": "group_by_length",
+    "dataloader_num_workers": 0,
+}
+# Fixed regardless of the recipe: our collator needs the raw columns, and lengths are computed.
+FIXED_TRAINING = {"remove_unused_columns": False, "length_column_name": "length"}
+
+
+@dataclass
+class TrainingRun:
+    """What :func:`train` produced: the run folder and the objects it saved there."""
+
+    output_dir: Path
+    model: SeqVAE
+    tokenizer: object
+    train_smiles: list
+    validation: object
+    report: object
+    validation_metrics: dict
+    train_seconds: float
+
+
+def train(
+    recipe: str | Path | None = None,
+    overrides: dict | None = None,
+    output_dir: str | Path | None = None,
+    resume: bool = False,
+) -> TrainingRun:
+    """Train a SeqVAE from a recipe and save the run folder.
+
+    Args:
+        recipe: path of a YAML recipe (``None``: defaults plus ``overrides``).
+        overrides: ``{key: value}`` that win over the recipe.
+        output_dir: run folder; also settable as the recipe key ``output_dir``.
+        resume: continue from the newest checkpoint in ``output_dir``.
+
+    Returns:
+        The :class:`TrainingRun`; the run folder holds ``config.json``, ``model.safetensors``,
+        tokenizer files, ``recipe.yaml``, ``training_args.json``, ``data_report.json``,
+        ``training_log.jsonl`` and TensorBoard logs.
+    """
+    data_args, model_kwargs, training_kwargs, _ = load_recipe(recipe, overrides)
+    output_dir = Path(output_dir or training_kwargs.pop("output_dir", None) or "runs/seqvae")
+    training_kwargs.pop("output_dir", None)
+    args = _training_arguments(output_dir, training_kwargs)
+    set_seed(args.seed)
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    molecules, report = load_molecules(
+        data_args.data,
+        smiles_column=data_args.smiles_column,
+        canonicalize=data_args.canonicalize,
+        keep_largest_fragment=data_args.keep_largest_fragment,
+        representation=data_args.representation,
+        max_length=data_args.max_length,
+        deduplicate=data_args.deduplicate,
+        data_dir=data_args.data_dir,
+        progress=True,
+        num_proc=data_args.num_proc,
+    )
+    train_rows, validation_rows = split_train_validation(
+        molecules, data_args.validation_fraction, args.seed
+    )
+    checkpoint = _latest_checkpoint(output_dir) if resume else None
+    if resume and checkpoint is None:
+        raise SeqVAEError(f"--resume: no checkpoint-* folder in {output_dir}; start without --resume")
+    if checkpoint is not None:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(output_dir)
+        config = SeqVAEConfig.from_pretrained(checkpoint)
+    else:
+        tokenizer = build_tokenizer(train_rows["text"], data_args.representation, data_args.max_length)
+        tokenizer.save_pretrained(output_dir)
+        config = SeqVAEConfig(
+            vocab_size=len(tokenizer),
+            representation=data_args.representation,
+            max_sequence_length=data_args.max_length,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            unk_token_id=tokenizer.unk_token_id,
+            **model_kwargs,
+        )
+    train_set = tokenize_molecules(train_rows, tokenizer, report)
+    validation_set = tokenize_molecules(validation_rows, tokenizer, report)
+    report.write(output_dir / "data_report.json")
+    logger.info("data: %s (report: %s)", report.summary(), output_dir / "data_report.json")
+    _write_recipe(output_dir, data_args, model_kwargs, training_kwargs)
+
+    model = SeqVAE(config)
+    callbacks = [JsonlLogCallback(output_dir / "training_log.jsonl")]
+    if args.max_train_seconds:
+        callbacks.append(TimeLimitCallback(args.max_train_seconds))
+    trainer = SeqVAETrainer(
+        model=model,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=validation_set,
+        data_collator=PaddingCollator(tokenizer.pad_token_id),
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+    started = time.monotonic()
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    train_seconds = time.monotonic() - started
+    trainer.save_model(str(output_dir))
+    _replace_pickled_args(output_dir, args)
+    validation_metrics = trainer.evaluate()
+    return TrainingRun(
+        output_dir=output_dir,
+        model=trainer.model,
+        tokenizer=tokenizer,
+        train_smiles=train_rows["smiles"],
+        validation=validation_rows,
+        report=report,
+        validation_metrics=validation_metrics,
+        train_seconds=train_seconds,
+    )
+
+
+def _training_arguments(output_dir: Path, training_kwargs: dict) -> SeqVAETrainingArguments:
+    kwargs = {**DEFAULT_TRAINING, **training_kwargs, **FIXED_TRAINING}
+    if kwargs.get("report_to") in (["tensorboard"], "tensorboard") and not _has_tensorboard():
+        logger.warning("tensorboard is not installed; training logs go to training_log.jsonl only")
+        kwargs["report_to"] = "none"
+    try:
+        return SeqVAETrainingArguments(output_dir=str(output_dir), **kwargs)
+    except (ValueError, TypeError) as error:
+        if isinstance(error, SeqVAEError):
+            raise
+        raise SeqVAEError(f"invalid training setting: {error}") from None
+
+
+def _has_tensorboard() -> bool:
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _latest_checkpoint(output_dir: Path) -> Path | None:
+    checkpoints = sorted(
+        (p for p in output_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+        key=lambda p: int(p.name.split("-")[-1]),
+    )
+    return checkpoints[-1] if checkpoints else None
+
+
+def _write_recipe(output_dir: Path, data_args, model_kwargs, training_kwargs) -> None:
+    """The exact settings of this run, as a recipe that ``seqvae train --config`` accepts."""
+    from dataclasses import asdict
+
+    resolved = {**asdict(data_args), **model_kwargs, **training_kwargs}
+    (output_dir / "recipe.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+
+
+def _replace_pickled_args(output_dir: Path, args: TrainingArguments) -> None:
+    """Trainer saves ``training_args.bin`` with pickle; run folders keep JSON only."""
+    (output_dir / "training_args.bin").unlink(missing_ok=True)
+    (output_dir / "training_args.json").write_text(args.to_json_string())
