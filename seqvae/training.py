@@ -255,6 +255,7 @@ class TrainingRun:
     report: object
     validation_metrics: dict
     train_seconds: float
+    evaluation_args: EvaluationArguments
 
 
 def train(
@@ -276,7 +277,7 @@ def train(
         tokenizer files, ``recipe.yaml``, ``training_args.json``, ``data_report.json``,
         ``training_log.jsonl`` and TensorBoard logs.
     """
-    data_args, model_kwargs, training_kwargs, _ = load_recipe(recipe, overrides)
+    data_args, model_kwargs, training_kwargs, evaluation_args = load_recipe(recipe, overrides)
     output_dir = Path(output_dir or training_kwargs.pop("output_dir", None) or "runs/seqvae")
     training_kwargs.pop("output_dir", None)
     args = _training_arguments(output_dir, training_kwargs)
@@ -353,6 +354,7 @@ def train(
         report=report,
         validation_metrics=validation_metrics,
         train_seconds=train_seconds,
+        evaluation_args=evaluation_args,
     )
 
 

@@ -1,0 +1,223 @@
+"""``seqvae`` command line: thin subcommands over the library.
+
+    seqvae train --config recipes/quickstart.yaml [--output_dir runs/x] [--max_steps N] [key=value ...]
+    seqvae sample --model runs/x --num_samples 1000 [--temperature 1.0] [--output samples.csv]
+    seqvae encode --model runs/x --input mols.csv --output latents.npy
+    seqvae interpolate --model runs/x --start "CCO" --end "c1ccccc1O" --steps 8
+
+Problems the user can fix (a missing file, a bad recipe key...) print one ``error:`` line and
+exit with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .errors import SeqVAEError
+
+__all__ = ["main"]
+
+logger = logging.getLogger("seqvae")
+
+
+class Subcommand:
+    """One ``seqvae`` subcommand: its arguments and what it runs."""
+
+    name: str = ""
+    help: str = ""
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def run(cls, args: argparse.Namespace) -> int:
+        raise NotImplementedError
+
+
+def _add_decoding_options(parser: argparse.ArgumentParser, default_strategy: str) -> None:
+    group = parser.add_argument_group("decoding")
+    group.add_argument("--strategy", choices=["sample", "greedy"], default=default_strategy)
+    group.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (sample)")
+    group.add_argument("--top_k", type=int, default=0, help="keep the k most likely tokens (0: all)")
+    group.add_argument("--top_p", type=float, default=1.0, help="nucleus sampling mass (1.0: off)")
+    group.add_argument("--seed", type=int, default=None, help="random seed for reproducible samples")
+
+
+def _decoding_options(args) -> dict:
+    return {"strategy": args.strategy, "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p}
+
+
+class Train(Subcommand):
+    name = "train"
+    help = "train a VAE from a recipe, then evaluate it and write metrics.json"
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("--config", "--recipe", dest="config", help="recipe YAML (see recipes/)")
+        parser.add_argument("--output_dir", help="run folder (default: recipe's output_dir)")
+        parser.add_argument("--max_steps", type=int, help="optimiser steps (overrides the recipe)")
+        parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+        parser.add_argument("overrides", nargs="*", metavar="key=value", help="recipe keys to override")
+
+    @classmethod
+    def run(cls, args):
+        from .recipe import parse_override
+        from .pipeline import train_and_evaluate
+
+        overrides = dict(parse_override(text) for text in args.overrides)
+        if args.max_steps is not None:
+            overrides["max_steps"] = args.max_steps
+        metrics = train_and_evaluate(args.config, overrides, args.output_dir, resume=args.resume)
+        print(_format_metrics(metrics))
+        return 0
+
+
+class Sample(Subcommand):
+    name = "sample"
+    help = "sample molecules (or sentences) from a trained model's prior"
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("--model", required=True, help="run folder of a trained model")
+        parser.add_argument("--num_samples", type=int, default=100)
+        parser.add_argument("--batch_size", type=int, default=500)
+        parser.add_argument("--output", help="write a CSV (smiles, valid); default: print")
+        _add_decoding_options(parser, "sample")
+
+    @classmethod
+    def run(cls, args):
+        from .pipeline import load
+
+        vae = load(args.model)
+        frame = vae.sample_frame(
+            args.num_samples, seed=args.seed, batch_size=args.batch_size, progress=True, **_decoding_options(args)
+        )
+        if args.output:
+            _write_table(frame, args.output)
+            print(f"wrote {len(frame)} samples ({frame['valid'].mean():.1%} valid) to {args.output}")
+        else:
+            print(frame.to_csv(index=False), end="")
+        return 0
+
+
+class Encode(Subcommand):
+    name = "encode"
+    help = "write posterior means of the molecules in a file as a .npy array"
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("--model", required=True)
+        parser.add_argument("--input", required=True, help=".csv/.smi/.txt file of molecules")
+        parser.add_argument("--smiles_column", help="CSV column with SMILES (detected if omitted)")
+        parser.add_argument("--output", required=True, help="output .npy file [N, latent_dim]")
+
+    @classmethod
+    def run(cls, args):
+        import numpy as np
+
+        from .data import read_smiles_column
+        from .pipeline import load
+
+        vae = load(args.model)
+        values, first_line = read_smiles_column(_existing(args.input), args.smiles_column)
+        molecules = [str(v).strip() if v is not None else "" for v in values]
+        empty = [first_line + i for i, v in enumerate(molecules) if not v]
+        if empty:
+            raise SeqVAEError(f"{args.input}, line {empty[0]}: empty molecule ({len(empty)} empty rows); remove them")
+        latents = vae.encode(molecules).cpu().numpy()
+        np.save(args.output, latents)
+        print(f"wrote {latents.shape[0]} x {latents.shape[1]} latents to {args.output}")
+        return 0
+
+
+class Interpolate(Subcommand):
+    name = "interpolate"
+    help = "decode points between two molecules (or sentences) in latent space"
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("--model", required=True)
+        parser.add_argument("--start", required=True)
+        parser.add_argument("--end", required=True)
+        parser.add_argument("--steps", type=int, default=8)
+        parser.add_argument("--method", choices=["linear", "slerp"], default="linear")
+        _add_decoding_options(parser, "greedy")
+
+    @classmethod
+    def run(cls, args):
+        from .chem import is_valid
+        from .pipeline import load
+
+        vae = load(args.model)
+        path = vae.interpolate(args.start, args.end, steps=args.steps, method=args.method, **_decoding_options(args))
+        for step, item in enumerate(path):
+            flag = "" if vae.representation == "text" or is_valid(item) else "  (invalid)"
+            print(f"{step}\t{item}{flag}")
+        return 0
+
+
+SUBCOMMANDS = [Train, Sample, Encode, Interpolate]
+
+
+def _existing(path: str) -> Path:
+    if not Path(path).is_file():
+        raise SeqVAEError(f"input file not found: {path}")
+    return Path(path)
+
+
+def _write_table(frame, path: str) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+
+
+def _format_metrics(metrics: dict) -> str:
+    width = max(len(key) for key in metrics)
+    return "\n".join(f"{key:<{width}}  {value}" for key, value in metrics.items())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="seqvae", description="Sequence VAEs for molecules and text.")
+    parser.add_argument("--version", action="version", version=f"seqvae {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    parser.add_argument("--logfile", help="also write logs to this file")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for command in SUBCOMMANDS:
+        sub = commands.add_parser(command.name, help=command.help, description=command.help)
+        command.add_arguments(sub)
+        sub.set_defaults(handler=command)
+    return parser
+
+
+def _configure_logging(args) -> None:
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    handlers = [logging.StreamHandler(sys.stderr)]
+    if args.logfile:
+        handlers.append(logging.FileHandler(args.logfile))
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers)
+    for noisy in ("transformers", "datasets", "accelerate", "torch"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args)
+    try:
+        return args.handler.run(args)
+    except SeqVAEError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
