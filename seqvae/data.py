@@ -271,10 +271,12 @@ def _file_kind(path: Path) -> str:
 
 def read_smiles_column(path: Path, smiles_column: str | None = None) -> tuple[list, int]:
     """Raw SMILES values of one file and the line number of its first data row."""
-    check_utf8(path)
     kind = _file_kind(path)
+    num_lines = check_utf8(path)
+    if num_lines == 0:
+        raise SeqVAEError(f"{path} is empty: it has no lines; give a file with one molecule per row")
     if kind in (".smi", ".txt"):
-        table = datasets.load_dataset("text", data_files=str(path), split="train", keep_in_memory=True)
+        table = _load_quietly("text", path)
         # .smi lines are "SMILES [name ...]": the SMILES is the first whitespace-separated field.
         values = [line.split()[0] if line.strip() else "" for line in table["text"]]
         return values, 1
@@ -294,16 +296,26 @@ def read_smiles_column(path: Path, smiles_column: str | None = None) -> tuple[li
 
 def _load_csv(path: Path, header="infer") -> datasets.Dataset:
     try:
-        return datasets.load_dataset(
-            "csv",
-            data_files=str(path),
-            split="train",
-            keep_in_memory=True,
-            header=header,
-            skip_blank_lines=False,  # blank lines become empty rows, so line numbers stay true
-        )
+        # Blank lines become empty rows (not skipped), so line numbers stay true.
+        table = _load_quietly("csv", path, header=header, skip_blank_lines=False)
     except Exception as error:  # pandas' parser errors come in several types
-        raise SeqVAEError(f"{path}: cannot parse as CSV ({error})") from None
+        raise SeqVAEError(f"{path}: cannot parse as CSV ({error.__cause__ or error})") from None
+    if len(table) == 0:
+        raise SeqVAEError(f"{path} has a header line but no rows; add molecules below the header")
+    return table
+
+
+def _load_quietly(builder: str, path: Path, **options) -> datasets.Dataset:
+    """``datasets.load_dataset`` for one local file, in memory, without its progress bars."""
+    bars_were_enabled = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        return datasets.load_dataset(
+            builder, data_files=str(path), split="train", keep_in_memory=True, **options
+        )
+    finally:
+        if bars_were_enabled:
+            datasets.enable_progress_bars()
 
 
 def _choose_smiles_column(path: Path, table: datasets.Dataset, requested: str | None):
@@ -339,7 +351,13 @@ def _choose_smiles_column(path: Path, table: datasets.Dataset, requested: str | 
 
 
 def _looks_like_smiles(text: str) -> bool:
-    return bool(re.search(r"[A-Za-z]", text)) and to_mol(text.strip()) is not None and len(text) > 3
+    """Whether a CSV header cell is really a molecule (the file then has no header line).
+
+    Single letters are left out: a column named ``C`` or ``N`` is more likely than a first
+    molecule that is one atom.
+    """
+    text = text.strip()
+    return len(text) >= 2 and text.lower() not in SMILES_COLUMN_NAMES and to_mol(text) is not None
 
 
 # ----------------------------------------------------------------------- checking molecules

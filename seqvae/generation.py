@@ -68,7 +68,8 @@ def decode_latents(
         strategy: ``"greedy"`` or ``"sample"``.
         temperature: softmax temperature for sampling (> 0).
         top_k, top_p: sampling filters, see :func:`filter_logits`.
-        max_length: generation limit in tokens (default: the model's ``max_sequence_length``).
+        max_length: generation limit in tokens; at most (and by default) the model's
+            ``max_sequence_length``, which Transformer decoders cannot exceed.
         generator: random generator for reproducible sampling.
     """
     if strategy not in ("greedy", "sample"):
@@ -76,7 +77,9 @@ def decode_latents(
     if strategy == "sample" and temperature <= 0:
         raise SeqVAEError(f"temperature must be > 0, got {temperature}")
     config = model.config
-    limit = (max_length or config.max_sequence_length) - 1  # <bos> is given
+    if max_length is not None and max_length < 2:
+        raise SeqVAEError(f"max_length must be at least 2 (<bos> and one token), got {max_length}")
+    limit = min(max_length or config.max_sequence_length, config.max_sequence_length) - 1  # <bos> given
     was_training = model.training
     model.eval()
     batch = z.size(0)

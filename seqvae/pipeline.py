@@ -137,7 +137,7 @@ def load(run_dir: str | Path, device: str | None = None) -> SeqVAEPipeline:
     if missing:
         raise SeqVAEError(
             f"{run_dir} is not a complete seqvae model folder: missing {', '.join(missing)}. "
-            "Point to the output_dir of a finished run (a checkpoint-* folder lacks the tokenizer)"
+            "Point to the output_dir of a finished run, or to one of its checkpoint-* folders"
         )
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:

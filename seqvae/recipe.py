@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -74,6 +75,21 @@ class EvaluationArguments:
     num_reconstruction_molecules: int = 1000
 
 
+class _RecipeLoader(yaml.SafeLoader):
+    """YAML loader that reads ``1e-3`` as a float, as YAML 1.2 does (PyYAML's 1.1 wants ``1.0e-3``)."""
+
+
+_RecipeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def _yaml_load(text: str):
+    return yaml.load(text, Loader=_RecipeLoader)
+
+
 def model_keys() -> dict[str, object]:
     """The recipe keys that configure the model, with their types."""
     hints = typing.get_type_hints(SeqVAEConfig.__init__)
@@ -90,7 +106,7 @@ def parse_override(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise SeqVAEError(f"override {text!r} is not of the form key=value")
-    return key.strip().lstrip("-").replace("-", "_"), yaml.safe_load(value) if value else None
+    return key.strip().lstrip("-").replace("-", "_"), _yaml_load(value) if value else None
 
 
 def load_recipe(path: str | Path | None, overrides: dict | None = None):
@@ -143,7 +159,7 @@ def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise SeqVAEError(f"recipe not found: {path}; see recipes/ for examples")
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+        values = _yaml_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise SeqVAEError(f"{path}: not UTF-8 text; re-save the recipe as UTF-8") from None
     except yaml.YAMLError as error:

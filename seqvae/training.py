@@ -281,6 +281,7 @@ def train(
     output_dir = Path(output_dir or training_kwargs.pop("output_dir", None) or "runs/seqvae")
     training_kwargs.pop("output_dir", None)
     args = _training_arguments(output_dir, training_kwargs)
+    _check_model_settings(model_kwargs)  # fail before the data is read, not after
     set_seed(args.seed)
     output_dir.mkdir(parents=True, exist_ok=True)
 
@@ -324,7 +325,7 @@ def train(
     validation_set = tokenize_molecules(validation_rows, tokenizer, report)
     report.write(output_dir / "data_report.json")
     logger.info("data: %s (report: %s)", report.summary(), output_dir / "data_report.json")
-    _write_recipe(output_dir, data_args, model_kwargs, training_kwargs)
+    _write_recipe(output_dir, data_args, model_kwargs, training_kwargs, evaluation_args)
 
     model = SeqVAE(config)
     callbacks = [JsonlLogCallback(output_dir / "training_log.jsonl")]
@@ -387,11 +388,18 @@ def _latest_checkpoint(output_dir: Path) -> Path | None:
     return checkpoints[-1] if checkpoints else None
 
 
-def _write_recipe(output_dir: Path, data_args, model_kwargs, training_kwargs) -> None:
+def _check_model_settings(model_kwargs: dict) -> None:
+    try:
+        SeqVAEConfig(**model_kwargs)
+    except ValueError as error:
+        raise SeqVAEError(f"invalid model setting: {error}") from None
+
+
+def _write_recipe(output_dir: Path, data_args, model_kwargs, training_kwargs, evaluation_args) -> None:
     """The exact settings of this run, as a recipe that ``seqvae train --config`` accepts."""
     from dataclasses import asdict
 
-    resolved = {**asdict(data_args), **model_kwargs, **training_kwargs}
+    resolved = {**asdict(data_args), **model_kwargs, **training_kwargs, **asdict(evaluation_args)}
     (output_dir / "recipe.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
 
 

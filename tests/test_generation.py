@@ -1,0 +1,270 @@
+"""Unit tests of seqvae.generation: logit filters, step-by-step decoding, prior sampling,
+interpolation. Models are tiny and untrained; where an outcome must be forced, the output bias
+of the decoder is set so that one token always wins."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from seqvae import SeqVAE
+from seqvae.errors import SeqVAEError
+from seqvae.generation import decode_latents, filter_logits, ids_to_strings, interpolate_latents, sample_prior
+from seqvae.tokenization import build_tokenizer
+
+KINDS = ("gru", "lstm", "transformer")
+
+
+def finite_positions(logits: torch.Tensor) -> list[list[int]]:
+    return [torch.isfinite(row).nonzero().flatten().tolist() for row in logits]
+
+
+# --------------------------------------------------------------------------- filter_logits
+
+
+def test_top_k_keeps_exactly_the_k_best_tokens():
+    logits = torch.tensor([[1.0, 4.0, 2.0, 3.0, 0.0], [5.0, 1.0, 2.0, 0.0, 4.0]])
+    filtered = filter_logits(logits, top_k=2)
+    assert finite_positions(filtered) == [[1, 3], [0, 4]]
+    kept = torch.isfinite(filtered)
+    assert torch.equal(filtered[kept], logits[kept])  # kept logits are not changed
+
+
+def test_top_k_zero_or_at_least_vocab_keeps_everything():
+    logits = torch.randn(3, 6)
+    assert torch.equal(filter_logits(logits, top_k=0), logits)
+    assert torch.equal(filter_logits(logits, top_k=6), logits)
+    assert torch.equal(filter_logits(logits, top_k=10), logits)
+
+
+# probabilities at shuffled positions: 0.5 at index 1, 0.3 at 3, 0.15 at 0, 0.05 at 2
+NUCLEUS_PROBS = torch.tensor([[0.15, 0.5, 0.05, 0.3]])
+
+
+@pytest.mark.parametrize(
+    "top_p, expected",
+    [(0.4, [1]), (0.75, [1, 3]), (0.85, [0, 1, 3]), (0.97, [0, 1, 2, 3]), (1.0, [0, 1, 2, 3])],
+)
+def test_top_p_keeps_the_smallest_set_reaching_the_mass(top_p, expected):
+    filtered = filter_logits(NUCLEUS_PROBS.log(), top_p=top_p)
+    assert finite_positions(filtered) == [expected]
+
+
+def test_top_p_always_keeps_the_best_token():
+    logits = torch.tensor([[0.0, 0.1, 9.0, 0.2], [3.0, 3.0 - 1e-3, -1.0, 0.0]])
+    filtered = filter_logits(logits, top_p=1e-9)
+    assert finite_positions(filtered) == [[2], [0]]
+
+
+def test_top_p_filters_each_row_independently():
+    probs = torch.cat([NUCLEUS_PROBS, NUCLEUS_PROBS.flip(1)])
+    filtered = filter_logits(probs.log(), top_p=0.75)
+    assert finite_positions(filtered) == [[1, 3], [0, 2]]
+
+
+def test_top_k_and_top_p_combine():
+    filtered = filter_logits(NUCLEUS_PROBS.log(), top_k=3, top_p=0.97)
+    assert finite_positions(filtered) == [[0, 1, 3]]
+
+
+# --------------------------------------------------------------------------- decode_latents
+
+
+@pytest.fixture
+def tiny_model(tiny_config):
+    def make(decoder_type: str = "gru", **overrides) -> SeqVAE:
+        torch.manual_seed(0)
+        return SeqVAE(tiny_config(decoder_type=decoder_type, max_sequence_length=20, **overrides)).eval()
+
+    return make
+
+
+def force_token(model: SeqVAE, token_id: int) -> None:
+    """Make ``token_id`` the argmax (and nearly certain sample) of every decoding step."""
+    with torch.no_grad():
+        model.decoder.output.bias[token_id] = 1e4
+
+
+@pytest.mark.parametrize("decoder_type", KINDS)
+def test_greedy_decoding_is_deterministic(tiny_model, decoder_type):
+    model = tiny_model(decoder_type)
+    z = torch.randn(4, 8, generator=torch.Generator().manual_seed(0))
+    first = decode_latents(model, z, strategy="greedy")
+    assert first == decode_latents(model, z, strategy="greedy")
+    assert len(first) == 4
+    assert all(isinstance(token, int) for row in first for token in row)
+
+
+@pytest.mark.parametrize("decoder_type", KINDS)
+def test_sampling_with_a_seeded_generator_is_reproducible(tiny_model, decoder_type):
+    model = tiny_model(decoder_type)
+    z = torch.randn(8, 8, generator=torch.Generator().manual_seed(0))
+    first = decode_latents(model, z, strategy="sample", generator=torch.Generator().manual_seed(5))
+    again = decode_latents(model, z, strategy="sample", generator=torch.Generator().manual_seed(5))
+    other = decode_latents(model, z, strategy="sample", generator=torch.Generator().manual_seed(6))
+    assert first == again
+    assert first != other
+
+
+@pytest.mark.parametrize("decoder_type", KINDS)
+@pytest.mark.parametrize("strategy", ["greedy", "sample"])
+def test_decoding_stops_at_eos_and_strips_it(tiny_model, decoder_type, strategy):
+    model = tiny_model(decoder_type)
+    force_token(model, model.config.eos_token_id)
+    out = decode_latents(model, torch.randn(3, 8), strategy=strategy, generator=torch.Generator().manual_seed(0))
+    assert out == [[], [], []]
+
+
+def test_finished_sequences_are_cut_at_eos_while_others_continue(tiny_model, monkeypatch):
+    model = tiny_model("gru")
+    eos, vocab = model.config.eos_token_id, model.config.vocab_size
+    calls = []
+
+    def scripted_decode_logits(tokens, z, state):
+        """Token 7 everywhere; row 0 ends at its 2nd token, row 1 at its 4th."""
+        step = state
+        calls.append(tokens[:, -1].tolist())
+        logits = torch.zeros(z.size(0), 1, vocab)
+        logits[:, :, 7] = 1.0
+        if step == 1:
+            logits[0, :, eos] = 10.0
+        if step == 3:
+            logits[1, :, eos] = 10.0
+        return logits, step + 1
+
+    monkeypatch.setattr(model, "initial_decoder_state", lambda z: 0)
+    monkeypatch.setattr(model, "decode_logits", scripted_decode_logits)
+    out = decode_latents(model, torch.zeros(2, 8), strategy="greedy", max_length=10)
+    assert out == [[7], [7, 7, 7]]
+    # the loop stops as soon as every sequence has produced <eos>; finished rows read <pad>
+    assert calls == [[1, 1], [7, 7], [eos, 7], [0, 7]]
+
+
+@pytest.mark.parametrize("decoder_type", KINDS)
+@pytest.mark.parametrize("max_length", [2, 7, 20])
+def test_max_length_bounds_the_generated_tokens(tiny_model, decoder_type, max_length):
+    model = tiny_model(decoder_type)
+    force_token(model, 9)  # never <eos>: generation only stops at the limit
+    out = decode_latents(model, torch.randn(3, 8), strategy="greedy", max_length=max_length)
+    # <bos> + generated tokens fit in max_length
+    assert [len(row) for row in out] == [max_length - 1] * 3
+
+
+def test_default_max_length_is_the_model_limit(tiny_model):
+    model = tiny_model("transformer")
+    force_token(model, 9)
+    out = decode_latents(model, torch.randn(2, 8), strategy="greedy")
+    assert [len(row) for row in out] == [model.config.max_sequence_length - 1] * 2
+
+
+def test_max_length_beyond_the_model_limit_is_clipped_or_rejected_cleanly(tiny_model):
+    model = tiny_model("transformer")
+    force_token(model, 9)
+    try:
+        out = decode_latents(model, torch.randn(2, 8), strategy="greedy", max_length=40)
+    except SeqVAEError:
+        return
+    assert all(len(row) <= 39 for row in out)
+
+
+def test_bos_and_pad_are_never_generated(tiny_model):
+    model = tiny_model("gru")
+    with torch.no_grad():
+        model.decoder.output.bias[model.config.bos_token_id] = 1e4
+        model.decoder.output.bias[model.config.pad_token_id] = 1e4
+        model.decoder.output.bias[6] = 50.0  # the best allowed token
+    out = decode_latents(model, torch.randn(2, 8), strategy="greedy", max_length=5)
+    assert out == [[6] * 4, [6] * 4]
+
+
+@pytest.mark.parametrize("strategy, options", [("beam", {}), ("sample", {"temperature": 0.0})])
+def test_bad_decoding_options_raise_seqvae_error(tiny_model, strategy, options):
+    with pytest.raises(SeqVAEError):
+        decode_latents(tiny_model("gru"), torch.randn(1, 8), strategy=strategy, **options)
+
+
+def test_decoding_restores_training_mode(tiny_model):
+    model = tiny_model("gru").train()
+    decode_latents(model, torch.randn(1, 8), strategy="greedy", max_length=3)
+    assert model.training
+
+
+# ---------------------------------------------------------------------------- sample_prior
+
+
+@pytest.mark.parametrize("num_samples, batch_size", [(1, 500), (7, 3), (12, 4)])
+def test_sample_prior_returns_num_samples_sequences(tiny_model, num_samples, batch_size):
+    out = sample_prior(tiny_model("gru"), num_samples, batch_size=batch_size, generator=torch.Generator().manual_seed(0), max_length=6)
+    assert len(out) == num_samples
+    assert all(len(row) <= 5 for row in out)
+
+
+def test_sample_prior_is_reproducible_with_a_seeded_generator(tiny_model):
+    model = tiny_model("lstm")
+    first = sample_prior(model, 6, batch_size=4, generator=torch.Generator().manual_seed(1))
+    again = sample_prior(model, 6, batch_size=4, generator=torch.Generator().manual_seed(1))
+    assert first == again
+
+
+def test_sample_prior_rejects_zero_samples(tiny_model):
+    with pytest.raises(SeqVAEError, match="num_samples"):
+        sample_prior(tiny_model("gru"), 0)
+
+
+def test_ids_to_strings_decodes_smiles_and_selfies():
+    tokenizer = build_tokenizer(["CCO", "c1ccccc1"], "smiles")
+    ids = [tokenizer("CCO", add_special_tokens=False)["input_ids"], []]
+    assert ids_to_strings(tokenizer, ids, "smiles") == ["CCO", ""]
+    selfies_tokenizer = build_tokenizer(["[C][C][O]"], "selfies")
+    ids = [selfies_tokenizer("[C][C][O]", add_special_tokens=False)["input_ids"]]
+    assert ids_to_strings(selfies_tokenizer, ids, "selfies") == ["CCO"]
+
+
+# ----------------------------------------------------------------------------- interpolate
+
+
+@pytest.mark.parametrize("method", ["linear", "slerp"])
+def test_interpolation_starts_and_ends_at_the_endpoints(method):
+    generator = torch.Generator().manual_seed(0)
+    start, end = torch.randn(8, generator=generator), torch.randn(8, generator=generator)
+    path = interpolate_latents(start, end, steps=5, method=method)
+    assert path.shape == (5, 8)
+    assert torch.allclose(path[0], start, atol=1e-5)
+    assert torch.allclose(path[-1], end, atol=1e-5)
+
+
+def test_linear_interpolation_moves_in_equal_steps():
+    start, end = torch.zeros(3), torch.tensor([4.0, 8.0, -4.0])
+    path = interpolate_latents(start, end, steps=5, method="linear")
+    assert torch.allclose(path[2], torch.tensor([2.0, 4.0, -2.0]))
+    differences = path[1:] - path[:-1]
+    assert torch.allclose(differences, differences[0].expand_as(differences))
+
+
+def test_slerp_keeps_the_norm_of_equal_norm_endpoints():
+    generator = torch.Generator().manual_seed(1)
+    start, end = torch.randn(16, generator=generator), torch.randn(16, generator=generator)
+    start, end = 3.0 * start / start.norm(), 3.0 * end / end.norm()
+    path = interpolate_latents(start, end, steps=9, method="slerp")
+    assert torch.allclose(path.norm(dim=1), torch.full((9,), 3.0), atol=1e-4)
+    # and linear interpolation between the same points does not
+    assert interpolate_latents(start, end, steps=9, method="linear").norm(dim=1)[4] < 2.9
+
+
+def test_slerp_moves_at_constant_angular_speed():
+    start, end = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    path = interpolate_latents(start, end, steps=3, method="slerp")
+    assert torch.allclose(path[1], torch.tensor([math.sqrt(0.5), math.sqrt(0.5)]), atol=1e-6)
+
+
+@pytest.mark.parametrize("steps", [1, 0, -3])
+def test_interpolation_needs_at_least_two_steps(steps):
+    with pytest.raises(SeqVAEError, match="steps must be at least 2"):
+        interpolate_latents(torch.zeros(4), torch.ones(4), steps=steps)
+
+
+def test_interpolation_rejects_unknown_method():
+    with pytest.raises(SeqVAEError, match="linear' or 'slerp"):
+        interpolate_latents(torch.zeros(4), torch.ones(4), steps=3, method="cubic")
