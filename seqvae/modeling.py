@@ -114,6 +114,19 @@ def _reverse_within_length(embedded: torch.Tensor, lengths: torch.Tensor) -> tor
     return embedded.gather(1, index.unsqueeze(-1).expand(-1, -1, embedded.size(-1)))
 
 
+def transformer_stack(config: SeqVAEConfig, width: int, num_layers: int) -> nn.TransformerEncoder:
+    """Pre-norm self-attention layers; causality is decided by the mask passed at call time."""
+    layer = nn.TransformerEncoderLayer(
+        width,
+        config.num_attention_heads,
+        config.transformer_ffn_dim,
+        dropout=config.dropout,
+        batch_first=True,
+        norm_first=True,
+    )
+    return nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+
+
 class TransformerEncoder(nn.Module):
     """Transformer layers over embeddings + learned positions, mean-pooled over real tokens."""
 
@@ -122,17 +135,7 @@ class TransformerEncoder(nn.Module):
         width = config.encoder_hidden_size
         self.input_projection = nn.Linear(config.embedding_dim, width)
         self.positions = nn.Embedding(config.max_sequence_length, width)
-        layer = nn.TransformerEncoderLayer(
-            width,
-            config.num_attention_heads,
-            config.transformer_ffn_dim,
-            dropout=config.dropout,
-            batch_first=True,
-            norm_first=True,
-        )
-        self.layers = nn.TransformerEncoder(
-            layer, config.encoder_num_layers, enable_nested_tensor=False
-        )
+        self.layers = transformer_stack(config, width, config.encoder_num_layers)
         self.output_size = width
 
     def forward(self, embedded: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -202,17 +205,7 @@ class TransformerDecoder(nn.Module):
         self.positions = nn.Embedding(config.max_sequence_length + 1, width)  # +1 for the z prefix
         self.latent_prefix = nn.Linear(config.latent_dim, width)
         self.latent_offset = nn.Linear(config.latent_dim, width)
-        layer = nn.TransformerEncoderLayer(
-            width,
-            config.num_attention_heads,
-            config.transformer_ffn_dim,
-            dropout=config.dropout,
-            batch_first=True,
-            norm_first=True,
-        )
-        self.layers = nn.TransformerEncoder(
-            layer, config.decoder_num_layers, enable_nested_tensor=False
-        )
+        self.layers = transformer_stack(config, width, config.decoder_num_layers)
         self.final_norm = nn.LayerNorm(width)
         self.output = nn.Linear(width, config.vocab_size)
 
