@@ -203,6 +203,9 @@ def _configure_logging(args) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers)
     for noisy in ("transformers", "datasets", "accelerate", "torch"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # "Loading weights" bars on every model load
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -24,9 +25,11 @@ from .errors import SeqVAEError
 from .generation import decode_latents, ids_to_strings, interpolate_latents, sample_prior
 from .metrics.molecules import fraction_novel, fraction_unique, fraction_valid, reconstruction_accuracy
 from .modeling import SeqVAE
-from .tokenization import to_model_text
+from .tokenization import count_unknown, to_model_text
 
 __all__ = ["SeqVAEPipeline", "load", "evaluate_run", "train_and_evaluate"]
+
+logger = logging.getLogger(__name__)
 
 REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json")
 
@@ -70,6 +73,12 @@ class SeqVAEPipeline:
                 raise SeqVAEError(f"cannot convert {item!r} to {self.representation}")
             texts.append(text)
         ids = self.tokenizer(texts, truncation=True, max_length=self.config.max_sequence_length)["input_ids"]
+        unknown = count_unknown(ids, self.tokenizer.unk_token_id)
+        if unknown.tokens:
+            logger.warning(
+                "%d symbol(s) in %d of %d input(s) are not in the model's vocabulary and were read as <unk>",
+                unknown.tokens, unknown.sequences, len(ids),
+            )
         batch = PaddingCollator(self.tokenizer.pad_token_id)([{"input_ids": x} for x in ids])
         return {key: value.to(self.model.device) for key, value in batch.items()}
 

@@ -238,6 +238,7 @@ DEFAULT_TRAINING = {
     "report_to": ["tensorboard"],
     "train_sampling_strategy": "group_by_length",
     "dataloader_num_workers": 0,
+    "dataloader_pin_memory": torch.cuda.is_available(),  # pinning without a GPU only warns
 }
 # Fixed regardless of the recipe: our collator needs the raw columns, and lengths are computed.
 FIXED_TRAINING = {"remove_unused_columns": False, "length_column_name": "length"}

@@ -294,3 +294,13 @@ def test_python_m_seqvae_user_error_prints_one_line_without_traceback(tmp_path):
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "missing_run" in errors[0]
+
+
+def test_encoding_a_symbol_outside_the_vocabulary_warns(trained_run, caplog):
+    import seqvae
+
+    vae = seqvae.load(trained_run.output_dir)
+    with caplog.at_level("WARNING", logger="seqvae.pipeline"):
+        latents = vae.encode(["CCO", "C[Xe]C"])
+    assert latents.shape[0] == 2
+    assert "1 symbol(s) in 1 of 2 input(s)" in caplog.text
