@@ -129,6 +129,7 @@ class Encode(Subcommand):
         if empty:
             raise SeqVAEError(f"{args.input}, line {empty[0]}: empty molecule ({len(empty)} empty rows); remove them")
         latents = vae.encode(molecules).cpu().numpy()
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         np.save(args.output, latents)
         print(f"wrote {latents.shape[0]} x {latents.shape[1]} latents to {args.output}")
         return 0
@@ -153,7 +154,9 @@ class Interpolate(Subcommand):
         from .pipeline import load
 
         vae = load(args.model)
-        path = vae.interpolate(args.start, args.end, steps=args.steps, method=args.method, **_decoding_options(args))
+        path = vae.interpolate(
+            args.start, args.end, steps=args.steps, method=args.method, seed=args.seed, **_decoding_options(args)
+        )
         for step, item in enumerate(path):
             flag = "" if vae.representation == "text" or is_valid(item) else "  (invalid)"
             print(f"{step}\t{item}{flag}")

@@ -76,6 +76,10 @@ def decode_latents(
         raise SeqVAEError(f"strategy must be 'greedy' or 'sample', got {strategy!r}")
     if strategy == "sample" and temperature <= 0:
         raise SeqVAEError(f"temperature must be > 0, got {temperature}")
+    if not 0.0 < top_p <= 1.0:
+        raise SeqVAEError(f"top_p must be in (0, 1], got {top_p}")
+    if top_k < 0:
+        raise SeqVAEError(f"top_k must be >= 0 (0 keeps all tokens), got {top_k}")
     config = model.config
     if max_length is not None and max_length < 2:
         raise SeqVAEError(f"max_length must be at least 2 (<bos> and one token), got {max_length}")
@@ -97,7 +101,10 @@ def decode_latents(
         else:
             logits = filter_logits(logits / temperature, top_k, top_p)
             probabilities = F.softmax(logits, dim=-1)
-            next_tokens = torch.multinomial(probabilities, 1, generator=generator).squeeze(1)
+            # Draw on the CPU when a (CPU) generator is given, so a seed means the same on any device.
+            if generator is not None:
+                probabilities = probabilities.cpu()
+            next_tokens = torch.multinomial(probabilities, 1, generator=generator).squeeze(1).to(z.device)
         next_tokens = next_tokens.masked_fill(finished, config.pad_token_id)
         generated.append(next_tokens)
         finished |= next_tokens == config.eos_token_id
@@ -141,6 +148,8 @@ def sample_prior(
     """Draw ``z ~ N(0, I)`` and decode, in batches. Returns token id lists."""
     if num_samples < 1:
         raise SeqVAEError(f"num_samples must be at least 1, got {num_samples}")
+    if batch_size < 1:
+        raise SeqVAEError(f"batch_size must be at least 1, got {batch_size}")
     device = model.device
     results = []
     with tqdm(total=num_samples, desc="sampling", unit="seq", disable=not progress) as bar:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pandas as pd
 import torch
 from transformers import AutoTokenizer
 
-from .chem import is_valid
+from .chem import canonical_smiles, is_valid
 from .data import PaddingCollator
 from .errors import SeqVAEError
 from .generation import decode_latents, ids_to_strings, interpolate_latents, sample_prior
@@ -68,6 +69,9 @@ class SeqVAEPipeline:
         """Strings -> padded ``input_ids`` / ``attention_mask`` on the model's device."""
         texts = []
         for item in self._as_list(items):
+            if self.representation != "text":
+                # Training canonicalises SMILES, so equivalent inputs should read the same.
+                item = canonical_smiles(item) or item
             text = item if self.representation == "text" else to_model_text(item, self.representation)
             if text is None:
                 raise SeqVAEError(f"cannot convert {item!r} to {self.representation}")
@@ -205,6 +209,8 @@ def train_and_evaluate(
 
     started = time.monotonic()
     run = train(recipe, overrides, output_dir, resume=resume)
+    if int(os.environ.get("RANK", "0")) != 0:  # multi-process launch: rank 0 evaluates and writes
+        return run.validation_metrics
     eval_args = run.evaluation_args
     vae = SeqVAEPipeline(run.model, run.tokenizer, source=str(run.output_dir))
     generation_metrics, samples = evaluate_run(

@@ -74,6 +74,12 @@ class EvaluationArguments:
     sample_temperature: float = 1.0
     num_reconstruction_molecules: int = 1000
 
+    def __post_init__(self):
+        if self.num_prior_samples < 1 or self.num_reconstruction_molecules < 0:
+            raise SeqVAEError("num_prior_samples must be >= 1 and num_reconstruction_molecules >= 0")
+        if self.sample_temperature <= 0:
+            raise SeqVAEError(f"sample_temperature must be > 0, got {self.sample_temperature}")
+
 
 class _RecipeLoader(yaml.SafeLoader):
     """YAML loader that reads ``1e-3`` as a float, as YAML 1.2 does (PyYAML's 1.1 wants ``1.0e-3``)."""
@@ -106,7 +112,11 @@ def parse_override(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise SeqVAEError(f"override {text!r} is not of the form key=value")
-    return key.strip().lstrip("-").replace("-", "_"), _yaml_load(value) if value else None
+    try:
+        parsed = _yaml_load(value) if value else None
+    except yaml.YAMLError:
+        parsed = value  # not YAML (e.g. "@file", "[a"): keep the text; the type check decides
+    return key.strip().lstrip("-").replace("-", "_"), parsed
 
 
 def load_recipe(path: str | Path | None, overrides: dict | None = None):

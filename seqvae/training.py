@@ -82,6 +82,18 @@ class SeqVAETrainingArguments(TrainingArguments):
             raise SeqVAEError(f"loss_reduction must be 'sequence' or 'token', got {self.loss_reduction!r}")
         if not 0.0 <= self.word_dropout < 1.0:
             raise SeqVAEError(f"word_dropout must be in [0, 1), got {self.word_dropout}")
+        for name in ("free_bits", "free_bits_total", "kl_warmup_steps", "kl_start_step", "max_train_seconds"):
+            if getattr(self, name) < 0:
+                raise SeqVAEError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.kl_num_cycles < 1 or not 0.0 < self.kl_cycle_ratio <= 1.0:
+            raise SeqVAEError(
+                f"cyclical KL needs kl_num_cycles >= 1 and 0 < kl_cycle_ratio <= 1, "
+                f"got {self.kl_num_cycles} and {self.kl_cycle_ratio}"
+            )
+        try:
+            self.kl_schedule_spec(total_steps=1)
+        except ValueError as error:
+            raise SeqVAEError(str(error)) from None
 
     def kl_schedule_spec(self, total_steps: int) -> KLSchedule:
         return KLSchedule(
@@ -110,7 +122,7 @@ class SeqVAETrainer(Trainer):
         return kl_weight_at(self.state.global_step, self.args.kl_schedule_spec(total))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        config = model.config
+        config = self.model.config  # `model` may be wrapped (DataParallel / DDP), self.model is not
         beta = self.kl_weight() if model.training else 1.0
         decoder_input_ids = inputs["input_ids"][:, :-1]
         if model.training and self.args.word_dropout > 0:
@@ -184,7 +196,10 @@ def evaluate_validation(model: SeqVAE, dataloader, loss_reduction: str = "sequen
     model.train(was_training)
     mu = torch.cat(means)
     recon = sums["recon"] / sums["sequences"]
+    kl = sums["kl"] / sums["sequences"]
+    recon_term = recon if loss_reduction == "sequence" else sums["recon"] / sums["tokens"]
     return {
+        "loss": round(recon_term + kl, 4),  # the objective at KL weight 1, for best-model selection
         "recon_per_sequence": round(recon, 4),
         "recon_per_token": round(sums["recon"] / sums["tokens"], 4),
         "kl_per_sequence": round(sums["kl"] / sums["sequences"], 4),
@@ -220,6 +235,7 @@ class TimeLimitCallback(TrainerCallback):
         if self.seconds and time.monotonic() - self.start > self.seconds:
             logger.info("time limit of %.0f s reached at step %d", self.seconds, state.global_step)
             control.should_training_stop = True
+            control.should_save = True  # so that --resume continues from here
 
 
 # ------------------------------------------------------------------------------- train()
@@ -329,7 +345,10 @@ def train(
     _write_recipe(output_dir, data_args, model_kwargs, training_kwargs, evaluation_args)
 
     model = SeqVAE(config)
-    callbacks = [JsonlLogCallback(output_dir / "training_log.jsonl")]
+    log_path = output_dir / "training_log.jsonl"
+    if checkpoint is None:
+        log_path.unlink(missing_ok=True)  # a fresh run in an old folder starts a fresh log
+    callbacks = [JsonlLogCallback(log_path)]
     if args.max_train_seconds:
         callbacks.append(TimeLimitCallback(args.max_train_seconds))
     trainer = SeqVAETrainer(

@@ -188,6 +188,9 @@ def test_encode_with_an_empty_row_names_its_line(capsys, tmp_path, trained_run):
         (["sample", "--num_samples", "0"], "num_samples must be at least 1"),
         (["sample", "--temperature", "0"], "temperature must be > 0"),
         (["interpolate", "--start", "CCO", "--end", "CCN", "--steps", "1"], "steps must be at least 2"),
+        (["sample", "--top_p", "0"], "top_p must be in (0, 1]"),
+        (["sample", "--top_k", "-1"], "top_k must be >= 0"),
+        (["sample", "--batch_size", "0"], "batch_size must be at least 1"),
     ],
 )
 def test_bad_generation_options(capsys, trained_run, argv, fragment):
@@ -304,3 +307,45 @@ def test_encoding_a_symbol_outside_the_vocabulary_warns(trained_run, caplog):
         latents = vae.encode(["CCO", "C[Xe]C"])
     assert latents.shape[0] == 2
     assert "1 symbol(s) in 1 of 2 input(s)" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "setting, fragment",
+    [
+        (["kl_min_weight=0.5", "kl_max_weight=0.1"], "below min_weight"),
+        (["kl_schedule=cyclical", "kl_cycle_ratio=0"], "kl_cycle_ratio"),
+        (["kl_schedule=cyclical", "kl_num_cycles=0"], "kl_num_cycles"),
+        (["free_bits=-1"], "free_bits must be >= 0"),
+        (["num_prior_samples=0"], "num_prior_samples"),
+        (["sample_temperature=0"], "sample_temperature must be > 0"),
+    ],
+)
+def test_train_with_an_invalid_objective_or_evaluation_setting(capsys, tmp_path, tiny_csv, setting, fragment):
+    result = run_cli(capsys, "train", "--output_dir", tmp_path / "run", f"data={tiny_csv}", *TINY_TRAIN, *setting)
+    assert_user_error(*result, fragment)
+    assert not (tmp_path / "run" / "data_report.json").exists()  # rejected before reading the data
+
+
+def test_encode_creates_the_output_folder(capsys, tmp_path, trained_run):
+    molecules = tmp_path / "mols.smi"
+    molecules.write_text("CCO\nc1ccccc1\n")
+    output = tmp_path / "new" / "folder" / "z.npy"
+    status, _, _ = run_cli(capsys, "encode", "--model", trained_run.output_dir, "--input", molecules, "--output", output)
+    assert status == 0 and np.load(output).shape[0] == 2
+
+
+def test_interpolate_with_sampling_and_a_seed_is_reproducible(capsys, trained_run):
+    argv = ["interpolate", "--model", trained_run.output_dir, "--start", "CCO", "--end", "c1ccccc1O",
+            "--steps", "4", "--strategy", "sample", "--seed", "7"]
+    first = run_cli(capsys, *argv)
+    second = run_cli(capsys, *argv)
+    assert first[0] == second[0] == 0
+    assert first[1] == second[1] and len(first[1].splitlines()) == 4
+
+
+def test_equivalent_smiles_get_the_same_latent(trained_run):
+    import seqvae
+
+    vae = seqvae.load(trained_run.output_dir)
+    latents = vae.encode(["c1ccccc1O", "Oc1ccccc1"])
+    assert np.allclose(latents[0].numpy(), latents[1].numpy())

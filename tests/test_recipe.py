@@ -216,3 +216,9 @@ def test_every_shipped_recipe_loads_and_builds_its_arguments(recipe, tmp_path):
     args = _training_arguments(tmp_path / "run", training_kwargs)
     assert args.kl_schedule in ("constant", "linear", "sigmoid", "cyclical")
     assert eval_args.num_prior_samples >= 1
+
+
+@pytest.mark.parametrize("text", ["data=@molecules", "smiles_column=[a"])
+def test_parse_override_keeps_text_that_is_not_yaml(text):
+    key, value = parse_override(text)
+    assert value == text.split("=", 1)[1]

@@ -296,3 +296,25 @@ def test_other_architectures_and_objectives_train_save_and_sample(tmp_path, tiny
         # decoded SELFIES come back as SMILES, and SELFIES always spell a valid molecule
         assert all(sample == "" or is_valid(sample) for sample in samples)
         assert not any(sample.startswith("[C]") for sample in samples)
+
+
+def test_a_fresh_run_in_an_old_folder_starts_a_fresh_log(tmp_path, tiny_csv, make_overrides):
+    output_dir = tmp_path / "run"
+    settings = make_overrides(tiny_csv, max_steps=4, save_steps=100, logging_steps=2)
+    train(None, settings, output_dir)
+    train(None, settings, output_dir)
+    assert [r["step"] for r in loss_records(output_dir)] == [2, 4]
+
+
+def test_stopping_at_the_time_limit_saves_a_checkpoint_to_resume_from(tmp_path, tiny_csv, make_overrides):
+    output_dir = tmp_path / "run"
+    # A limit this small stops training after its first step; the step must be saved.
+    train(None, make_overrides(tiny_csv, max_steps=50, save_steps=100, max_train_seconds=1.0e-6), output_dir)
+    checkpoints = sorted(output_dir.glob("checkpoint-*"))
+    assert [c.name for c in checkpoints] == ["checkpoint-1"]
+
+
+def test_validation_metrics_include_a_loss_for_best_model_selection(trained_run):
+    metrics = trained_run.metrics
+    expected = metrics["recon_per_sequence"] + metrics["kl_per_sequence"]
+    assert metrics["loss"] == pytest.approx(expected, abs=1e-3)
