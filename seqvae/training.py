@@ -33,7 +33,7 @@ from .data import (
 from .errors import SeqVAEError
 from .modeling import SeqVAE
 from .objectives import KL_SCHEDULES, KLSchedule, active_units, free_bits_kl, kl_weight_at, word_dropout
-from .recipe import DataArguments, EvaluationArguments, load_recipe
+from .recipe import EvaluationArguments, load_recipe
 from .tokenization import build_tokenizer
 
 __all__ = ["SeqVAETrainingArguments", "SeqVAETrainer", "train", "evaluate_validation"]
