@@ -24,7 +24,7 @@ from .chem import canonical_smiles, is_valid
 from .data import PaddingCollator
 from .errors import SeqVAEError
 from .generation import decode_latents, ids_to_strings, interpolate_latents, sample_prior
-from .metrics.molecules import fraction_novel, fraction_unique, fraction_valid, reconstruction_accuracy
+from .metrics.molecules import reconstruction_accuracy, sample_quality
 from .modeling import SeqVAE
 from .tokenization import count_unknown, to_model_text
 
@@ -128,8 +128,12 @@ class SeqVAEPipeline:
 
     def sample_frame(self, num_samples: int = 1, seed: int | None = None, **options) -> pd.DataFrame:
         """Prior samples as a DataFrame with ``smiles`` and ``valid`` columns."""
-        smiles = self.sample(num_samples, seed=seed, **options)
-        return pd.DataFrame({"smiles": smiles, "valid": [is_valid(s) for s in smiles]})
+        return samples_frame(self.sample(num_samples, seed=seed, **options))
+
+
+def samples_frame(smiles: list[str]) -> pd.DataFrame:
+    """Generated SMILES with a ``valid`` column."""
+    return pd.DataFrame({"smiles": smiles, "valid": [is_valid(s) for s in smiles]})
 
 
 def _generator(seed: int | None) -> torch.Generator | None:
@@ -181,14 +185,13 @@ def evaluate_run(
     held_out = list(validation_smiles[:num_reconstruction_molecules])
     reconstructed = vae.reconstruct(held_out) if held_out else []
     samples = vae.sample(num_prior_samples, seed=seed, temperature=temperature, progress=True)
+    quality = sample_quality(samples, train_smiles)
     return {
         "reconstruction_accuracy": round(reconstruction_accuracy(held_out, reconstructed), 4),
         "num_reconstructed": len(held_out),
         "prior_samples": num_prior_samples,
         "temperature": temperature,
-        "validity": round(fraction_valid(samples), 4),
-        "uniqueness": round(fraction_unique(samples), 4),
-        "novelty": round(fraction_novel(samples, train_smiles), 4),
+        **{name: round(value, 4) for name, value in quality.items()},
         "sampling_seconds": round(time.monotonic() - started, 2),
     }, samples
 
@@ -230,7 +233,5 @@ def train_and_evaluate(
         "data": run.report.summary(),
     }
     (run.output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    pd.DataFrame({"smiles": samples, "valid": [is_valid(s) for s in samples]}).to_csv(
-        run.output_dir / "samples.csv", index=False
-    )
+    samples_frame(samples).to_csv(run.output_dir / "samples.csv", index=False)
     return metrics

@@ -69,3 +69,16 @@ def test_reconstruction_accuracy_of_nothing_is_zero_and_lengths_must_match():
     assert reconstruction_accuracy([], []) == 0.0
     with pytest.raises(ValueError, match="2 inputs but 1 outputs"):
         reconstruction_accuracy(["CCO", "CCN"], ["CCO"])
+
+
+def test_sample_quality_agrees_with_the_single_metrics():
+    from seqvae.metrics import fraction_novel, fraction_unique, fraction_valid, sample_quality
+
+    samples = ["CCO", "OCC", "c1ccccc1", "not a molecule", "C1=CC=CC=C1", "CCN"]
+    training = ["OCC", "NCC"]
+    assert sample_quality(samples, training) == {
+        "validity": fraction_valid(samples),
+        "uniqueness": fraction_unique(samples),
+        "novelty": fraction_novel(samples, training),
+    }
+    assert sample_quality(samples, training)["novelty"] == 1 / 3  # benzene only; ethanol, ethylamine seen

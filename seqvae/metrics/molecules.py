@@ -13,7 +13,14 @@ from collections.abc import Iterable
 
 from ..chem import canonical_smiles
 
-__all__ = ["canonical_valid", "fraction_valid", "fraction_unique", "fraction_novel", "reconstruction_accuracy"]
+__all__ = [
+    "canonical_valid",
+    "fraction_valid",
+    "fraction_unique",
+    "fraction_novel",
+    "sample_quality",
+    "reconstruction_accuracy",
+]
 
 
 def canonical_valid(smiles: Iterable[str]) -> list[str]:
@@ -39,6 +46,18 @@ def fraction_novel(smiles: list[str], training_smiles: Iterable[str]) -> float:
         return 0.0
     training = {c for c in map(canonical_smiles, training_smiles) if c is not None}
     return len(distinct - training) / len(distinct)
+
+
+def sample_quality(smiles: list[str], training_smiles: Iterable[str]) -> dict[str, float]:
+    """Validity, uniqueness and novelty together, parsing each molecule once."""
+    valid = canonical_valid(smiles)
+    distinct = set(valid)
+    training = {c for c in map(canonical_smiles, training_smiles) if c is not None}
+    return {
+        "validity": len(valid) / len(smiles) if smiles else 0.0,
+        "uniqueness": len(distinct) / len(valid) if valid else 0.0,
+        "novelty": len(distinct - training) / len(distinct) if distinct else 0.0,
+    }
 
 
 def reconstruction_accuracy(inputs: list[str], outputs: list[str]) -> float:
