@@ -1,13 +1,34 @@
-"""Small RDKit helpers that return ``None`` instead of raising (datamol style)."""
+"""RDKit helpers that return ``None`` / NaN instead of raising, and molecular properties."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import functools
+import importlib.util
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
-from rdkit import Chem, RDLogger
+from rdkit import Chem, DataStructs, RDLogger
+from rdkit.Chem import QED, Crippen, Descriptors, Lipinski, rdFingerprintGenerator, rdMolDescriptors
+from tqdm.auto import tqdm
 
-__all__ = ["without_rdkit_log", "to_mol", "canonical_smiles", "is_valid", "largest_fragment"]
+from .errors import SeqVAEError
+
+__all__ = [
+    "without_rdkit_log",
+    "to_mol",
+    "canonical_smiles",
+    "is_valid",
+    "largest_fragment",
+    "MolecularProperty",
+    "PROPERTIES",
+    "property_name",
+    "molecule_properties",
+    "compute_properties",
+    "tanimoto_similarity",
+]
 
 
 @contextlib.contextmanager
@@ -53,3 +74,114 @@ def largest_fragment(smiles: str) -> str | None:
     fragments = Chem.GetMolFrags(mol, asMols=True)
     biggest = max(fragments, key=lambda fragment: fragment.GetNumHeavyAtoms())
     return Chem.MolToSmiles(biggest)
+
+
+# ------------------------------------------------------------------------------ properties
+
+
+@dataclass(frozen=True)
+class MolecularProperty:
+    """A property RDKit computes from a molecule, with its unit and a one-line description."""
+
+    name: str
+    unit: str
+    description: str
+    compute: Callable[[Chem.Mol], float]
+
+
+def _sa_score(mol: Chem.Mol) -> float:
+    return _sascorer().calculateScore(mol)
+
+
+@functools.lru_cache(maxsize=1)
+def _sascorer():
+    """RDKit Contrib's SA_Score module (Ertl & Schuffenhauer 2009), which ships in the wheel."""
+    from rdkit import RDConfig
+
+    path = Path(RDConfig.RDContribDir) / "SA_Score" / "sascorer.py"
+    if not path.is_file():
+        raise SeqVAEError(
+            f"RDKit's SA_Score scorer is not in this install ({path} is missing); reinstall rdkit "
+            "from PyPI, or leave SAS out of the properties"
+        )
+    spec = importlib.util.spec_from_file_location("seqvae_sascorer", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+PROPERTIES = {
+    p.name: p
+    for p in [
+        MolecularProperty("logP", "", "Crippen logP (Wildman & Crippen 1999)", Crippen.MolLogP),
+        MolecularProperty("qed", "", "drug-likeness QED, 0..1 (Bickerton et al. 2012)", QED.qed),
+        MolecularProperty("SAS", "", "synthetic accessibility, 1 easy..10 hard (Ertl & Schuffenhauer 2009)", _sa_score),
+        MolecularProperty("MW", "Da", "molecular weight", Descriptors.MolWt),
+        MolecularProperty("TPSA", "Å²", "topological polar surface area (Ertl et al. 2000)", rdMolDescriptors.CalcTPSA),
+        MolecularProperty("HBD", "count", "hydrogen-bond donors (Lipinski)", Lipinski.NumHDonors),
+        MolecularProperty("HBA", "count", "hydrogen-bond acceptors (Lipinski)", Lipinski.NumHAcceptors),
+        MolecularProperty("rotatable_bonds", "count", "rotatable bonds", Lipinski.NumRotatableBonds),
+        MolecularProperty("rings", "count", "ring count", rdMolDescriptors.CalcNumRings),
+    ]
+}
+_ALIASES = {
+    "logp": "logP", "clogp": "logP", "qed": "qed", "sas": "SAS", "sa": "SAS", "sa_score": "SAS",
+    "mw": "MW", "molwt": "MW", "weight": "MW", "molecular_weight": "MW", "tpsa": "TPSA",
+    "hbd": "HBD", "h_donors": "HBD", "hba": "HBA", "h_acceptors": "HBA",
+    "rotatable_bonds": "rotatable_bonds", "rotb": "rotatable_bonds", "num_rotatable_bonds": "rotatable_bonds",
+    "rings": "rings", "ring_count": "rings", "num_rings": "rings",
+}
+
+
+def property_name(name: str) -> str | None:
+    """The canonical name of a built-in property (``"LogP"`` -> ``"logP"``), or ``None``."""
+    return _ALIASES.get(str(name).strip().lower())
+
+
+def molecule_properties(mol: Chem.Mol | None, names: list[str]) -> list[float]:
+    """Built-in properties of one molecule (NaN for ``None`` or when RDKit fails)."""
+    values = []
+    for name in names:
+        try:
+            values.append(float(PROPERTIES[name].compute(mol)) if mol is not None else math.nan)
+        except Exception:  # an RDKit failure on one odd molecule must not stop a batch
+            values.append(math.nan)
+    return values
+
+
+def compute_properties(
+    smiles: list[str], names: list[str], progress: bool = False, batch_size: int = 1000
+) -> dict[str, list[float]]:
+    """Built-in properties of many SMILES, in batches with a progress bar.
+
+    Args:
+        smiles: molecules; invalid ones get NaN.
+        names: property names or aliases (see :data:`PROPERTIES`).
+
+    Returns:
+        ``{canonical name: [value per molecule]}``.
+    """
+    canonical = []
+    for name in names:
+        if property_name(name) is None:
+            raise SeqVAEError(
+                f"unknown property {name!r}; built-in properties are {', '.join(PROPERTIES)}"
+            )
+        canonical.append(property_name(name))
+    columns = {name: [] for name in canonical}
+    with tqdm(total=len(smiles), desc="properties", disable=not progress, unit="mol") as bar:
+        for start in range(0, len(smiles), batch_size):
+            for s in smiles[start : start + batch_size]:
+                for name, value in zip(canonical, molecule_properties(to_mol(s), canonical)):
+                    columns[name].append(value)
+            bar.update(min(batch_size, len(smiles) - start))
+    return columns
+
+
+def tanimoto_similarity(smiles_a: str, smiles_b: str, radius: int = 2, bits: int = 2048) -> float:
+    """Tanimoto similarity of Morgan fingerprints; NaN when either molecule is invalid."""
+    mol_a, mol_b = to_mol(smiles_a), to_mol(smiles_b)
+    if mol_a is None or mol_b is None:
+        return math.nan
+    generator = rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=bits)
+    return DataStructs.TanimotoSimilarity(generator.GetFingerprint(mol_a), generator.GetFingerprint(mol_b))

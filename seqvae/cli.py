@@ -2,6 +2,7 @@
 
     seqvae train --config recipes/quickstart.yaml [--output_dir runs/x] [--max_steps N] [key=value ...]
     seqvae sample --model runs/x --num_samples 1000 [--temperature 1.0] [--output samples.csv]
+    seqvae sample --model runs/cvae --num_samples 500 --condition logP=2.5 --condition qed=0.8 [--rerank 4]
     seqvae encode --model runs/x --input mols.csv --output latents.npy
     seqvae interpolate --model runs/x --start "CCO" --end "c1ccccc1O" --steps 8
 
@@ -85,23 +86,54 @@ class Sample(Subcommand):
         parser.add_argument("--model", required=True, help="run folder of a trained model")
         parser.add_argument("--num_samples", type=int, default=100)
         parser.add_argument("--batch_size", type=int, default=500)
-        parser.add_argument("--output", help="write a CSV (smiles, valid); default: print")
+        parser.add_argument("--output", help="write a CSV (smiles, valid, properties); default: print")
+        parser.add_argument(
+            "--condition",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="target property value (conditional models; repeat for several, e.g. --condition logP=2.5)",
+        )
+        parser.add_argument(
+            "--rerank", type=int, default=1, help="draw K times as many and keep the best by the property head"
+        )
         _add_decoding_options(parser, "sample")
 
     @classmethod
     def run(cls, args):
+        from .conditions import parse_condition_text
         from .pipeline import load
 
+        condition = parse_condition_text(args.condition)
         vae = load(args.model)
         frame = vae.sample_frame(
-            args.num_samples, seed=args.seed, batch_size=args.batch_size, progress=True, **_decoding_options(args)
+            args.num_samples,
+            seed=args.seed,
+            condition=condition,
+            rerank=args.rerank,
+            batch_size=args.batch_size,
+            progress=True,
+            **_decoding_options(args),
         )
         if args.output:
             _write_table(frame, args.output)
-            print(f"wrote {len(frame)} samples ({frame['valid'].mean():.1%} valid) to {args.output}")
+            print(f"wrote {len(frame)} samples to {args.output}")
         else:
             print(frame.to_csv(index=False), end="")
+        print(_sample_summary(frame), file=sys.stderr if not args.output else sys.stdout)
         return 0
+
+
+def _sample_summary(frame) -> str:
+    """Validity, and for each target the mean absolute error of the valid molecules."""
+    parts = [f"{frame['valid'].mean():.1%} valid"]
+    for column in frame.columns:
+        if column.endswith("_error"):
+            name = column.removesuffix("_error")
+            errors = frame.loc[frame["valid"], column].abs()
+            target = frame[f"{name}_target"].iloc[0]
+            parts.append(f"{name} target {target:g}: mean absolute error {errors.mean():.3f}")
+    return "; ".join(parts)
 
 
 class Encode(Subcommand):

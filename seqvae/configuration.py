@@ -31,6 +31,14 @@ class SeqVAEConfig(PretrainedConfig):
         num_attention_heads: heads of the Transformer encoder / decoder.
         transformer_ffn_dim: feed-forward width of Transformer layers.
         dropout: dropout between layers and on embeddings.
+        property_names: properties the model is conditioned on (empty: an unconditional VAE).
+        property_units: unit of each property (``""`` when it has none).
+        property_means, property_stds: normalisation statistics of the training set; the
+            model reads ``(value - mean) / std``.
+        property_min, property_max: training range of each property (targets outside it are
+            extrapolation, and the pipeline warns).
+        property_head_hidden_size: width of the MLP predicting the properties from ``z``
+            (0: no property head).
     """
 
     model_type = "seqvae"
@@ -56,6 +64,13 @@ class SeqVAEConfig(PretrainedConfig):
         bos_token_id: int = 1,
         eos_token_id: int = 2,
         unk_token_id: int = 3,
+        property_names: list[str] | None = None,
+        property_units: list[str] | None = None,
+        property_means: list[float] | None = None,
+        property_stds: list[float] | None = None,
+        property_min: list[float] | None = None,
+        property_max: list[float] | None = None,
+        property_head_hidden_size: int = 0,
         **kwargs,
     ):
         _check_choice("encoder_type", encoder_type, ENCODER_TYPES)
@@ -75,6 +90,22 @@ class SeqVAEConfig(PretrainedConfig):
         ]:
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        property_names = list(property_names or [])
+        count = len(property_names)
+        stats = {
+            "property_units": list(property_units) if property_units is not None else [""] * count,
+            "property_means": list(property_means) if property_means is not None else [0.0] * count,
+            "property_stds": list(property_stds) if property_stds is not None else [1.0] * count,
+            "property_min": list(property_min) if property_min is not None else [float("-inf")] * count,
+            "property_max": list(property_max) if property_max is not None else [float("inf")] * count,
+        }
+        for name, values in stats.items():
+            if len(values) != count:
+                raise ValueError(f"{name} has {len(values)} entries for {count} property_names")
+        if any(not std > 0 for std in stats["property_stds"]):
+            raise ValueError(f"property_stds must be > 0, got {stats['property_stds']}")
+        if not isinstance(property_head_hidden_size, int) or property_head_hidden_size < 0:
+            raise ValueError(f"property_head_hidden_size must be an integer >= 0, got {property_head_hidden_size!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         for name, width in [("encoder", encoder_hidden_size), ("decoder", decoder_hidden_size)]:
@@ -100,12 +131,26 @@ class SeqVAEConfig(PretrainedConfig):
         self.transformer_ffn_dim = transformer_ffn_dim
         self.dropout = dropout
         self.unk_token_id = unk_token_id
+        self.property_names = property_names
+        for name, values in stats.items():
+            setattr(self, name, values)
+        self.property_head_hidden_size = property_head_hidden_size
         super().__init__(
             pad_token_id=pad_token_id,
             bos_token_id=bos_token_id,
             eos_token_id=eos_token_id,
             **kwargs,
         )
+
+
+    @property
+    def num_properties(self) -> int:
+        return len(self.property_names)
+
+    @property
+    def condition_size(self) -> int:
+        """Width of the condition vector: normalised values and a given/not-given flag each."""
+        return 2 * self.num_properties
 
 
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

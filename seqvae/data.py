@@ -19,8 +19,10 @@ silently: each is counted and listed with its file and line in a :class:`CorpusR
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -32,7 +34,7 @@ import datasets
 import torch
 from tqdm.auto import tqdm
 
-from .chem import canonical_smiles, largest_fragment, to_mol
+from .chem import PROPERTIES, canonical_smiles, largest_fragment, molecule_properties, property_name, to_mol
 from .errors import SeqVAEError
 from .tokenization import REPRESENTATIONS, count_unknown, to_model_text
 
@@ -271,6 +273,20 @@ def _file_kind(path: Path) -> str:
 
 def read_smiles_column(path: Path, smiles_column: str | None = None) -> tuple[list, int]:
     """Raw SMILES values of one file and the line number of its first data row."""
+    values, _, first_line = read_columns(path, smiles_column)
+    return values, first_line
+
+
+def read_columns(
+    path: Path, smiles_column: str | None = None, properties: list[str] = ()
+) -> tuple[list, dict[str, list], int]:
+    """Raw SMILES, the CSV columns holding ``properties`` and the line of the first data row.
+
+    Built-in properties (``logP``, ``qed``...) are always computed by RDKit, even when the file
+    has such a column, so that training targets and the values measured on generated molecules
+    follow one definition. Any other name must be a column (matched exactly, else ignoring
+    case); a name that is neither is an error naming both lists.
+    """
     kind = _file_kind(path)
     num_lines = check_utf8(path)
     if num_lines == 0:
@@ -279,7 +295,8 @@ def read_smiles_column(path: Path, smiles_column: str | None = None) -> tuple[li
         table = _load_quietly("text", path)
         # .smi lines are "SMILES [name ...]": the SMILES is the first whitespace-separated field.
         values = [line.split()[0] if line.strip() else "" for line in table["text"]]
-        return values, 1
+        _check_property_names(path, properties, [])
+        return values, {}, 1
     table = _load_csv(path)
     column = _choose_smiles_column(path, table, smiles_column)
     if column is None:  # the file has no header: its first line is data
@@ -290,8 +307,31 @@ def read_smiles_column(path: Path, smiles_column: str | None = None) -> tuple[li
                 f"{path}: no SMILES column found (columns: {', '.join(map(str, table.column_names))}); "
                 "name it with smiles_column=NAME"
             )
-        return table[column], 1
-    return table[column], 2
+        return table[column], _property_columns(path, table, properties, column), 1
+    return table[column], _property_columns(path, table, properties, column), 2
+
+
+def _property_columns(path: Path, table, properties, smiles_column) -> dict[str, list]:
+    names = [str(name) for name in table.column_names if name != smiles_column]
+    found = {}
+    for prop in properties:
+        if property_name(prop) is not None:
+            continue
+        match = prop if prop in names else next((n for n in names if n.lower() == prop.lower()), None)
+        if match is not None:
+            found[prop] = table[match]
+    _check_property_names(path, [p for p in properties if p not in found], names)
+    return found
+
+
+def _check_property_names(path: Path, properties, columns) -> None:
+    for prop in properties:
+        if property_name(prop) is None:
+            raise SeqVAEError(
+                f"unknown property {prop!r}: {path} has no such column "
+                f"(columns: {', '.join(columns) or 'none, it is a SMILES list'}) and it is not a "
+                f"built-in property ({', '.join(PROPERTIES)}); fix the name in `properties`"
+            )
 
 
 def _load_csv(path: Path, header="infer") -> datasets.Dataset:
@@ -375,6 +415,7 @@ def load_molecules(
     data_dir: str | os.PathLike | None = None,
     progress: bool = False,
     num_proc: int = 1,
+    properties: list[str] | None = None,
 ) -> tuple[datasets.Dataset, CorpusReport]:
     """Read a corpus, keep the usable molecules and say what happened to the rest.
 
@@ -389,21 +430,41 @@ def load_molecules(
         data_dir: where named corpora live locally.
         progress: show progress bars.
         num_proc: processes for checking molecules (worth it above ~100k rows).
+        properties: numeric columns to keep: a CSV column of that name (an assay value, a
+            docking score), or a built-in RDKit property (``logP``, ``qed``, ``SAS``, ``MW``,
+            ``TPSA``, ``HBD``, ``HBA``, ``rotatable_bonds``, ``rings``; aliases such as ``LogP``
+            become these names), always computed. Rows whose value is missing or not a number
+            are skipped and counted.
 
     Returns:
-        A dataset with columns ``smiles`` (as used for training) and ``text`` (what the
-        tokenizer reads: SMILES or SELFIES), and the :class:`CorpusReport`.
+        A dataset with columns ``smiles`` (as used for training), ``text`` (what the
+        tokenizer reads: SMILES or SELFIES) and one column per property, and the
+        :class:`CorpusReport`. Checked tables of large files are cached on disk (keyed by
+        the file's content and the settings), so a second run skips the RDKit work.
     """
     if representation not in REPRESENTATIONS:
         raise SeqVAEError(f"representation must be one of {', '.join(REPRESENTATIONS)}")
     paths = source if isinstance(source, list) else resolve_corpus(source, data_dir)
     report = CorpusReport(sources=[str(p) for p in paths])
-    check = _MoleculeCheck(canonicalize, keep_largest_fragment, representation, max_length)
-    kept_smiles, kept_text, first_seen = [], [], {}
+    properties = [property_name(p) or p for p in properties or []]
+    if len(set(properties)) != len(properties) or {"smiles", "text"} & set(properties):
+        raise SeqVAEError(f"properties must be distinct and not 'smiles' or 'text', got {properties}")
+    kept = {"smiles": [], "text": [], **{name: [] for name in properties}}
+    first_seen = {}
     for path in paths:
-        values, first_line = read_smiles_column(Path(path), smiles_column)
-        raw = datasets.Dataset.from_dict({"value": ["" if v is None else str(v) for v in values]})
-        checked = _run_check(raw, check, num_proc, progress, f"checking {Path(path).name}")
+        values, columns, first_line = read_columns(Path(path), smiles_column, properties)
+        computed = [p for p in properties if p not in columns]
+        check = _MoleculeCheck(
+            canonicalize, keep_largest_fragment, representation, max_length, list(columns), computed
+        )
+        raw = datasets.Dataset.from_dict(
+            {
+                "value": ["" if v is None else str(v) for v in values],
+                **{f"property:{name}": ["" if v is None else str(v) for v in column] for name, column in columns.items()},
+            }
+        )
+        checked = _cached_check(Path(path), raw, check, num_proc, progress)
+        names = {p: (f"property:{p}" if p in columns else p) for p in properties}
         for offset, row in enumerate(checked):
             report.rows_read += 1
             line = first_line + offset
@@ -416,8 +477,11 @@ def load_molecules(
             if reason:
                 report.add_skipped(SkippedRow(str(path), line, row["value"].strip(), reason))
                 continue
-            kept_smiles.append(smiles)
-            kept_text.append(row["text"])
+            kept["smiles"].append(smiles)
+            kept["text"].append(row["text"])
+            for name, column in names.items():
+                kept[name].append(row[column])
+    kept_smiles = kept["smiles"]
     report.rows_kept = len(kept_smiles)
     if report.rows_read == 0:
         raise SeqVAEError(f"the corpus {', '.join(report.sources)} is empty: it has no rows")
@@ -427,7 +491,31 @@ def load_molecules(
             "Check the SMILES column and max_length"
         )
     logger.info("corpus: %s", report.summary())
-    return datasets.Dataset.from_dict({"smiles": kept_smiles, "text": kept_text}), report
+    return datasets.Dataset.from_dict(kept), report
+
+
+CACHE_MIN_ROWS = 10_000  # smaller files are checked faster than a cache is read
+
+
+def _cached_check(path: Path, raw: datasets.Dataset, check, num_proc: int, progress: bool):
+    """Run ``check`` over a file's rows, reusing a saved result for the same content and settings."""
+    desc = f"checking {path.name}"
+    if len(raw) < CACHE_MIN_ROWS:
+        return _run_check(raw, check, num_proc, progress, desc)
+    digest = hashlib.sha256(check.settings().encode())
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    folder = CACHE_DIR / "checked" / digest.hexdigest()[:24]
+    if (folder / "dataset_info.json").is_file():
+        logger.info("%s: reusing the checked table in %s", path, folder)
+        return datasets.load_from_disk(str(folder))
+    checked = _run_check(raw, check, num_proc, progress, desc)
+    try:
+        checked.save_to_disk(str(folder))
+    except OSError as error:  # a read-only cache only costs time
+        logger.warning("could not cache the checked table in %s: %s", folder, error)
+    return checked
 
 
 def _run_check(raw: datasets.Dataset, check, num_proc: int, progress: bool, desc: str):
@@ -452,21 +540,54 @@ class _MoleculeCheck:
     fingerprint it for caching and send it to worker processes.
     """
 
-    def __init__(self, canonicalize, keep_largest_fragment, representation, max_length):
+    def __init__(
+        self, canonicalize, keep_largest_fragment, representation, max_length, read=(), computed=()
+    ):
         self.canonicalize = canonicalize
         self.keep_largest_fragment = keep_largest_fragment
         self.representation = representation
         self.max_length = max_length
         self.pattern = REPRESENTATIONS[representation]
+        self.read = list(read)  # properties read from the file's columns
+        self.computed = list(computed)  # built-in properties computed with RDKit
+
+    def settings(self) -> str:
+        return repr(sorted(vars(self).items()))
 
     def __call__(self, batch: dict) -> dict:
-        columns = {"smiles": [], "text": [], "reason": []}
-        for value in batch["value"]:
+        columns = {"smiles": [], "text": [], "reason": [], **{name: [] for name in self._output_names()}}
+        for i, value in enumerate(batch["value"]):
             smiles, text, reason = self.check(value.strip())
+            values = {}
+            if not reason:
+                reason, values = self.property_values(smiles, {n: batch[f"property:{n}"][i] for n in self.read})
             columns["smiles"].append(smiles or "")
             columns["text"].append(text or "")
             columns["reason"].append(reason or "")
+            for name in self._output_names():
+                columns[name].append(values.get(name, math.nan))
         return columns
+
+    def _output_names(self) -> list[str]:
+        return [f"property:{n}" for n in self.read] + self.computed
+
+    def property_values(self, smiles: str, raw: dict[str, str]):
+        """-> (None, {column: value}) or (reason, {}) when a value is missing or not a number."""
+        values = {}
+        for name, text in raw.items():
+            try:
+                number = float(text)
+            except ValueError:
+                number = math.nan
+            if not math.isfinite(number):
+                return f"property {name} missing or not a number ({text!r})", {}
+            values[f"property:{name}"] = number
+        if self.computed:
+            for name, number in zip(self.computed, molecule_properties(to_mol(smiles), self.computed)):
+                if not math.isfinite(number):
+                    return f"property {name} could not be computed", {}
+                values[name] = number
+        return None, values
 
     def check(self, value: str):
         """-> (smiles, model text, None) for a usable molecule, or (None, None, reason)."""
@@ -526,10 +647,14 @@ def tokenize_molecules(dataset: datasets.Dataset, tokenizer, report: CorpusRepor
 
 
 class PaddingCollator:
-    """Pads ``input_ids`` to the longest sequence of the batch (no fixed-length padding)."""
+    """Pads ``input_ids`` to the longest sequence of the batch (no fixed-length padding).
 
-    def __init__(self, pad_token_id: int):
+    With ``property_names``, also stacks those columns into a ``properties`` tensor ``[B, P]``.
+    """
+
+    def __init__(self, pad_token_id: int, property_names: list[str] = ()):
         self.pad_token_id = pad_token_id
+        self.property_names = list(property_names)
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         sequences = [torch.as_tensor(row["input_ids"]) for row in rows]
@@ -539,4 +664,9 @@ class PaddingCollator:
         attention_mask = torch.zeros_like(input_ids)
         for i, sequence in enumerate(sequences):
             attention_mask[i, : len(sequence)] = 1
-        return {"input_ids": input_ids, "attention_mask": attention_mask}
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if self.property_names:
+            batch["properties"] = torch.tensor(
+                [[row[name] for name in self.property_names] for row in rows], dtype=torch.float32
+            )
+        return batch

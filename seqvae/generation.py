@@ -59,6 +59,7 @@ def decode_latents(
     top_p: float = 1.0,
     max_length: int | None = None,
     generator: torch.Generator | None = None,
+    condition: torch.Tensor | None = None,
 ) -> list[list[int]]:
     """Decode ``[B, latent_dim]`` latents into token id lists (without ``<bos>``/``<eos>``).
 
@@ -71,6 +72,8 @@ def decode_latents(
         max_length: generation limit in tokens; at most (and by default) the model's
             ``max_sequence_length``, which Transformer decoders cannot exceed.
         generator: random generator for reproducible sampling.
+        condition: ``[B, condition_size]`` (or one ``[condition_size]`` row for all) from
+            :meth:`SeqVAE.condition_vector`; ``None`` conditions on nothing.
     """
     if strategy not in ("greedy", "sample"):
         raise SeqVAEError(f"strategy must be 'greedy' or 'sample', got {strategy!r}")
@@ -90,9 +93,11 @@ def decode_latents(
     tokens = torch.full((batch, 1), config.bos_token_id, dtype=torch.long, device=z.device)
     finished = torch.zeros(batch, dtype=torch.bool, device=z.device)
     generated = []
-    state = model.initial_decoder_state(z)
+    if condition is not None:
+        condition = condition.to(z.device).expand(batch, -1)
+    state = model.initial_decoder_state(z, condition)
     for _ in range(limit):
-        logits, state = model.decode_logits(tokens, z, state)
+        logits, state = model.decode_logits(tokens, z, state, condition)
         logits = logits[:, -1].float()
         logits[:, config.pad_token_id] = float("-inf")
         logits[:, config.bos_token_id] = float("-inf")
@@ -143,9 +148,13 @@ def sample_prior(
     batch_size: int = 500,
     generator: torch.Generator | None = None,
     progress: bool = False,
+    condition: torch.Tensor | None = None,
     **decode_options,
 ) -> list[list[int]]:
-    """Draw ``z ~ N(0, I)`` and decode, in batches. Returns token id lists."""
+    """Draw ``z ~ N(0, I)`` and decode, in batches. Returns token id lists.
+
+    ``condition``: one ``[condition_size]`` row for every sample, or ``[num_samples, condition_size]``.
+    """
     if num_samples < 1:
         raise SeqVAEError(f"num_samples must be at least 1, got {num_samples}")
     if batch_size < 1:
@@ -156,7 +165,10 @@ def sample_prior(
         while len(results) < num_samples:
             size = min(batch_size, num_samples - len(results))
             z = torch.randn(size, model.config.latent_dim, generator=generator).to(device)
-            results.extend(decode_latents(model, z, generator=generator, **decode_options))
+            rows = condition
+            if condition is not None and condition.dim() == 2:
+                rows = condition[len(results) : len(results) + size]
+            results.extend(decode_latents(model, z, generator=generator, condition=rows, **decode_options))
             bar.update(size)
     return results
 

@@ -4,7 +4,20 @@
                                                                                         │
                                                z = mu + sigma * eps  ◄──────────────────┘
                                                 │
-    <bos> x1 .. xT-1 ─► embedding ─► decoder(z) ─► logits over x1 .. xT (<eos> included)
+    <bos> x1 .. xT-1 ─► embedding ─► decoder(z, c) ─► logits over x1 .. xT (<eos> included)
+
+Conditional VAE (Lim et al. 2018), when the config names properties: the condition vector ``c``
+holds each property's normalised value and a flag saying whether it is given. ``c`` joins the
+encoder summary before the posterior head (q(z|x,c)) and joins ``z`` wherever the decoder reads
+it (p(x|z,c)). Properties left out have value 0 and flag 0, so one model serves any subset of
+conditions, including none; training hides properties at random to teach it that.
+
+Property head (optional, Gomez-Bombarelli et al. 2018): an MLP predicting the normalised
+properties from ``z``, trained jointly; it ranks candidates and steers latent optimisation.
+It learns only from examples encoded with *no* condition: there ``z`` must carry the
+properties itself, while with conditions given the KL term is free to move them out of ``z``
+into ``c`` (so a prior ``z`` does not argue with the target). Ranking and optimisation
+therefore encode without conditions too.
 
 How ``z`` reaches the decoder:
 
@@ -47,6 +60,9 @@ class SeqVAEOutput(ModelOutput):
         z: ``[B, latent_dim]`` the latent the decoder read.
         logits: ``[B, T-1, vocab_size]`` next-token scores for positions 1..T-1.
         num_target_tokens: number of non-padding target tokens in the batch.
+        property_loss: mean squared error of the property head (normalised units) over the
+            examples encoded without conditions (zero when there are none).
+        predicted_properties: ``[B, num_properties]`` the head's predictions (property units).
     """
 
     loss: torch.Tensor | None = None
@@ -59,6 +75,8 @@ class SeqVAEOutput(ModelOutput):
     z: torch.Tensor | None = None
     logits: torch.Tensor | None = None
     num_target_tokens: torch.Tensor | None = None
+    property_loss: torch.Tensor | None = None
+    predicted_properties: torch.Tensor | None = None
 
 
 # ----------------------------------------------------------------------------------- encoders
@@ -152,7 +170,9 @@ class TransformerEncoder(nn.Module):
 class RNNDecoder(nn.Module):
     """GRU or LSTM reading ``[token embedding; z]`` at each step, started from ``z``.
 
-    The recurrent state is the decoder state carried between generation steps.
+    Here and in the Transformer decoder, ``z`` stands for the latent code ``[z; c]`` when the
+    model is conditional. The recurrent state is the decoder state carried between
+    generation steps.
     """
 
     def __init__(self, config: SeqVAEConfig):
@@ -161,8 +181,9 @@ class RNNDecoder(nn.Module):
         self.num_layers = config.decoder_num_layers
         self.hidden_size = config.decoder_hidden_size
         rnn_class = nn.LSTM if self.is_lstm else nn.GRU
+        code_size = config.latent_dim + config.condition_size
         self.rnn = rnn_class(
-            config.embedding_dim + config.latent_dim,
+            config.embedding_dim + code_size,
             config.decoder_hidden_size,
             num_layers=config.decoder_num_layers,
             dropout=config.dropout if config.decoder_num_layers > 1 else 0.0,
@@ -170,7 +191,7 @@ class RNNDecoder(nn.Module):
         )
         states_per_layer = 2 if self.is_lstm else 1
         self.latent_to_state = nn.Linear(
-            config.latent_dim, config.decoder_hidden_size * config.decoder_num_layers * states_per_layer
+            code_size, config.decoder_hidden_size * config.decoder_num_layers * states_per_layer
         )
         self.output = nn.Linear(config.decoder_hidden_size, config.vocab_size)
 
@@ -203,8 +224,9 @@ class TransformerDecoder(nn.Module):
         width = config.decoder_hidden_size
         self.input_projection = nn.Linear(config.embedding_dim, width)
         self.positions = nn.Embedding(config.max_sequence_length + 1, width)  # +1 for the z prefix
-        self.latent_prefix = nn.Linear(config.latent_dim, width)
-        self.latent_offset = nn.Linear(config.latent_dim, width)
+        code_size = config.latent_dim + config.condition_size
+        self.latent_prefix = nn.Linear(code_size, width)
+        self.latent_offset = nn.Linear(code_size, width)
         self.layers = transformer_stack(config, width, config.decoder_num_layers)
         self.final_norm = nn.LayerNorm(width)
         self.output = nn.Linear(width, config.vocab_size)
@@ -246,24 +268,71 @@ class SeqVAE(PreTrainedModel):
         )
         self.embedding_dropout = nn.Dropout(config.dropout)
         self.encoder = ENCODERS[config.encoder_type](config)
-        self.posterior = nn.Linear(self.encoder.output_size, 2 * config.latent_dim)
+        self.posterior = nn.Linear(self.encoder.output_size + config.condition_size, 2 * config.latent_dim)
         self.decoder = DECODERS[config.decoder_type](config)
+        self.property_head = None
+        if config.property_head_hidden_size and config.num_properties:
+            self.property_head = nn.Sequential(
+                nn.Linear(config.latent_dim, config.property_head_hidden_size),
+                nn.GELU(),
+                nn.Linear(config.property_head_hidden_size, config.num_properties),
+            )
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
         # PyTorch's default initialisation suits RNNs and small Transformers; keep it.
         return
 
+    # --- conditions
+
+    def property_scale(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(means, stds)`` of the training properties, read from the config (the one source)."""
+        as_tensor = lambda values: torch.tensor(values, dtype=torch.float32, device=self.device)  # noqa: E731
+        return as_tensor(self.config.property_means), as_tensor(self.config.property_stds)
+
+    def condition_vector(self, properties: torch.Tensor | None, batch_size: int) -> torch.Tensor | None:
+        """``[B, num_properties]`` values in property units (NaN: not given) -> ``[B, 2P]``.
+
+        ``None`` for an unconditional model; all-zero (nothing given) when ``properties`` is
+        ``None``.
+        """
+        if not self.config.num_properties:
+            return None
+        if properties is None:
+            return torch.zeros(batch_size, self.config.condition_size, device=self.device)
+        properties = properties.to(self.device, torch.float32)
+        means, stds = self.property_scale()
+        given = ~torch.isnan(properties)
+        normalised = torch.where(given, (properties - means) / stds, 0.0)
+        return torch.cat([normalised, given.float()], dim=-1)
+
+    def predict_properties(self, z: torch.Tensor) -> torch.Tensor:
+        """The property head's prediction for ``[B, latent_dim]`` latents, in property units."""
+        if self.property_head is None:
+            raise ValueError("this model has no property head (property_head_hidden_size=0)")
+        means, stds = self.property_scale()
+        return self.property_head(z) * stds + means
+
+    def _latent_code(self, z: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
+        if not self.config.num_properties:
+            return z
+        if condition is None:
+            condition = z.new_zeros(z.size(0), self.config.condition_size)
+        return torch.cat([z, condition], dim=-1)
+
     # --- encoding
 
     def encode(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        condition: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``[B, T]`` token ids -> posterior ``mu, logvar``, each ``[B, latent_dim]``."""
+        """``[B, T]`` token ids (and condition vector) -> posterior ``mu, logvar``, each ``[B, latent_dim]``."""
         if attention_mask is None:
             attention_mask = (input_ids != self.config.pad_token_id).long()
         embedded = self.embedding_dropout(self.embedding(input_ids))
-        summary = self.encoder(embedded, attention_mask)
+        summary = self._latent_code(self.encoder(embedded, attention_mask), condition)
         mu, logvar = self.posterior(summary).chunk(2, dim=-1)
         return mu, logvar
 
@@ -274,12 +343,16 @@ class SeqVAE(PreTrainedModel):
 
     # --- decoding
 
-    def initial_decoder_state(self, z: torch.Tensor):
+    def initial_decoder_state(self, z: torch.Tensor, condition: torch.Tensor | None = None):
         """The decoder state before any token is read (used by step-by-step generation)."""
-        return self.decoder.initial_state(z)
+        return self.decoder.initial_state(self._latent_code(z, condition))
 
     def decode_logits(
-        self, decoder_input_ids: torch.Tensor, z: torch.Tensor, state=None
+        self,
+        decoder_input_ids: torch.Tensor,
+        z: torch.Tensor,
+        state=None,
+        condition: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, object]:
         """Teacher-forced (or one-step) decoding.
 
@@ -287,12 +360,13 @@ class SeqVAE(PreTrainedModel):
             decoder_input_ids: ``[B, T]`` tokens read by the decoder (``<bos>`` first).
             z: ``[B, latent_dim]``.
             state: decoder state to continue from; ``None`` starts from ``z``.
+            condition: ``[B, condition_size]`` from :meth:`condition_vector` (conditional models).
 
         Returns:
             ``[B, T, vocab_size]`` logits and the state after the last token.
         """
         embedded = self.embedding_dropout(self.embedding(decoder_input_ids))
-        return self.decoder(embedded, z, state)
+        return self.decoder(embedded, self._latent_code(z, condition), state)
 
     # --- the ELBO
 
@@ -303,6 +377,9 @@ class SeqVAE(PreTrainedModel):
         decoder_input_ids: torch.Tensor | None = None,
         kl_weight: float = 1.0,
         use_posterior_mean: bool = False,
+        properties: torch.Tensor | None = None,
+        condition_mask: torch.Tensor | None = None,
+        property_loss_weight: float = 1.0,
         **kwargs,
     ) -> SeqVAEOutput:
         """Encode, sample ``z``, reconstruct.
@@ -314,14 +391,24 @@ class SeqVAE(PreTrainedModel):
                 ``input_ids[:, :-1]`` (word dropout passes a corrupted copy).
             kl_weight: weight of the KL term in ``loss``.
             use_posterior_mean: decode from ``mu`` instead of a sample.
+            properties: ``[B, num_properties]`` true values in property units (NaN: unknown),
+                the property head's targets and the conditions.
+            condition_mask: ``[B, num_properties]`` bool, which known properties to condition
+                on (default: all); the trainer hides some, or all, at random.
+            property_loss_weight: weight of the property head's loss in ``loss``.
         """
         if attention_mask is None:
             attention_mask = (input_ids != self.config.pad_token_id).long()
-        mu, logvar = self.encode(input_ids, attention_mask)
+        conditions = properties
+        if properties is not None and condition_mask is not None:
+            conditions = properties.masked_fill(~condition_mask.bool(), float("nan"))
+        condition = self.condition_vector(conditions, input_ids.size(0))
+        unconditioned = None if conditions is None else torch.isnan(conditions).all(dim=1)
+        mu, logvar = self.encode(input_ids, attention_mask, condition)
         z = mu if use_posterior_mean else self.reparameterize(mu, logvar)
         if decoder_input_ids is None:
             decoder_input_ids = input_ids[:, :-1]
-        logits, _ = self.decode_logits(decoder_input_ids, z)
+        logits, _ = self.decode_logits(decoder_input_ids, z, condition=condition)
 
         targets = input_ids[:, 1:].masked_fill(attention_mask[:, 1:] == 0, -100)
         token_nll = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
@@ -331,8 +418,18 @@ class SeqVAE(PreTrainedModel):
 
         kl_per_dim = gaussian_kl_per_dim(mu, logvar).mean(dim=0)
         kl = kl_per_dim.sum()
+        loss = recon_loss + kl_weight * kl
+        property_loss = predicted = None
+        if self.property_head is not None and properties is not None:
+            predicted = self.property_head(z)
+            means, stds = self.property_scale()
+            targets = (properties.to(predicted) - means) / stds
+            known = ~torch.isnan(targets) & unconditioned.unsqueeze(1)
+            property_loss = F.mse_loss(predicted[known], targets[known]) if known.any() else predicted.sum() * 0
+            loss = loss + property_loss_weight * property_loss
+            predicted = predicted.detach() * stds + means
         return SeqVAEOutput(
-            loss=recon_loss + kl_weight * kl,
+            loss=loss,
             recon_loss=recon_loss,
             recon_loss_per_token=recon_loss_per_token,
             kl=kl,
@@ -342,6 +439,8 @@ class SeqVAE(PreTrainedModel):
             z=z,
             logits=logits,
             num_target_tokens=num_target_tokens,
+            property_loss=property_loss,
+            predicted_properties=predicted,
         )
 
 

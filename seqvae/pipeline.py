@@ -6,6 +6,14 @@
     vae.decode(z)                          # list[str]
     vae.reconstruct(["CCO"])               # greedy decode of the posterior means
     vae.interpolate("CCO", "c1ccccc1O", steps=8, method="slerp")
+
+Conditional models (trained with ``properties``):
+
+    vae.sample(500, condition={"logP": 2.5, "qed": 0.8})     # any subset of the properties
+    vae.sample_frame(500, condition={"logP": 2.5})          # + target, measured value, error
+    vae.sample(500, condition={"logP": 2.5}, rerank=4)      # best 500 of 2,000 by the head
+    vae.predict_properties(["CCO"])                         # the property head on z
+    vae.optimize(["CCO"], "logP", steps=100)                # gradient ascent in latent space
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import torch
 from transformers import AutoTokenizer
 
 from .chem import canonical_smiles, is_valid
+from .conditions import check_condition, condition_values, property_table, rerank_order
 from .data import PaddingCollator
 from .errors import SeqVAEError
 from .generation import decode_latents, ids_to_strings, interpolate_latents, sample_prior
@@ -50,6 +59,11 @@ class SeqVAEPipeline:
     @property
     def representation(self) -> str:
         return self.model.config.representation
+
+    @property
+    def property_names(self) -> list[str]:
+        """Properties the model can be conditioned on (empty for an unconditional model)."""
+        return list(self.config.property_names)
 
     def __repr__(self) -> str:
         c = self.config
@@ -88,7 +102,10 @@ class SeqVAEPipeline:
 
     @torch.no_grad()
     def encode(self, items, batch_size: int = 512) -> torch.Tensor:
-        """Posterior means ``[B, latent_dim]`` of one string or a list of strings."""
+        """Posterior means ``[B, latent_dim]`` of one string or a list of strings.
+
+        Conditional models encode without conditions, so ``z`` carries the properties too.
+        """
         items = self._as_list(items)
         means = []
         for start in range(0, len(items), batch_size):
@@ -97,13 +114,47 @@ class SeqVAEPipeline:
             means.append(mu)
         return torch.cat(means)
 
-    def decode(self, z: torch.Tensor, strategy: str = "greedy", seed: int | None = None, **options):
-        """Latents ``[B, latent_dim]`` (or one ``[latent_dim]``) -> list of strings."""
+    def decode(
+        self, z: torch.Tensor, strategy: str = "greedy", seed: int | None = None, condition: dict | None = None, **options
+    ):
+        """Latents ``[B, latent_dim]`` (or one ``[latent_dim]``) -> list of strings.
+
+        ``condition``: ``{property: target}`` for conditional models (default: none).
+        """
         z = torch.as_tensor(z, dtype=torch.float32, device=self.model.device)
         if z.dim() == 1:
             z = z.unsqueeze(0)
-        ids = decode_latents(self.model, z, strategy=strategy, generator=_generator(seed), **options)
+        condition = self._condition_vector(check_condition(self.config, condition))
+        ids = decode_latents(self.model, z, strategy=strategy, generator=_generator(seed), condition=condition, **options)
         return ids_to_strings(self.tokenizer, ids, self.representation)
+
+    def _condition_vector(self, checked: dict[str, float]) -> torch.Tensor | None:
+        """A checked ``{property: target}`` -> the model's ``[condition_size]`` input."""
+        if not self.config.num_properties:
+            return None
+        values = condition_values(self.config, checked).unsqueeze(0)
+        return self.model.condition_vector(values, 1)[0]
+
+    @torch.no_grad()
+    def predict_properties(self, items, batch_size: int = 512) -> pd.DataFrame:
+        """The property head's estimate for each string (no RDKit involved), one column per property."""
+        if self.model.property_head is None:
+            raise SeqVAEError(
+                "this model has no property head; train with property_head_hidden_size > 0 and properties set"
+            )
+        predicted = self.model.predict_properties(self.encode(items, batch_size)).cpu().numpy()
+        return pd.DataFrame(predicted, columns=self.property_names)
+
+    def optimize(self, start, objective, steps: int = 100, **options) -> pd.DataFrame:
+        """Move molecules through latent space toward a better predicted property.
+
+        See :func:`seqvae.optimization.optimize_latents` for ``objective`` and the options.
+        Returns one row per start molecule and decoded step, with RDKit-computed properties
+        and the Tanimoto similarity to the start molecule.
+        """
+        from .optimization import optimize_latents
+
+        return optimize_latents(self, self._as_list(start), objective, steps=steps, **options)
 
     def reconstruct(self, items, **options) -> list[str]:
         """Encode to the posterior mean and decode greedily."""
@@ -117,18 +168,64 @@ class SeqVAEPipeline:
 
     # --- sampling
 
-    def sample(self, num_samples: int = 1, seed: int | None = None, progress: bool = False, **options):
+    def sample(
+        self,
+        num_samples: int = 1,
+        seed: int | None = None,
+        progress: bool = False,
+        condition: dict | None = None,
+        rerank: int = 1,
+        **options,
+    ) -> list[str]:
         """Strings decoded from prior samples ``z ~ N(0, I)``.
 
-        Options: ``strategy`` (``sample``/``greedy``), ``temperature``, ``top_k``, ``top_p``,
-        ``batch_size``.
+        Args:
+            condition: ``{property: target}`` (conditional models); e.g. ``{"logP": 2.5}``.
+            rerank: draw ``rerank`` times as many candidates and keep the ``num_samples`` whose
+                head-predicted properties are closest to the targets (needs a property head).
+            options: ``strategy`` (``sample``/``greedy``), ``temperature``, ``top_k``, ``top_p``,
+                ``batch_size``.
         """
-        ids = sample_prior(self.model, num_samples, generator=_generator(seed), progress=progress, **options)
-        return ids_to_strings(self.tokenizer, ids, self.representation)
+        return self._sample(num_samples, seed, progress, check_condition(self.config, condition), rerank, options)
 
-    def sample_frame(self, num_samples: int = 1, seed: int | None = None, **options) -> pd.DataFrame:
-        """Prior samples as a DataFrame with ``smiles`` and ``valid`` columns."""
-        return samples_frame(self.sample(num_samples, seed=seed, **options))
+    def _sample(self, num_samples, seed, progress, checked: dict, rerank: int, options: dict) -> list[str]:
+        if not isinstance(rerank, int) or rerank < 1:
+            raise SeqVAEError(f"rerank must be an integer >= 1 (1: no re-ranking), got {rerank!r}")
+        if rerank > 1 and not checked:
+            raise SeqVAEError("rerank needs a condition to rank against, e.g. condition={'logP': 2.5}")
+        if rerank > 1 and self.model.property_head is None:
+            raise SeqVAEError("rerank needs a model with a property head (property_head_hidden_size > 0)")
+        ids = sample_prior(
+            self.model,
+            num_samples * rerank,
+            generator=_generator(seed),
+            progress=progress,
+            condition=self._condition_vector(checked),
+            **options,
+        )
+        strings = ids_to_strings(self.tokenizer, ids, self.representation)
+        if rerank > 1:
+            predicted = torch.tensor(self.predict_properties(strings).to_numpy())
+            strings = [strings[i] for i in rerank_order(predicted, self.config, checked)[:num_samples]]
+        return strings
+
+    def sample_frame(
+        self,
+        num_samples: int = 1,
+        seed: int | None = None,
+        condition: dict | None = None,
+        rerank: int = 1,
+        progress: bool = False,
+        **options,
+    ) -> pd.DataFrame:
+        """Prior samples as a DataFrame: ``smiles``, ``valid`` and, for conditional models, each
+        property measured by RDKit with its ``_target`` and ``_error`` (measured - target)."""
+        checked = check_condition(self.config, condition)
+        smiles = self._sample(num_samples, seed, progress, checked, rerank, options)
+        frame = samples_frame(smiles)
+        if self.config.num_properties and self.representation != "text":
+            frame = pd.concat([frame, property_table(smiles, self.config, checked)], axis=1)
+        return frame
 
 
 def samples_frame(smiles: list[str]) -> pd.DataFrame:
@@ -216,9 +313,11 @@ def train_and_evaluate(
         return run.validation_metrics
     eval_args = run.evaluation_args
     vae = SeqVAEPipeline(run.model, run.tokenizer, source=str(run.output_dir))
+    # Canonicalised training SMILES can be compared as they are (no minute-long re-parse).
+    train_smiles = set(run.train_smiles) if run.data_args.canonicalize else run.train_smiles
     generation_metrics, samples = evaluate_run(
         vae,
-        run.train_smiles,
+        train_smiles,
         run.validation["smiles"],
         num_prior_samples=eval_args.num_prior_samples,
         temperature=eval_args.sample_temperature,

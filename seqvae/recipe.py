@@ -46,6 +46,10 @@ class DataArguments:
             skipped and reported.
         validation_fraction: share of molecules held out for validation.
         num_proc: processes for checking molecules.
+        properties: condition the model on these properties (a conditional VAE): built-in
+            RDKit properties (``logP``, ``qed``, ``SAS``, ``MW``, ``TPSA``, ``HBD``, ``HBA``,
+            ``rotatable_bonds``, ``rings``) or numeric CSV columns.
+        property_units: ``{column: unit}`` for CSV-column properties (built-ins know theirs).
     """
 
     data: str = "bundled"
@@ -58,6 +62,8 @@ class DataArguments:
     max_length: int = 100
     validation_fraction: float = 0.05
     num_proc: int = 1
+    properties: list[str] = dataclasses.field(default_factory=list)
+    property_units: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclass
@@ -104,6 +110,7 @@ def model_keys() -> dict[str, object]:
         for name in inspect.signature(SeqVAEConfig.__init__).parameters
         if name not in ("self", "kwargs", "vocab_size", "max_sequence_length")
         and not name.endswith("token_id")
+        and (not name.startswith("property_") or name == "property_head_hidden_size")  # from the data
     }
 
 

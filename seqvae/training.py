@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 import yaml
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from .configuration import SeqVAEConfig
 from .data import (
@@ -30,6 +31,7 @@ from .data import (
     split_train_validation,
     tokenize_molecules,
 )
+from .chem import PROPERTIES
 from .errors import SeqVAEError
 from .modeling import SeqVAE
 from .objectives import KL_SCHEDULES, KLSchedule, active_units, free_bits_kl, kl_weight_at, word_dropout
@@ -57,6 +59,12 @@ class SeqVAETrainingArguments(TrainingArguments):
         loss_reduction: ``sequence`` (NLL summed over tokens) or ``token`` (averaged).
         max_train_seconds: stop after this much wall time (0: no limit); a safety net for
             recipes sized to a time budget, the step count still drives the schedules.
+        condition_drop_probability: conditional models: chance of hiding each property from
+            the model in a training example, so that any subset of conditions works.
+        unconditional_probability: chance of hiding all properties in an example, so that
+            sampling without conditions works (and the property head has examples to learn from).
+        property_loss_weight: weight of the property head's mean squared error (normalised
+            units) in the loss.
     """
 
     kl_schedule: str = "linear"
@@ -71,6 +79,9 @@ class SeqVAETrainingArguments(TrainingArguments):
     word_dropout: float = 0.0
     loss_reduction: str = "sequence"
     max_train_seconds: float = 0.0
+    condition_drop_probability: float = 0.3
+    unconditional_probability: float = 0.2
+    property_loss_weight: float = 1.0
 
     def __post_init__(self):
         super().__post_init__()
@@ -82,6 +93,11 @@ class SeqVAETrainingArguments(TrainingArguments):
             raise SeqVAEError(f"loss_reduction must be 'sequence' or 'token', got {self.loss_reduction!r}")
         if not 0.0 <= self.word_dropout < 1.0:
             raise SeqVAEError(f"word_dropout must be in [0, 1), got {self.word_dropout}")
+        for name in ("condition_drop_probability", "unconditional_probability"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise SeqVAEError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.property_loss_weight < 0:
+            raise SeqVAEError(f"property_loss_weight must be >= 0, got {self.property_loss_weight}")
         for name in ("free_bits", "free_bits_total", "kl_warmup_steps", "kl_start_step", "max_train_seconds"):
             if getattr(self, name) < 0:
                 raise SeqVAEError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -117,6 +133,21 @@ class SeqVAETrainer(Trainer):
         self.model_accepts_loss_kwargs = False
         self._running = {}
 
+    def _get_train_sampler(self, train_dataset=None):
+        """``group_by_length`` with the lengths read once as a list.
+
+        ``datasets`` hands the Trainer a lazy column whose items cost ~0.5 ms each, which made
+        the length-grouped sampler spend minutes per epoch on a 250k-molecule corpus.
+        """
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        column = self.args.length_column_name
+        if self.args.train_sampling_strategy == "group_by_length" and column in getattr(dataset, "column_names", ()):
+            return LengthGroupedSampler(
+                self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                lengths=list(dataset[column]),
+            )
+        return super()._get_train_sampler(train_dataset)
+
     def kl_weight(self) -> float:
         total = self.state.max_steps or self.args.max_steps or 1
         return kl_weight_at(self.state.global_step, self.args.kl_schedule_spec(total))
@@ -132,21 +163,32 @@ class SeqVAETrainer(Trainer):
                 config.unk_token_id,
                 keep_token_ids=(config.pad_token_id, config.bos_token_id),
             )
+        properties = inputs.get("properties")
+        condition_mask = None
+        if properties is not None and model.training:
+            condition_mask = random_condition_mask(
+                properties.shape, self.args.condition_drop_probability, self.args.unconditional_probability
+            ).to(properties.device)
         outputs = model(
             input_ids=inputs["input_ids"],
             attention_mask=inputs["attention_mask"],
             decoder_input_ids=decoder_input_ids,
             kl_weight=beta,
+            properties=properties,
+            condition_mask=condition_mask,
         )
         recon = outputs.recon_loss if self.args.loss_reduction == "sequence" else outputs.recon_loss_per_token
         kl_term = free_bits_kl(outputs.kl_per_dim, self.args.free_bits, self.args.free_bits_total)
         loss = recon + beta * kl_term
+        if outputs.property_loss is not None:
+            loss = loss + self.args.property_loss_weight * outputs.property_loss
         if model.training:
             self._accumulate(
                 recon_per_sequence=outputs.recon_loss.item(),
                 recon_per_token=outputs.recon_loss_per_token.item(),
                 kl_per_sequence=outputs.kl.item(),
                 kl_weight=beta,
+                **({"property_mse": outputs.property_loss.item()} if outputs.property_loss is not None else {}),
             )
         return (loss, outputs) if return_outputs else loss
 
@@ -174,12 +216,23 @@ class SeqVAETrainer(Trainer):
         return metrics
 
 
+def random_condition_mask(shape, drop_probability: float, unconditional_probability: float) -> torch.Tensor:
+    """``[B, P]`` bool: which properties each example is conditioned on during training.
+
+    Each property is hidden with ``drop_probability``; whole rows are hidden with
+    ``unconditional_probability``.
+    """
+    keep = torch.rand(shape) >= drop_probability
+    unconditional = torch.rand(shape[0], 1) < unconditional_probability
+    return keep & ~unconditional
+
+
 @torch.no_grad()
 def evaluate_validation(model: SeqVAE, dataloader, loss_reduction: str = "sequence") -> dict:
     """ELBO pieces over a data loader, plus token accuracy of teacher-forced decoding from mu."""
     was_training = model.training
     model.eval()
-    sums = {"recon": 0.0, "kl": 0.0, "sequences": 0, "tokens": 0, "correct": 0}
+    sums = {"recon": 0.0, "kl": 0.0, "sequences": 0, "tokens": 0, "correct": 0, "property_mse": 0.0}
     means = []
     for batch in dataloader:
         batch = {key: value.to(model.device) for key, value in batch.items()}
@@ -192,12 +245,18 @@ def evaluate_validation(model: SeqVAE, dataloader, loss_reduction: str = "sequen
         real = batch["attention_mask"][:, 1:].bool()
         sums["tokens"] += int(real.sum())
         sums["correct"] += int(((out.logits.argmax(-1) == targets) & real).sum())
+        if model.property_head is not None:  # the head reads z encoded without conditions
+            unconditioned = model(**batch, use_posterior_mean=True, condition_mask=torch.zeros_like(batch["properties"]))
+            sums["property_mse"] += unconditioned.property_loss.item() * size
         means.append(out.mu.float().cpu())
     model.train(was_training)
     mu = torch.cat(means)
     recon = sums["recon"] / sums["sequences"]
     kl = sums["kl"] / sums["sequences"]
     recon_term = recon if loss_reduction == "sequence" else sums["recon"] / sums["tokens"]
+    extra = {}
+    if model.property_head is not None:
+        extra["property_mse"] = round(sums["property_mse"] / sums["sequences"], 4)
     return {
         "loss": round(recon_term + kl, 4),  # the objective at KL weight 1, for best-model selection
         "recon_per_sequence": round(recon, 4),
@@ -206,6 +265,7 @@ def evaluate_validation(model: SeqVAE, dataloader, loss_reduction: str = "sequen
         "elbo_per_sequence": round(-(recon + sums["kl"] / sums["sequences"]), 4),
         "token_accuracy": round(sums["correct"] / sums["tokens"], 4),
         "active_units": active_units(mu),
+        **extra,
     }
 
 
@@ -273,6 +333,7 @@ class TrainingRun:
     validation_metrics: dict
     train_seconds: float
     evaluation_args: EvaluationArguments
+    data_args: object = None
 
 
 def train(
@@ -302,18 +363,7 @@ def train(
     set_seed(args.seed)
     output_dir.mkdir(parents=True, exist_ok=True)
 
-    molecules, report = load_molecules(
-        data_args.data,
-        smiles_column=data_args.smiles_column,
-        canonicalize=data_args.canonicalize,
-        keep_largest_fragment=data_args.keep_largest_fragment,
-        representation=data_args.representation,
-        max_length=data_args.max_length,
-        deduplicate=data_args.deduplicate,
-        data_dir=data_args.data_dir,
-        progress=True,
-        num_proc=data_args.num_proc,
-    )
+    molecules, report = load_corpus(data_args, progress=True)
     train_rows, validation_rows = split_train_validation(
         molecules, data_args.validation_fraction, args.seed
     )
@@ -336,6 +386,7 @@ def train(
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
             unk_token_id=tokenizer.unk_token_id,
+            **property_statistics(train_rows, molecules.column_names[2:], data_args.property_units),
             **model_kwargs,
         )
     train_set = tokenize_molecules(train_rows, tokenizer, report)
@@ -356,7 +407,7 @@ def train(
         args=args,
         train_dataset=train_set,
         eval_dataset=validation_set,
-        data_collator=PaddingCollator(tokenizer.pad_token_id),
+        data_collator=PaddingCollator(tokenizer.pad_token_id, config.property_names),
         processing_class=tokenizer,
         callbacks=callbacks,
     )
@@ -376,7 +427,63 @@ def train(
         validation_metrics=validation_metrics,
         train_seconds=train_seconds,
         evaluation_args=evaluation_args,
+        data_args=data_args,
     )
+
+
+def load_corpus(data_args, progress: bool = False):
+    """``load_molecules`` with a recipe's data settings."""
+    return load_molecules(
+        data_args.data,
+        smiles_column=data_args.smiles_column,
+        canonicalize=data_args.canonicalize,
+        keep_largest_fragment=data_args.keep_largest_fragment,
+        representation=data_args.representation,
+        max_length=data_args.max_length,
+        deduplicate=data_args.deduplicate,
+        data_dir=data_args.data_dir,
+        progress=progress,
+        num_proc=data_args.num_proc,
+        properties=data_args.properties,
+    )
+
+
+def run_split(run_dir: str | Path):
+    """The ``(train, validation)`` rows of a finished run, re-created from its ``recipe.yaml``.
+
+    Reading the corpus with the run's settings and splitting with its seed gives the same rows
+    (large corpora come from the on-disk cache of checked tables). Used for novelty against
+    the training set and for held-out molecules in benchmarks.
+    """
+    recipe = Path(run_dir) / "recipe.yaml"
+    data_args, _, training_kwargs, _ = load_recipe(recipe)
+    molecules, _ = load_corpus(data_args)
+    return split_train_validation(molecules, data_args.validation_fraction, training_kwargs.get("seed", 42))
+
+
+def property_statistics(rows, names: list[str], units: dict[str, str]) -> dict:
+    """Config entries describing the properties: names, units, mean / std and range."""
+    if not names:
+        return {}
+    unknown_units = sorted(set(units) - set(names))
+    if unknown_units:
+        raise SeqVAEError(f"property_units names {unknown_units}, which are not among properties {names}")
+    table = rows.select_columns(names).to_pandas()
+    stds = table.std(ddof=0)
+    constant = [name for name in names if not stds[name] > 0]
+    if constant:
+        raise SeqVAEError(
+            f"property {', '.join(constant)} has the same value for every training molecule; "
+            "a constant cannot be a condition, leave it out of properties"
+        )
+    return {
+        "property_names": names,
+        "property_units": [PROPERTIES[name].unit if name in PROPERTIES else units.get(name, "") for name in names],
+        "property_means": [float(table[name].mean()) for name in names],
+        "property_stds": [float(stds[name]) for name in names],
+        "property_min": [float(table[name].min()) for name in names],
+        "property_max": [float(table[name].max()) for name in names],
+    }
 
 
 def _training_arguments(output_dir: Path, training_kwargs: dict) -> SeqVAETrainingArguments:

@@ -122,7 +122,7 @@ def test_finished_sequences_are_cut_at_eos_while_others_continue(tiny_model, mon
     eos, vocab = model.config.eos_token_id, model.config.vocab_size
     calls = []
 
-    def scripted_decode_logits(tokens, z, state):
+    def scripted_decode_logits(tokens, z, state, condition=None):
         """Token 7 everywhere; row 0 ends at its 2nd token, row 1 at its 4th."""
         step = state
         calls.append(tokens[:, -1].tolist())
@@ -134,7 +134,7 @@ def test_finished_sequences_are_cut_at_eos_while_others_continue(tiny_model, mon
             logits[1, :, eos] = 10.0
         return logits, step + 1
 
-    monkeypatch.setattr(model, "initial_decoder_state", lambda z: 0)
+    monkeypatch.setattr(model, "initial_decoder_state", lambda z, condition=None: 0)
     monkeypatch.setattr(model, "decode_logits", scripted_decode_logits)
     out = decode_latents(model, torch.zeros(2, 8), strategy="greedy", max_length=10)
     assert out == [[7], [7, 7, 7]]

@@ -15,6 +15,7 @@ from ..chem import canonical_smiles
 
 __all__ = [
     "canonical_valid",
+    "canonical_set",
     "fraction_valid",
     "fraction_unique",
     "fraction_novel",
@@ -39,20 +40,35 @@ def fraction_unique(smiles: list[str]) -> float:
     return len(set(valid)) / len(valid) if valid else 0.0
 
 
+def canonical_set(smiles: Iterable[str]) -> set[str]:
+    """Canonical SMILES of the valid molecules, as a set (a training set for novelty)."""
+    return {c for c in map(canonical_smiles, smiles) if c is not None}
+
+
+def _training_set(training_smiles) -> set[str]:
+    # A set is taken as already canonical (canonicalising 250k molecules takes a minute).
+    return training_smiles if isinstance(training_smiles, (set, frozenset)) else canonical_set(training_smiles)
+
+
 def fraction_novel(smiles: list[str], training_smiles: Iterable[str]) -> float:
-    """Share of distinct valid molecules not in ``training_smiles`` (compared canonically)."""
+    """Share of distinct valid molecules not in ``training_smiles`` (compared canonically).
+
+    ``training_smiles`` may be a set of canonical SMILES (see :func:`canonical_set`).
+    """
     distinct = set(canonical_valid(smiles))
     if not distinct:
         return 0.0
-    training = {c for c in map(canonical_smiles, training_smiles) if c is not None}
-    return len(distinct - training) / len(distinct)
+    return len(distinct - _training_set(training_smiles)) / len(distinct)
 
 
 def sample_quality(smiles: list[str], training_smiles: Iterable[str]) -> dict[str, float]:
-    """Validity, uniqueness and novelty together, parsing each molecule once."""
+    """Validity, uniqueness and novelty together, parsing each molecule once.
+
+    ``training_smiles`` may be a set of canonical SMILES (see :func:`canonical_set`).
+    """
     valid = canonical_valid(smiles)
     distinct = set(valid)
-    training = {c for c in map(canonical_smiles, training_smiles) if c is not None}
+    training = _training_set(training_smiles)
     return {
         "validity": len(valid) / len(smiles) if smiles else 0.0,
         "uniqueness": len(distinct) / len(valid) if valid else 0.0,

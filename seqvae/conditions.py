@@ -1,0 +1,140 @@
+"""Conditions for a conditional VAE: checking targets, measuring what was generated, re-ranking.
+
+A condition is ``{property: target}`` in the property's own units (``{"logP": 2.5, "qed": 0.8}``);
+properties left out are not conditioned on. The model's config says which properties it knows,
+their units and the range seen in training.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .chem import PROPERTIES, compute_properties, property_name
+from .errors import SeqVAEError
+
+__all__ = ["check_condition", "condition_values", "parse_condition_text", "property_table", "rerank_order"]
+
+logger = logging.getLogger(__name__)
+
+
+def _resolve_name(name: str, known: list[str]) -> str | None:
+    """``name`` as the model spells it: exact, built-in alias (``LogP``), or case-insensitive."""
+    if name in known:
+        return name
+    alias = property_name(name)
+    if alias in known:
+        return alias
+    return next((k for k in known if k.lower() == str(name).lower()), None)
+
+
+def check_condition(config, condition: dict | None) -> dict[str, float]:
+    """Validate ``{property: target}`` against a model's config; returns it with canonical names.
+
+    Raises :class:`SeqVAEError` for a model trained without properties, an unknown name or a
+    target that is not a finite number. Targets outside the training range are allowed, with a
+    warning that states the range (the model then extrapolates).
+    """
+    if not condition:
+        return {}
+    known = list(config.property_names)
+    if not known:
+        raise SeqVAEError(
+            f"this model was trained without properties, so it cannot be conditioned on "
+            f"{', '.join(map(str, condition))}; train one with `properties: [...]` in the recipe "
+            "(see recipes/zinc250k_cvae.yaml)"
+        )
+    checked = {}
+    for name, target in condition.items():
+        canonical = _resolve_name(name, known)
+        if canonical is None:
+            raise SeqVAEError(
+                f"unknown property {name!r}: this model is conditioned on {', '.join(known)}"
+            )
+        if isinstance(target, bool):
+            raise SeqVAEError(f"the target for {canonical} must be a number, got {target!r}")
+        if not isinstance(target, (int, float, np.number)):
+            try:
+                target = float(target)
+            except (TypeError, ValueError):
+                raise SeqVAEError(f"the target for {canonical} must be a number, got {target!r}") from None
+        target = float(target)
+        if not math.isfinite(target):
+            raise SeqVAEError(f"the target for {canonical} must be a finite number, got {target}")
+        _warn_if_outside_training(config, canonical, target)
+        checked[canonical] = target
+    return checked
+
+
+def _warn_if_outside_training(config, name: str, target: float) -> None:
+    index = config.property_names.index(name)
+    low, high = config.property_min[index], config.property_max[index]
+    mean, std = config.property_means[index], config.property_stds[index]
+    unit = f" {config.property_units[index]}" if config.property_units[index] else ""
+    if not low <= target <= high:
+        logger.warning(
+            "target %s=%g%s is outside the training range [%.4g, %.4g]%s; the model extrapolates and "
+            "may miss it", name, target, unit, low, high, unit,
+        )
+    elif abs(target - mean) > 3 * std:
+        logger.warning(
+            "target %s=%g%s is in the tail of the training data (mean %.4g, std %.4g, range [%.4g, %.4g]); "
+            "expect fewer valid molecules and a larger error", name, target, unit, mean, std, low, high,
+        )
+
+
+def condition_values(config, condition: dict[str, float]) -> torch.Tensor:
+    """Checked ``{property: target}`` -> ``[num_properties]`` values with NaN where not given."""
+    values = torch.full((len(config.property_names),), float("nan"))
+    for name, target in condition.items():
+        values[config.property_names.index(name)] = target
+    return values
+
+
+def parse_condition_text(texts: list[str]) -> dict[str, str]:
+    """``["logP=2.5", "qed=0.8"]`` (command line) -> ``{"logP": "2.5", "qed": "0.8"}``."""
+    parsed = {}
+    for text in texts or []:
+        name, sep, value = text.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise SeqVAEError(f"--condition {text!r} is not of the form NAME=VALUE (e.g. logP=2.5)")
+        parsed[name.strip()] = value.strip()
+    return parsed
+
+
+def property_table(smiles: list[str], config, condition: dict[str, float]) -> pd.DataFrame:
+    """Properties of generated molecules, measured by RDKit, against the targets.
+
+    Columns, for each built-in property of the model: ``NAME`` (the measured value, NaN for an
+    invalid molecule); for each conditioned one also ``NAME_target`` and ``NAME_error``
+    (measured minus target). Properties RDKit cannot compute (CSV columns such as an assay)
+    get only their target.
+    """
+    built_in = [name for name in config.property_names if name in PROPERTIES]
+    measured = compute_properties(smiles, built_in) if built_in else {}
+    table = {}
+    for name in config.property_names:
+        if name in measured:
+            table[name] = measured[name]
+        if name in condition:
+            table[f"{name}_target"] = [condition[name]] * len(smiles)
+            if name in measured:
+                table[f"{name}_error"] = [value - condition[name] for value in measured[name]]
+    return pd.DataFrame(table, index=range(len(smiles)))
+
+
+def rerank_order(predicted: torch.Tensor, config, condition: dict[str, float]) -> list[int]:
+    """Candidate indices, best first, by the head's predicted distance to the targets.
+
+    The distance sums ``|predicted - target| / std`` over the conditioned properties, so that
+    properties on different scales count alike.
+    """
+    distance = torch.zeros(predicted.size(0))
+    for name, target in condition.items():
+        index = config.property_names.index(name)
+        distance += (predicted[:, index].cpu() - target).abs() / config.property_stds[index]
+    return torch.argsort(distance, stable=True).tolist()
