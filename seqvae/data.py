@@ -336,8 +336,9 @@ def _check_property_names(path: Path, properties, columns) -> None:
 
 def _load_csv(path: Path, header="infer") -> datasets.Dataset:
     try:
-        # Blank lines become empty rows (not skipped), so line numbers stay true.
-        table = _load_quietly("csv", path, header=header, skip_blank_lines=False)
+        # Blank lines become empty rows (not skipped), so line numbers stay true; "n/a" or "NA"
+        # stay text, so a skipped row's report shows what the file really holds.
+        table = _load_quietly("csv", path, header=header, skip_blank_lines=False, keep_default_na=False)
     except Exception as error:  # pandas' parser errors come in several types
         raise SeqVAEError(f"{path}: cannot parse as CSV ({error.__cause__ or error})") from None
     if len(table) == 0:
@@ -491,7 +492,19 @@ def load_molecules(
             "Check the SMILES column and max_length"
         )
     logger.info("corpus: %s", report.summary())
+    _warn_about_property_rows(report)
     return datasets.Dataset.from_dict(kept), report
+
+
+def _warn_about_property_rows(report: CorpusReport) -> None:
+    """Skipped molecules are expected; skipped property values usually mean a data problem."""
+    rows = [row for row in report.skipped if row.reason.startswith("property ")]
+    if rows:
+        first = rows[0]
+        logger.warning(
+            "%d row(s) skipped because a property value is missing or not a number; first: %s, line %d: %s "
+            "(all are listed in the run's data_report.json)", len(rows), first.file, first.line, first.reason,
+        )
 
 
 CACHE_MIN_ROWS = 10_000  # smaller files are checked faster than a cache is read

@@ -473,3 +473,18 @@ def test_train_with_a_non_numeric_property_column_reports_the_rows(tmp_path, con
     assert run.report.skipped_counts.get("property activity missing or not a number") == 1
     assert any(row.line == 6 for row in run.report.skipped)
     assert run.model.config.property_names == ["activity"]
+
+
+def test_train_with_a_property_column_holding_no_numbers_exits_2(capsys, tmp_path):
+    corpus = tmp_path / "assay.csv"
+    corpus.write_text("smiles,activity\nCCO,high\nCCN,low\nCCC,\n")
+    status, out, err = _cli(capsys, "train", "--output_dir", tmp_path / "run", f"data={corpus}", "properties=[activity]")
+    assert status == 2 and "Traceback" not in err + out
+    assert "no usable molecules" in err and "property activity missing or not a number" in err
+
+
+def test_skipped_property_rows_are_announced_with_their_line(write_file, caplog):
+    path = write_file("mols.csv", "smiles,activity\nCCO,1.0\nCCN,n/a\n")
+    with caplog.at_level(logging.WARNING, logger="seqvae.data"):
+        load_molecules(path, properties=["activity"])
+    assert "1 row(s) skipped" in caplog.text and "line 3" in caplog.text and "'n/a'" in caplog.text
