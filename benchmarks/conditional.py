@@ -38,9 +38,10 @@ import pandas as pd
 import torch
 
 import seqvae
-from seqvae.chem import compute_properties
+from seqvae.chem import PROPERTIES, compute_properties
 from seqvae.metrics.conditional import TOLERANCES, control_metrics, spearman
-from seqvae.metrics.molecules import sample_quality
+from seqvae.metrics.molecules import canonical_set, sample_quality
+from seqvae.recipe import load_recipe
 from seqvae.optimization import best_improvement
 from seqvae.training import run_split
 
@@ -106,9 +107,10 @@ def correlations(frames: dict[tuple, pd.DataFrame]) -> dict:
 
 def head_correlation(vae, smiles: list[str]) -> dict:
     predicted = vae.predict_properties(smiles)
-    measured = compute_properties(smiles, vae.property_names)
+    built_in = [p for p in vae.property_names if p in PROPERTIES]
+    measured = compute_properties(smiles, built_in)
     result = {"molecules": len(smiles)}
-    for prop in vae.property_names:
+    for prop in built_in:
         pairs = pd.DataFrame({"p": predicted[prop], "m": measured[prop]})
         result[prop] = {
             "pearson": round(float(pairs["p"].corr(pairs["m"])), 4),
@@ -144,17 +146,20 @@ def headline(grid: list[dict], spearmans: dict) -> dict:
     logp = [e for e in grid if e["property"] == "logP" and not e["out_of_distribution"]]
     def mean_of(entries, pick):
         return round(float(np.mean([pick(e) for e in entries])), 4)
-    summary = {
-        "logP_mad_mean_over_targets_0_to_5": mean_of(logp, lambda e: e["logP"]["mad"]),
-        "logP_validity_mean_over_targets_0_to_5": mean_of(logp, lambda e: e["validity"]),
-        "logP_spearman_of_means_0_to_5": spearmans["logP/in_distribution"]["spearman_of_means"],
-        "logP_spearman_per_molecule_0_to_5": spearmans["logP/in_distribution"]["spearman_per_molecule"],
-    }
+    summary = {}
+    if logp:
+        summary = {
+            "logP_mad_mean_over_targets_0_to_5": mean_of(logp, lambda e: e["logP"]["mad"]),
+            "logP_validity_mean_over_targets_0_to_5": mean_of(logp, lambda e: e["validity"]),
+            "logP_spearman_of_means_0_to_5": spearmans["logP/in_distribution"]["spearman_of_means"],
+            "logP_spearman_per_molecule_0_to_5": spearmans["logP/in_distribution"]["spearman_per_molecule"],
+        }
     for prop in ("qed", "SAS"):
         entries = [e for e in grid if e["property"] == prop]
         if entries:
             summary[f"{prop}_mad_mean_over_targets"] = mean_of(entries, lambda e: e[prop]["mad"])
-    summary["validity_mean_over_grid"] = mean_of(grid, lambda e: e["validity"])
+    if grid:
+        summary["validity_mean_over_grid"] = mean_of(grid, lambda e: e["validity"])
     return summary
 
 
@@ -216,8 +221,12 @@ def main() -> None:
     started = time.perf_counter()
 
     vae = seqvae.load(args.model, device="cpu" if not torch.cuda.is_available() else None)
+    if "logP" not in vae.property_names:
+        parser.error(f"{args.model} is not conditioned on logP (its properties: {vae.property_names}); "
+                     "the grid and latent optimisation of this benchmark need logP")
     train_rows, validation_rows = run_split(args.model)
-    training = set(train_rows["smiles"])
+    canonical = load_recipe(Path(args.model) / "recipe.yaml")[0].canonicalize
+    training = set(train_rows["smiles"]) if canonical else canonical_set(train_rows["smiles"])
     held_out = validation_rows.shuffle(seed=args.seed)["smiles"]
     print(f"{vae}\ntraining molecules: {len(training):,}; held-out: {len(held_out):,}", flush=True)
 

@@ -144,6 +144,8 @@ def molecule_properties(mol: Chem.Mol | None, names: list[str]) -> list[float]:
     for name in names:
         try:
             values.append(float(PROPERTIES[name].compute(mol)) if mol is not None else math.nan)
+        except SeqVAEError:  # a broken install (no SA_Score): every molecule would fail, say why
+            raise
         except Exception:  # an RDKit failure on one odd molecule must not stop a batch
             values.append(math.nan)
     return values

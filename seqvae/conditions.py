@@ -41,6 +41,10 @@ def check_condition(config, condition: dict | None) -> dict[str, float]:
     """
     if not condition:
         return {}
+    if not isinstance(condition, dict):
+        raise SeqVAEError(
+            f"a condition is a dict of property: target, e.g. {{'logP': 2.5}}, got {condition!r}"
+        )
     known = list(config.property_names)
     if not known:
         raise SeqVAEError(
@@ -65,6 +69,8 @@ def check_condition(config, condition: dict | None) -> dict[str, float]:
         target = float(target)
         if not math.isfinite(target):
             raise SeqVAEError(f"the target for {canonical} must be a finite number, got {target}")
+        if canonical in checked:
+            raise SeqVAEError(f"{canonical} is given twice in the condition ({', '.join(map(str, condition))})")
         _warn_if_outside_training(config, canonical, target)
         checked[canonical] = target
     return checked

@@ -18,6 +18,7 @@ silently: each is counted and listed with its file and line in a :class:`CorpusR
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
 import json
@@ -336,14 +337,30 @@ def _check_property_names(path: Path, properties, columns) -> None:
 
 def _load_csv(path: Path, header="infer") -> datasets.Dataset:
     try:
-        # Blank lines become empty rows (not skipped), so line numbers stay true; "n/a" or "NA"
-        # stay text, so a skipped row's report shows what the file really holds.
-        table = _load_quietly("csv", path, header=header, skip_blank_lines=False, keep_default_na=False)
+        # Every column is read as text: pandas reads in chunks of 10,000 rows and would fix a
+        # column's type from the first chunk, rejecting the file when a later value differs
+        # ("2.5" in a column of integers, "n/a" among numbers). Numbers are parsed row by row
+        # later, so a bad value skips one row. Blank lines become empty rows (not skipped), so
+        # line numbers stay true; "n/a" or "NA" stay as written, so the report shows them.
+        text_columns = {index: str for index in range(_count_columns(path))}
+        table = _load_quietly(
+            "csv", path, header=header, skip_blank_lines=False, keep_default_na=False, converters=text_columns
+        )
     except Exception as error:  # pandas' parser errors come in several types
         raise SeqVAEError(f"{path}: cannot parse as CSV ({error.__cause__ or error})") from None
     if len(table) == 0:
         raise SeqVAEError(f"{path} has a header line but no rows; add molecules below the header")
     return table
+
+
+def _count_columns(path: Path) -> int:
+    """Fields in the first non-empty line of a CSV file."""
+    with _open_text(path) as handle:
+        for raw in handle:
+            line = raw.decode("utf-8").strip()
+            if line:
+                return len(next(csv.reader([line])))
+    return 1
 
 
 def _load_quietly(builder: str, path: Path, **options) -> datasets.Dataset:
@@ -464,7 +481,7 @@ def load_molecules(
                 **{f"property:{name}": ["" if v is None else str(v) for v in column] for name, column in columns.items()},
             }
         )
-        checked = _cached_check(Path(path), raw, check, num_proc, progress)
+        checked = _cached_check(Path(path), raw, check, num_proc, progress, key=f"{smiles_column}|{sorted(columns)}")
         names = {p: (f"property:{p}" if p in columns else p) for p in properties}
         for offset, row in enumerate(checked):
             report.rows_read += 1
@@ -510,12 +527,20 @@ def _warn_about_property_rows(report: CorpusReport) -> None:
 CACHE_MIN_ROWS = 10_000  # smaller files are checked faster than a cache is read
 
 
-def _cached_check(path: Path, raw: datasets.Dataset, check, num_proc: int, progress: bool):
-    """Run ``check`` over a file's rows, reusing a saved result for the same content and settings."""
+def _cached_check(path: Path, raw: datasets.Dataset, check, num_proc: int, progress: bool, key: str = ""):
+    """Run ``check`` over a file's rows, reusing a saved result for the same content and settings.
+
+    The cache key covers the file's bytes, the check settings, ``key`` (the columns read) and
+    the seqvae and RDKit versions (canonical SMILES and properties may change between them).
+    """
+    from rdkit import __version__ as rdkit_version
+
+    from . import __version__
+
     desc = f"checking {path.name}"
     if len(raw) < CACHE_MIN_ROWS:
         return _run_check(raw, check, num_proc, progress, desc)
-    digest = hashlib.sha256(check.settings().encode())
+    digest = hashlib.sha256(f"{check.settings()}|{key}|seqvae {__version__}|rdkit {rdkit_version}".encode())
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)

@@ -46,6 +46,8 @@ def _objective_function(objective, config) -> Callable[[torch.Tensor], torch.Ten
         if canonical is None:
             raise SeqVAEError(f"unknown property {name!r} in the objective; the model predicts {', '.join(names)}")
         index = names.index(canonical)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            raise SeqVAEError(f"the objective weight of {canonical} must be a number, got {weight!r}")
         indexed.append((index, float(weight) / config.property_stds[index]))
     return lambda predicted: sum(weight * predicted[:, index] for index, weight in indexed)
 
@@ -97,8 +99,7 @@ def optimize_latents(
     for step in tqdm(range(1, steps + 1), desc="optimising", disable=not progress):
         predicted_score = score(model.predict_properties(z))
         loss = -(predicted_score - prior_weight * 0.5 * z.pow(2).sum(dim=1)).sum()
-        optimizer.zero_grad()
-        loss.backward()
+        (z.grad,) = torch.autograd.grad(loss, [z])  # gradients for z only, none left on the model
         optimizer.step()
         if step % decode_every == 0 or step == steps:
             with torch.no_grad():

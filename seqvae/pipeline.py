@@ -205,9 +205,18 @@ class SeqVAEPipeline:
         )
         strings = ids_to_strings(self.tokenizer, ids, self.representation)
         if rerank > 1:
-            predicted = torch.tensor(self.predict_properties(strings).to_numpy())
-            strings = [strings[i] for i in rerank_order(predicted, self.config, checked)[:num_samples]]
+            strings = self._rerank(strings, checked, num_samples)
         return strings
+
+    def _rerank(self, candidates: list[str], checked: dict[str, float], keep: int) -> list[str]:
+        """The ``keep`` valid candidates whose predicted properties are closest to the targets;
+        invalid ones only fill up the list when too few are valid."""
+        valid = [s for s in candidates if is_valid(s)]
+        invalid = [s for s in candidates if not is_valid(s)]
+        if valid:
+            predicted = torch.tensor(self.predict_properties(valid).to_numpy())
+            valid = [valid[i] for i in rerank_order(predicted, self.config, checked)]
+        return (valid + invalid)[:keep]
 
     def sample_frame(
         self,

@@ -389,6 +389,7 @@ def train(
             **property_statistics(train_rows, molecules.column_names[2:], data_args.property_units),
             **model_kwargs,
         )
+    _warn_about_the_property_head(config)
     train_set = tokenize_molecules(train_rows, tokenizer, report)
     validation_set = tokenize_molecules(validation_rows, tokenizer, report)
     report.write(output_dir / "data_report.json")
@@ -429,6 +430,13 @@ def train(
         evaluation_args=evaluation_args,
         data_args=data_args,
     )
+
+
+def _warn_about_the_property_head(config: SeqVAEConfig) -> None:
+    if config.property_head_hidden_size and not config.num_properties:
+        logger.warning("property_head_hidden_size is set but properties are not: the model gets no property head")
+    elif config.num_properties and not config.property_head_hidden_size:
+        logger.info("no property head (property_head_hidden_size: 0): re-ranking and latent optimisation unavailable")
 
 
 def load_corpus(data_args, progress: bool = False):

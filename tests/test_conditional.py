@@ -15,7 +15,15 @@ import pytest
 import torch
 
 from seqvae import SeqVAE, SeqVAEError
-from seqvae.chem import PROPERTIES, compute_properties, molecule_properties, property_name, tanimoto_similarity, to_mol
+from seqvae.chem import (
+    PROPERTIES,
+    compute_properties,
+    is_valid,
+    molecule_properties,
+    property_name,
+    tanimoto_similarity,
+    to_mol,
+)
 from seqvae.cli import main
 from seqvae.conditions import check_condition, parse_condition_text, rerank_order
 from seqvae.data import PaddingCollator, load_molecules
@@ -115,6 +123,31 @@ def test_checked_tables_of_large_files_are_cached(write_file, tmp_path, monkeypa
     assert len(calls) == 1
 
 
+def test_large_csv_with_a_late_non_numeric_property_skips_only_that_row(write_file):
+    # pandas reads CSVs in chunks of 10,000 rows; a column typed by its first chunk must not
+    # reject the file when row 10,003 holds text or an empty cell.
+    carbons = ["C" * n for n in range(1, 11)]
+    rows = [f"{carbons[i % 10]}{'O' * (i // 10 % 40)},{i % 5}" for i in range(10_004)]
+    rows[10_002] = rows[10_002].split(",")[0] + ",not measured"
+    rows[10_003] = rows[10_003].split(",")[0] + ","
+    path = write_file("big.csv", "smiles,activity\n" + "\n".join(rows) + "\n")
+    molecules, report = load_molecules(path, properties=["activity"], deduplicate=False)
+    assert report.skipped_counts == {"property activity missing or not a number": 2}
+    assert [row.line for row in report.skipped] == [10_004, 10_005]
+    assert len(molecules) == 10_002
+
+
+def test_the_cache_key_includes_the_smiles_column(write_file, tmp_path, monkeypatch):
+    import seqvae.data as data
+
+    monkeypatch.setattr(data, "CACHE_MIN_ROWS", 1)
+    monkeypatch.setattr(data, "CACHE_DIR", tmp_path / "cache")
+    path = write_file("two.csv", "a,b\nCCO,c1ccccc1\nCCN,CCCl\n")
+    first, _ = load_molecules(path, smiles_column="a")
+    second, _ = load_molecules(path, smiles_column="b")
+    assert first["smiles"] == ["CCO", "CCN"] and second["smiles"] == ["c1ccccc1", "CCCl"]
+
+
 def test_collator_stacks_property_columns():
     batch = PaddingCollator(0, ["logP", "qed"])([{"input_ids": [1, 5, 2], "logP": 1.0, "qed": 0.5}])
     assert batch["properties"].tolist() == [[1.0, 0.5]]
@@ -175,6 +208,19 @@ def test_the_condition_reaches_the_decoder(tiny_config, decoder_type):
     low = model.condition_vector(torch.tensor([[0.0, float("nan")]] * 2), 2)
     high = model.condition_vector(torch.tensor([[5.0, float("nan")]] * 2), 2)
     assert not torch.allclose(model.decode_logits(tokens, z, condition=low)[0], model.decode_logits(tokens, z, condition=high)[0])
+
+
+@pytest.mark.parametrize("decoder_type", ["gru", "lstm", "transformer"])
+def test_generation_reads_the_condition(tiny_config, decoder_type):
+    from seqvae.generation import decode_latents, sample_prior
+
+    model = conditional_model(tiny_config, decoder_type=decoder_type)
+    z = torch.randn(4, model.config.latent_dim)
+    conditions = [model.condition_vector(torch.tensor([[t, float("nan")]]), 1)[0] for t in (-5.0, 9.0)]
+    outputs = [decode_latents(model, z, strategy="greedy", max_length=12, condition=c) for c in conditions]
+    assert outputs[0] != outputs[1]  # an untrained model too: the condition changes the decoder's input
+    per_row = torch.stack([conditions[0], conditions[1], conditions[0]])
+    assert len(sample_prior(model, 3, condition=per_row, max_length=8)) == 3
 
 
 def test_the_condition_reaches_the_encoder(tiny_config):
@@ -269,6 +315,13 @@ def test_targets_outside_the_training_range_are_allowed_with_a_warning(caplog):
     with caplog.at_level(logging.WARNING, logger="seqvae.conditions"):
         check_condition(_Config, {"logP": 3.0})
     assert caplog.text == ""
+
+
+def test_a_condition_must_be_a_dict_without_repeats():
+    with pytest.raises(SeqVAEError, match="dict of property: target"):
+        check_condition(_Config, ["logP=2"])
+    with pytest.raises(SeqVAEError, match="logP is given twice"):
+        check_condition(_Config, {"logP": 1, "LogP": 2})
 
 
 def test_parse_condition_text():
@@ -368,6 +421,10 @@ def test_reranking_brings_the_head_predictions_closer_to_the_target(conditional_
     reranked = vae.sample(100, seed=4, condition={"logP": 4.0}, rerank=4)
     distance = lambda smiles: (vae.predict_properties(smiles)["logP"] - 4.0).abs().mean()  # noqa: E731
     assert len(reranked) == 100 and distance(reranked) < distance(plain)
+    # Valid candidates come first, and the RDKit-measured logP moves toward the target too.
+    assert sum(map(is_valid, reranked)) >= sum(map(is_valid, plain))
+    measured = lambda smiles: pd.Series(compute_properties(smiles, ["logP"])["logP"]).mean()  # noqa: E731
+    assert measured(reranked) > measured(plain)
 
 
 def test_rerank_needs_a_condition_and_a_head(conditional_run, trained_run):
@@ -383,6 +440,7 @@ def test_rerank_needs_a_condition_and_a_head(conditional_run, trained_run):
 
 def test_latent_optimisation_raises_the_predicted_property(conditional_run, conditional_corpus):
     vae = conditional_run.vae
+    assert all(p.grad is None for p in vae.model.parameters())
     starts = pd.read_csv(conditional_corpus)["smiles"].head(8).tolist()
     path = vae.optimize(starts, "logP", steps=30, step_size=0.1, decode_every=10)
     assert sorted(path["step"].unique()) == [0, 10, 20, 30]
@@ -395,11 +453,17 @@ def test_latent_optimisation_raises_the_predicted_property(conditional_run, cond
     assert (down[down["step"] == 10]["predicted_score"].to_numpy() > down[down["step"] == 0]["predicted_score"].to_numpy()).all()
     custom = vae.optimize(starts[:2], lambda p: p["qed"] - p["logP"], steps=5, decode_every=5)
     assert len(custom) == 4
+    assert all(p.grad is None for p in vae.model.parameters())  # only z was differentiated
 
 
 @pytest.mark.parametrize(
     "objective, fragment",
-    [("potency", "unknown property 'potency'"), (42, "objective must be"), ({}, "objective must be")],
+    [
+        ("potency", "unknown property 'potency'"),
+        (42, "objective must be"),
+        ({}, "objective must be"),
+        ({"logP": "up"}, "weight of logP must be a number"),
+    ],
 )
 def test_bad_optimisation_objectives(conditional_run, objective, fragment):
     with pytest.raises(SeqVAEError, match=fragment):
@@ -471,7 +535,7 @@ def test_train_with_a_non_numeric_property_column_reports_the_rows(tmp_path, con
     corpus.write_text("\n".join(lines) + "\n")
     run = train(None, make_overrides(corpus, properties=["activity"], max_steps=2), tmp_path / "run")
     assert run.report.skipped_counts.get("property activity missing or not a number") == 1
-    assert any(row.line == 6 for row in run.report.skipped)
+    assert [row.line for row in run.report.skipped if row.reason.startswith("property")] == [6]
     assert run.model.config.property_names == ["activity"]
 
 
