@@ -15,7 +15,9 @@ misses). Then:
 * ``unconditional``: the same model sampled without a condition, scored against every target,
   so the effect of conditioning is visible;
 * ``reranked``: each target again, drawing ``--rerank`` times as many molecules and keeping the
-  best by the property head (no RDKit involved in the choice);
+  best by the property head (RDKit only parses them: valid candidates rank first, so validity
+  is ~100% here); ``reranked_logP`` does the same for logP 0..5 with ``--rerank_logp``;
+* ``guided``: the logP targets 0..5 again with classifier-free guidance (``--guidance_scale``);
 * ``joint``: two multi-property conditions (``logP=2.5, qed=0.8`` and ``logP=2, SAS=3``);
 * ``property_head``: correlation of the head's predictions with RDKit on held-out molecules;
 * ``latent_optimization``: from ``--optimization_molecules`` held-out molecules, the share whose
@@ -62,22 +64,22 @@ def measure(frame: pd.DataFrame, training: set[str], condition: dict[str, float]
     return result
 
 
-def grid_runs(vae, training, args, rerank: int) -> tuple[list[dict], dict[tuple, pd.DataFrame]]:
+def grid_runs(vae, training, args, rerank: int, guidance_scale: float = 0.0, only: str | None = None):
     results, frames = [], {}
     for index, (prop, target, out_of_distribution) in enumerate(GRID):
-        if prop not in vae.property_names:
+        if prop not in vae.property_names or (only and (prop != only or out_of_distribution)):
             continue
         started = time.perf_counter()
         frame = vae.sample_frame(
             args.num_samples, seed=args.seed + index, condition={prop: target},
-            temperature=args.temperature, rerank=rerank,
+            temperature=args.temperature, rerank=rerank, guidance_scale=guidance_scale,
         )
         entry = {"property": prop, "target": target, "out_of_distribution": out_of_distribution}
         entry.update(measure(frame, training, {prop: target}))
         entry["seconds"] = round(time.perf_counter() - started, 1)
         results.append(entry)
         frames[(prop, target)] = frame
-        print(f"  {prop}={target:g} (rerank {rerank}): valid {entry['validity']:.3f}  MAD {entry[prop]['mad']:.3f}  "
+        print(f"  {prop}={target:g} (rerank {rerank}, guidance {guidance_scale:g}): valid {entry['validity']:.3f}  MAD {entry[prop]['mad']:.3f}  "
               f"hit {entry[prop]['hit_rate']:.3f}  ({entry['seconds']} s)", flush=True)
     return results, frames
 
@@ -209,7 +211,11 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="run folder of a conditional model")
     parser.add_argument("--num_samples", type=int, default=1000)
     parser.add_argument("--rerank", type=int, default=4, help="oversampling factor of the re-ranked runs (1: skip)")
+    parser.add_argument("--rerank_logp", type=int, default=16,
+                        help="a larger oversampling factor, for the logP targets 0..5 only (1: skip)")
     parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--guidance_scale", type=float, default=1.0,
+                        help="classifier-free guidance of the extra logP runs (0: skip them)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--optimization_molecules", type=int, default=100)
     parser.add_argument("--optimization_steps", type=int, default=100)
@@ -243,6 +249,14 @@ def main() -> None:
     if args.rerank > 1:
         print(f"re-ranked by the property head ({args.rerank}x candidates):", flush=True)
         reranked, _ = grid_runs(vae, training, args, rerank=args.rerank)
+    reranked_more = []
+    if args.rerank_logp > 1:
+        print(f"re-ranked, {args.rerank_logp}x candidates (logP targets 0..5):", flush=True)
+        reranked_more, _ = grid_runs(vae, training, args, rerank=args.rerank_logp, only="logP")
+    guided = []
+    if args.guidance_scale > 0:
+        print(f"classifier-free guidance {args.guidance_scale:g} (logP targets 0..5):", flush=True)
+        guided, _ = grid_runs(vae, training, args, rerank=1, guidance_scale=args.guidance_scale, only="logP")
     joint = []
     for index, condition in enumerate(JOINT):
         if not set(condition) <= set(vae.property_names):
@@ -266,6 +280,8 @@ def main() -> None:
         "spearman": spearmans,
         "unconditional": unconditional,
         "reranked": {"oversampling": args.rerank, "grid": reranked},
+        "reranked_logP": {"oversampling": args.rerank_logp, "grid": reranked_more},
+        "guided": {"guidance_scale": args.guidance_scale, "grid": guided},
         "joint": joint,
         "property_head": head_correlation(vae, held_out[:2000]),
         "latent_optimization": latent_optimization(vae, held_out[: args.optimization_molecules], args),

@@ -46,10 +46,19 @@ def _add_decoding_options(parser: argparse.ArgumentParser, default_strategy: str
     group.add_argument("--top_k", type=int, default=0, help="keep the k most likely tokens (0: all)")
     group.add_argument("--top_p", type=float, default=1.0, help="nucleus sampling mass (1.0: off)")
     group.add_argument("--seed", type=int, default=None, help="random seed for reproducible samples")
+    group.add_argument(
+        "--guidance_scale", type=float, default=0.0, help="classifier-free guidance toward --condition (0: off)"
+    )
 
 
 def _decoding_options(args) -> dict:
-    return {"strategy": args.strategy, "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p}
+    return {
+        "strategy": args.strategy,
+        "temperature": args.temperature,
+        "top_k": args.top_k,
+        "top_p": args.top_p,
+        "guidance_scale": args.guidance_scale,
+    }
 
 
 class Train(Subcommand):

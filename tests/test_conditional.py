@@ -427,6 +427,15 @@ def test_reranking_brings_the_head_predictions_closer_to_the_target(conditional_
     assert measured(reranked) > measured(plain)
 
 
+def test_guidance_pushes_further_toward_the_target(conditional_run):
+    vae = conditional_run.vae
+    plain = vae.sample_frame(300, seed=5, condition={"logP": 4.0})
+    guided = vae.sample_frame(300, seed=5, condition={"logP": 4.0}, guidance_scale=2.0)
+    assert _measured_mean(guided, "logP") > _measured_mean(plain, "logP")
+    with pytest.raises(SeqVAEError, match="guidance_scale must be >= 0"):
+        vae.sample(2, condition={"logP": 4.0}, guidance_scale=-1.0)
+
+
 def test_rerank_needs_a_condition_and_a_head(conditional_run, trained_run):
     import seqvae
 
