@@ -17,12 +17,14 @@ import torch
 from .chem import PROPERTIES, compute_properties, property_name
 from .errors import SeqVAEError
 
-__all__ = ["check_condition", "condition_values", "parse_condition_text", "property_table", "rerank_order"]
+__all__ = [
+    "resolve_property_name",
+    "check_condition", "condition_values", "parse_condition_text", "property_table", "rerank_order"]
 
 logger = logging.getLogger(__name__)
 
 
-def _resolve_name(name: str, known: list[str]) -> str | None:
+def resolve_property_name(name: str, known: list[str]) -> str | None:
     """``name`` as the model spells it: exact, built-in alias (``LogP``), or case-insensitive."""
     if name in known:
         return name
@@ -54,7 +56,7 @@ def check_condition(config, condition: dict | None) -> dict[str, float]:
         )
     checked = {}
     for name, target in condition.items():
-        canonical = _resolve_name(name, known)
+        canonical = resolve_property_name(name, known)
         if canonical is None:
             raise SeqVAEError(
                 f"unknown property {name!r}: this model is conditioned on {', '.join(known)}"

@@ -313,6 +313,20 @@ class SeqVAE(PreTrainedModel):
         means, stds = self.property_scale()
         return self.property_head(z) * stds + means
 
+    def property_head_loss(
+        self, z: torch.Tensor, properties: torch.Tensor, rows: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean squared error (normalised units) of the head on ``z`` over the known values of
+        ``rows`` (default: all), and the detached predictions in property units."""
+        means, stds = self.property_scale()
+        predicted = self.property_head(z)
+        targets = (properties.to(predicted) - means) / stds
+        known = ~torch.isnan(targets)
+        if rows is not None:
+            known &= rows.unsqueeze(1)
+        loss = F.mse_loss(predicted[known], targets[known]) if known.any() else predicted.sum() * 0
+        return loss, predicted.detach() * stds + means
+
     def _latent_code(self, z: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
         if not self.config.num_properties:
             return z
@@ -421,13 +435,8 @@ class SeqVAE(PreTrainedModel):
         loss = recon_loss + kl_weight * kl
         property_loss = predicted = None
         if self.property_head is not None and properties is not None:
-            predicted = self.property_head(z)
-            means, stds = self.property_scale()
-            targets = (properties.to(predicted) - means) / stds
-            known = ~torch.isnan(targets) & unconditioned.unsqueeze(1)
-            property_loss = F.mse_loss(predicted[known], targets[known]) if known.any() else predicted.sum() * 0
+            property_loss, predicted = self.property_head_loss(z, properties, rows=unconditioned)
             loss = loss + property_loss_weight * property_loss
-            predicted = predicted.detach() * stds + means
         return SeqVAEOutput(
             loss=loss,
             recon_loss=recon_loss,

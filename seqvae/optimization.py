@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .chem import PROPERTIES, compute_properties, is_valid, tanimoto_similarity
-from .conditions import _resolve_name
+from .conditions import resolve_property_name
 from .errors import SeqVAEError
 
 __all__ = ["optimize_latents", "best_improvement"]
@@ -42,7 +42,7 @@ def _objective_function(objective, config) -> Callable[[torch.Tensor], torch.Ten
         )
     indexed = []
     for name, weight in weights.items():
-        canonical = _resolve_name(name, names)
+        canonical = resolve_property_name(name, names)
         if canonical is None:
             raise SeqVAEError(f"unknown property {name!r} in the objective; the model predicts {', '.join(names)}")
         index = names.index(canonical)

@@ -212,8 +212,9 @@ class SeqVAEPipeline:
     def _rerank(self, candidates: list[str], checked: dict[str, float], keep: int) -> list[str]:
         """The ``keep`` valid candidates whose predicted properties are closest to the targets;
         invalid ones only fill up the list when too few are valid."""
-        valid = [s for s in candidates if is_valid(s)]
-        invalid = [s for s in candidates if not is_valid(s)]
+        flags = [is_valid(s) for s in candidates]
+        valid = [s for s, ok in zip(candidates, flags) if ok]
+        invalid = [s for s, ok in zip(candidates, flags) if not ok]
         if valid:
             predicted = torch.tensor(self.predict_properties(valid).to_numpy())
             valid = [valid[i] for i in rerank_order(predicted, self.config, checked)]

@@ -245,9 +245,9 @@ def evaluate_validation(model: SeqVAE, dataloader, loss_reduction: str = "sequen
         real = batch["attention_mask"][:, 1:].bool()
         sums["tokens"] += int(real.sum())
         sums["correct"] += int(((out.logits.argmax(-1) == targets) & real).sum())
-        if model.property_head is not None:  # the head reads z encoded without conditions
-            unconditioned = model(**batch, use_posterior_mean=True, condition_mask=torch.zeros_like(batch["properties"]))
-            sums["property_mse"] += unconditioned.property_loss.item() * size
+        if model.property_head is not None:  # the head reads z encoded without conditions: encoder only
+            free_mu, _ = model.encode(batch["input_ids"], batch["attention_mask"], model.condition_vector(None, size))
+            sums["property_mse"] += model.property_head_loss(free_mu, batch["properties"])[0].item() * size
         means.append(out.mu.float().cpu())
     model.train(was_training)
     mu = torch.cat(means)
