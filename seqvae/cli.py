@@ -5,6 +5,8 @@
     seqvae sample --model runs/cvae --num_samples 500 --condition logP=2.5 --condition qed=0.8 [--rerank 4]
     seqvae encode --model runs/x --input mols.csv --output latents.npy
     seqvae interpolate --model runs/x --start "CCO" --end "c1ccccc1O" --steps 8
+    seqvae evaluate --samples samples.csv --reference test.csv [--train train.csv] [--output metrics.json]
+    seqvae evaluate --model runs/x --num_samples 30000 --reference moses:test --scaffold_reference moses:test_scaffolds
 
 Problems the user can fix (a missing file, a bad recipe key...) print one ``error:`` line and
 exit with status 2; no traceback.
@@ -204,7 +206,78 @@ class Interpolate(Subcommand):
         return 0
 
 
-SUBCOMMANDS = [Train, Sample, Encode, Interpolate]
+class Evaluate(Subcommand):
+    name = "evaluate"
+    help = "MOSES metrics of a sample file, or of a model's samples (plus latent diagnostics)"
+
+    @classmethod
+    def add_arguments(cls, parser):
+        source = parser.add_mutually_exclusive_group(required=True)
+        source.add_argument("--samples", help="generated molecules (.csv/.smi/.txt), invalid ones included")
+        source.add_argument("--model", help="run folder: sample --num_samples molecules, then evaluate")
+        parser.add_argument("--num_samples", type=int, default=30000, help="molecules to draw with --model")
+        parser.add_argument("--reference", help="test set for FCD/SNN/Frag/Scaf/properties: a file or moses:test")
+        parser.add_argument(
+            "--scaffold_reference", help="scaffold test set for the /TestSF metrics: a file or moses:test_scaffolds"
+        )
+        parser.add_argument("--train", help="training set for Novelty: a file or moses:train")
+        parser.add_argument("--data_dir", help="folder holding the moses:* files (default: download them)")
+        parser.add_argument("--smiles_column", help="CSV column with SMILES in --samples (detected if omitted)")
+        parser.add_argument("--output", help="write the metrics as JSON")
+        parser.add_argument("--save_samples", help="with --model: also write the samples as CSV")
+        parser.add_argument("--n_jobs", type=int, default=2, help="worker processes for RDKit work")
+        parser.add_argument("--device", default="cpu", help="where ChemNet (FCD) runs, e.g. cuda")
+        parser.add_argument("--no_cache", action="store_true", help="recompute reference statistics")
+        parser.add_argument("--batch_size", type=int, default=500, help="sampling batch size with --model")
+        _add_decoding_options(parser, "sample")
+
+    @classmethod
+    def run(cls, args):
+        from .evaluation import evaluate, format_metrics_table, read_molecules, write_report
+        from .metrics.moses import DEFAULT_CACHE_DIR
+
+        if args.num_samples < 1:
+            raise SeqVAEError(f"--num_samples must be at least 1, not {args.num_samples}")
+        if args.n_jobs < 1:
+            raise SeqVAEError(f"--n_jobs must be at least 1, not {args.n_jobs}")
+
+        def read(source, what, column=None):
+            return read_molecules(source, what, args.data_dir, column) if source else None
+
+        samples = read(args.samples, "samples", args.smiles_column)
+        references = {
+            "reference": read(args.reference, "reference"),
+            "scaffold_reference": read(args.scaffold_reference, "scaffold reference"),
+            "train": read(args.train, "training set"),
+        }
+        options = {}
+        if args.model:
+            from .pipeline import load
+
+            vae = options["model"] = load(args.model)
+            if vae.representation == "text":
+                raise SeqVAEError(f"{args.model} generates text; seqvae evaluate measures molecules")
+            samples = vae.sample(
+                args.num_samples, seed=args.seed, batch_size=args.batch_size, progress=True, **_decoding_options(args)
+            )
+            if args.save_samples:
+                from .pipeline import samples_frame
+
+                _write_table(samples_frame(samples), args.save_samples)
+                print(f"wrote {len(samples)} samples to {args.save_samples}")
+        report = evaluate(
+            samples, **references, **options, n_jobs=args.n_jobs, device=args.device,
+            cache_dir=None if args.no_cache else DEFAULT_CACHE_DIR, progress=True,
+        )
+        for message in report["details"]["warnings"]:
+            print(f"warning: {message}", file=sys.stderr)
+        print(format_metrics_table(report))
+        if args.output:
+            print(f"wrote {write_report(report, args.output)}")
+        return 0
+
+
+SUBCOMMANDS = [Train, Sample, Encode, Interpolate, Evaluate]
 
 
 def _existing(path: str) -> Path:

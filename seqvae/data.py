@@ -347,10 +347,18 @@ def _load_csv(path: Path, header="infer") -> datasets.Dataset:
             "csv", path, header=header, skip_blank_lines=False, keep_default_na=False, converters=text_columns
         )
     except Exception as error:  # pandas' parser errors come in several types
+        if header == "infer" and _count_lines(path) == 1:  # datasets refuses a header-only file
+            raise SeqVAEError(f"{path} has a header line but no rows; add molecules below the header") from None
         raise SeqVAEError(f"{path}: cannot parse as CSV ({error.__cause__ or error})") from None
     if len(table) == 0:
         raise SeqVAEError(f"{path} has a header line but no rows; add molecules below the header")
     return table
+
+
+def _count_lines(path: Path) -> int:
+    """Non-empty lines of a text file."""
+    with _open_text(path) as handle:
+        return sum(1 for raw in handle if raw.strip())
 
 
 def _count_columns(path: Path) -> int:

@@ -1,0 +1,134 @@
+"""``seqvae evaluate``: the MOSES metrics of a sample file or of a model's samples.
+
+Reads the files (a path, or a MOSES split by name: ``moses:test``, ``moses:test_scaffolds``,
+``moses:train``, from ``data_dir`` or downloaded), runs :func:`seqvae.metrics.moses_metrics`,
+adds the latent diagnostics when a model is given, and lays the result out as MOSES's
+``get_all_metrics`` keys in JSON and as a table for the terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from pathlib import Path
+
+from .data import read_smiles_column, resolve_corpus
+from .errors import SeqVAEError
+from .metrics.moses import DEFAULT_CACHE_DIR, moses_metrics
+
+__all__ = ["read_molecules", "evaluate", "format_metrics_table", "write_report", "METRIC_DIRECTIONS"]
+
+# Which way is better, for the table: MOSES prints the same arrows.
+METRIC_DIRECTIONS = {
+    "valid": "↑", "unique": "↑", "FCD": "↓", "SNN": "↑", "Frag": "↑", "Scaf": "↑", "IntDiv": "↑",
+    "IntDiv2": "↑", "Filters": "↑", "Novelty": "↑", "logP": "↓", "SA": "↓", "QED": "↓", "weight": "↓",
+}
+
+
+def read_molecules(source: str, what: str, data_dir: str | None = None, smiles_column: str | None = None) -> list[str]:
+    """SMILES strings of a file or named split (``moses:test``), every row kept, in order.
+
+    Args:
+        source: a .csv/.csv.gz/.smi/.txt path, or ``moses:SPLIT``.
+        what: the file's role in messages (``samples``, ``reference``...).
+        data_dir: folder holding named splits (downloaded when omitted).
+        smiles_column: the CSV column (detected when omitted).
+    """
+    try:
+        [path] = resolve_corpus(source, data_dir)
+    except SeqVAEError as error:
+        raise SeqVAEError(f"{what}: {error}") from None
+    values, _ = read_smiles_column(path, smiles_column)
+    molecules = ["" if value is None else str(value).strip() for value in values]
+    if not molecules:
+        raise SeqVAEError(f"{what} file {path} has a header but no molecules; give a file with one SMILES per row")
+    return molecules
+
+
+def evaluate(
+    samples: list[str] | None = None,
+    *,
+    model=None,
+    num_samples: int = 30000,
+    reference: list[str] | None = None,
+    scaffold_reference: list[str] | None = None,
+    train: list[str] | None = None,
+    k: tuple[int, ...] = (1000, 10000),
+    n_jobs: int = 1,
+    device: str = "cpu",
+    cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
+    progress: bool = False,
+    num_diagnostic_molecules: int = 1000,
+    seed: int | None = 0,
+    **sampling_options,
+) -> dict:
+    """MOSES metrics of ``samples`` (or of ``num_samples`` drawn from ``model``), with details.
+
+    Given a ``model`` (a :class:`~seqvae.pipeline.SeqVAEPipeline`) and no ``samples``, draws
+    ``num_samples`` with ``sampling_options`` (``temperature``, ``batch_size``...) first. Given
+    both, the samples are evaluated and the model only feeds the latent diagnostics.
+
+    Returns:
+        A report: the MOSES keys at the top level (``valid``, ``unique@1000``, ``FCD/Test``...;
+        ``None`` where not defined), ``details`` (counts, seconds, warnings) and, for a
+        model, ``latent`` (see :func:`seqvae.metrics.latent.latent_diagnostics`, computed on
+        the first ``num_diagnostic_molecules`` reference molecules).
+    """
+    if samples is None and model is None:
+        raise SeqVAEError("nothing to evaluate: give samples, or a model to sample from")
+    started = time.monotonic()
+    details: dict = {}
+    if samples is None:
+        samples = model.sample(num_samples, seed=seed, progress=progress, **sampling_options)
+        details["sampling_seconds"] = round(time.monotonic() - started, 1)
+    if not samples:
+        raise SeqVAEError("no samples to evaluate: the sample file or list is empty")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        metrics = moses_metrics(
+            samples, reference, scaffold_reference, train,
+            k=k, n_jobs=n_jobs, device=device, progress=progress, cache_dir=cache_dir,
+        )
+    report: dict = dict(metrics)
+    if model is not None and reference is not None and num_diagnostic_molecules > 0:
+        from .metrics.latent import latent_diagnostics
+
+        report["latent"] = latent_diagnostics(model, reference[:num_diagnostic_molecules], seed=seed or 0, progress=progress)
+    details.update(
+        num_samples=len(samples),
+        num_reference=len(reference) if reference is not None else None,
+        num_scaffold_reference=len(scaffold_reference) if scaffold_reference is not None else None,
+        num_train=len(train) if train is not None else None,
+        seconds=round(time.monotonic() - started, 1),
+        warnings=sorted({str(w.message) for w in caught if issubclass(w.category, UserWarning)}),
+    )
+    report["details"] = details
+    return report
+
+
+def _direction(key: str) -> str:
+    return METRIC_DIRECTIONS.get(key.split("/")[0].split("@")[0], "")
+
+
+def format_metrics_table(report: dict) -> str:
+    """The report as an aligned two-column table; ``not defined`` for missing values."""
+    rows = [(key, value) for key, value in report.items() if key not in ("details", "latent")]
+    if "latent" in report:
+        for key, value in report["latent"].items():
+            if isinstance(value, (int, float)) or value is None:
+                rows.append((f"latent {key}", value))
+    width = max(len(key) for key, _ in rows) + 4  # room for the arrow
+    lines = [f"{'metric':<{width}}value"]
+    for key, value in rows:
+        shown = "not defined" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+        lines.append(f"{key + ' ' + _direction(key):<{width}}{shown}")
+    return "\n".join(lines)
+
+
+def write_report(report: dict, path: str | Path) -> Path:
+    """Write ``report`` as JSON (``null`` for metrics that are not defined)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return path
