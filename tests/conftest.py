@@ -8,6 +8,7 @@ the first 300 molecules of RDKit's NCI ``first_5K.smi``; training runs take abou
 from __future__ import annotations
 
 import gzip
+import logging
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -45,6 +46,18 @@ def training_overrides(data, **extra) -> dict:
     }
     overrides.update(extra)
     return overrides
+
+
+@pytest.fixture
+def restore_logging():
+    """``main`` configures the root logger; undo it so tests stay independent."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in root.handlers:
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

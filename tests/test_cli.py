@@ -3,7 +3,6 @@ traceback; the happy paths run on the session's tiny trained model."""
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -30,16 +29,7 @@ TINY_TRAIN = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def restore_logging():
-    """``main`` configures the root logger; undo it so tests stay independent."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in root.handlers:
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:

@@ -4,7 +4,6 @@ exits 2 with one clear line."""
 from __future__ import annotations
 
 import json
-import logging
 
 import pytest
 
@@ -18,15 +17,7 @@ MOSES_KEYS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def restore_logging():
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in root.handlers:
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 @pytest.fixture

@@ -54,8 +54,9 @@ from rdkit.Chem import AllChem, FilterCatalog, rdFingerprintGenerator
 from rdkit.Chem.Scaffolds import MurckoScaffold
 from tqdm.auto import tqdm
 
-from ..chem import canonical_smiles, molecule_properties, to_mol, without_rdkit_log
+from ..chem import molecule_properties, to_mol, without_rdkit_log
 from ..errors import SeqVAEError
+from .molecules import canonical_valid
 
 __all__ = [
     "MOSES_PROPERTIES",
@@ -65,7 +66,6 @@ __all__ = [
     "canonical_training_set",
     "unique_at_k",
     "novelty",
-    "morgan_fingerprints",
     "tanimoto_aggregate",
     "similarity_to_nearest_neighbour",
     "internal_diversity",
@@ -121,17 +121,6 @@ def _morgan_generator():
 
 def _morgan_bits(mol: Chem.Mol) -> np.ndarray:
     return _morgan_generator().GetFingerprintAsNumPy(mol).astype(np.uint8)
-
-
-def morgan_fingerprints(smiles: Sequence[str]) -> np.ndarray:
-    """Morgan fingerprints (radius 2, 1024 bits) ``[N, 1024]`` uint8 of valid SMILES."""
-    rows = []
-    for text in smiles:
-        mol = to_mol(text)
-        if mol is None:
-            raise SeqVAEError(f"not a valid molecule: {text!r}")
-        rows.append(_morgan_bits(mol))
-    return np.stack(rows) if rows else np.zeros((0, FINGERPRINT_BITS), np.uint8)
 
 
 def tanimoto_aggregate(
@@ -397,11 +386,6 @@ def _describe_all(smiles: Sequence[str], with_filters: bool, n_jobs: int, progre
     }
 
 
-def _canonical_chunk(smiles: list[str]) -> list[str]:
-    with without_rdkit_log():
-        return [c for c in map(canonical_smiles, smiles) if c is not None]
-
-
 def canonical_training_set(
     smiles: Sequence[str], *, n_jobs: int = 1, progress: bool = False, cache_dir: str | Path | None = DEFAULT_CACHE_DIR
 ) -> set[str]:
@@ -414,7 +398,7 @@ def canonical_training_set(
     if path is not None and path.is_file():
         with gzip.open(path, "rt", encoding="utf-8") as handle:
             return set(handle.read().split("\n")) - {""}
-    canonical = {c for part in _chunked_map(_canonical_chunk, smiles, n_jobs, progress, "training set") for c in part}
+    canonical = {c for part in _chunked_map(canonical_valid, smiles, n_jobs, progress, "training set") for c in part}
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".part")
@@ -613,8 +597,7 @@ def moses_metrics(
     test = _as_statistics(test, "test", options)
     test_scaffolds = _as_statistics(test_scaffolds, "test_scaffolds", options)
 
-    with without_rdkit_log():
-        canonical = [c for c in map(canonical_smiles, samples) if c is not None]
+    canonical = canonical_valid(samples)
     metrics: dict[str, float | None] = {"valid": len(canonical) / len(samples)}
     for cut in k:
         metrics[f"unique@{cut}"] = unique_at_k(canonical, cut)
