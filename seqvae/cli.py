@@ -7,6 +7,7 @@
     seqvae interpolate --model runs/x --start "CCO" --end "c1ccccc1O" --steps 8
     seqvae evaluate --samples samples.csv --reference test.csv [--train train.csv] [--output metrics.json]
     seqvae evaluate --model runs/x --num_samples 30000 --reference moses:test --scaffold_reference moses:test_scaffolds
+    seqvae evaluate --model runs/ptb --text_test ptb:test --data_dir PATH [--num_importance_samples 500]
 
 Problems the user can fix (a missing file, a bad recipe key...) print one ``error:`` line and
 exit with status 2; no traceback.
@@ -15,6 +16,7 @@ exit with status 2; no traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -43,7 +45,8 @@ class Subcommand:
 
 def _add_decoding_options(parser: argparse.ArgumentParser, default_strategy: str) -> None:
     group = parser.add_argument_group("decoding")
-    group.add_argument("--strategy", choices=["sample", "greedy"], default=default_strategy)
+    group.add_argument("--strategy", choices=["sample", "greedy", "beam"], default=default_strategy)
+    group.add_argument("--num_beams", type=int, default=4, help="hypotheses per latent (beam)")
     group.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (sample)")
     group.add_argument("--top_k", type=int, default=0, help="keep the k most likely tokens (0: all)")
     group.add_argument("--top_p", type=float, default=1.0, help="nucleus sampling mass (1.0: off)")
@@ -60,6 +63,7 @@ def _decoding_options(args) -> dict:
         "top_k": args.top_k,
         "top_p": args.top_p,
         "guidance_scale": args.guidance_scale,
+        "num_beams": args.num_beams,
     }
 
 
@@ -97,7 +101,7 @@ class Sample(Subcommand):
         parser.add_argument("--model", required=True, help="run folder of a trained model")
         parser.add_argument("--num_samples", type=int, default=100)
         parser.add_argument("--batch_size", type=int, default=500)
-        parser.add_argument("--output", help="write a CSV (smiles, valid, properties); default: print")
+        parser.add_argument("--output", help="write a CSV (smiles, valid, properties; or text); default: print")
         parser.add_argument(
             "--condition",
             action="append",
@@ -136,7 +140,10 @@ class Sample(Subcommand):
 
 
 def _sample_summary(frame) -> str:
-    """Validity, and for each target the mean absolute error of the valid molecules."""
+    """Validity, and for each target the mean absolute error of the valid molecules (text:
+    how many distinct sentences)."""
+    if "text" in frame.columns:
+        return f"{len(frame)} sentences, {frame['text'].nunique()} distinct"
     parts = [f"{frame['valid'].mean():.1%} valid"]
     for column in frame.columns:
         if column.endswith("_error"):
@@ -197,18 +204,22 @@ class Interpolate(Subcommand):
         from .pipeline import load
 
         vae = load(args.model)
-        path = vae.interpolate(
+        table = vae.homotopy(
             args.start, args.end, steps=args.steps, method=args.method, seed=args.seed, **_decoding_options(args)
         )
-        for step, item in enumerate(path):
-            flag = "" if vae.representation == "text" or is_valid(item) else "  (invalid)"
-            print(f"{step}\t{item}{flag}")
+        print("step\tweight\toutput")
+        for row in table.itertuples():
+            flag = "" if vae.representation == "text" or is_valid(row.output) else "  (invalid)"
+            print(f"{row.step}\t{row.weight:.3f}\t{row.output}{flag}")
         return 0
 
 
 class Evaluate(Subcommand):
     name = "evaluate"
-    help = "MOSES metrics of a sample file, or of a model's samples (plus latent diagnostics)"
+    help = (
+        "MOSES metrics of a sample file, or of a model's samples (plus latent diagnostics); "
+        "for a text model, IW-NLL / PPL / KL / MI / AU / BLEU on --text_test sentences"
+    )
 
     @classmethod
     def add_arguments(cls, parser):
@@ -229,6 +240,13 @@ class Evaluate(Subcommand):
         parser.add_argument("--device", default="cpu", help="where ChemNet (FCD) runs, e.g. cuda")
         parser.add_argument("--no_cache", action="store_true", help="recompute reference statistics")
         parser.add_argument("--batch_size", type=int, default=500, help="sampling batch size with --model")
+        parser.add_argument(
+            "--text_test", "--text-test", help="text models: test sentences (.txt, .csv, ptb:test or hub:NAME)"
+        )
+        parser.add_argument(
+            "--num_importance_samples", type=int, default=500, help="text models: IW-NLL samples per sentence"
+        )
+        parser.add_argument("--hub_split", default="test", help="text models: split of a hub:NAME test set")
         _add_decoding_options(parser, "sample")
 
     @classmethod
@@ -240,6 +258,11 @@ class Evaluate(Subcommand):
             raise SeqVAEError(f"--num_samples must be at least 1, not {args.num_samples}")
         if args.n_jobs < 1:
             raise SeqVAEError(f"--n_jobs must be at least 1, not {args.n_jobs}")
+
+        if args.text_test:
+            if not args.model:
+                raise SeqVAEError("--text_test scores a text model: give it with --model runs/x (not --samples)")
+            return cls.run_text(args)
 
         def read(source, what, column=None):
             return read_molecules(source, what, args.data_dir, column) if source else None
@@ -256,7 +279,7 @@ class Evaluate(Subcommand):
 
             vae = options["model"] = load(args.model)
             if vae.representation == "text":
-                raise SeqVAEError(f"{args.model} generates text; seqvae evaluate measures molecules")
+                raise SeqVAEError(f"{args.model} is a text model: give its test sentences with --text_test FILE")
             samples = vae.sample(
                 args.num_samples, seed=args.seed, batch_size=args.batch_size, progress=True, **_decoding_options(args)
             )
@@ -274,6 +297,34 @@ class Evaluate(Subcommand):
         print(format_metrics_table(report))
         if args.output:
             print(f"wrote {write_report(report, args.output)}")
+        return 0
+
+
+    @classmethod
+    def run_text(cls, args):
+        from .data import load_texts
+        from .metrics.text import text_metrics
+        from .pipeline import load
+        from .recipe import load_recipe
+
+        vae = load(args.model)
+        if vae.representation != "text":
+            raise SeqVAEError(f"{args.model} is a molecule model; --text_test is for text models")
+        if args.num_importance_samples < 1:
+            raise SeqVAEError(f"--num_importance_samples must be at least 1, not {args.num_importance_samples}")
+        recipe = Path(args.model) / "recipe.yaml"
+        lowercase = recipe.is_file() and load_recipe(recipe)[0].lowercase  # read test text as training did
+        rows, report = load_texts(args.text_test, data_dir=args.data_dir, hub_split=args.hub_split, lowercase=lowercase)
+        print(f"test sentences: {report.summary()}")
+        metrics = text_metrics(
+            vae, rows["text"], num_importance_samples=args.num_importance_samples, seed=args.seed or 0, progress=True
+        )
+        shown = {key: value for key, value in metrics.items() if not isinstance(value, (dict, str))}
+        print(_format_metrics({key: round(value, 4) if isinstance(value, float) else value for key, value in shown.items()}))
+        if args.output:
+            Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.output).write_text(json.dumps({**metrics, "test": report.summary()}, indent=2))
+            print(f"wrote {args.output}")
         return 0
 
 

@@ -24,7 +24,8 @@ class SeqVAEConfig(PretrainedConfig):
         encoder_hidden_size: RNN hidden size, or Transformer model width.
         encoder_num_layers: stacked layers in the encoder.
         encoder_bidirectional: read the sequence both ways (RNN encoders only).
-        latent_dim: size of ``z``.
+        latent_dim: size of ``z``; 0 builds no encoder: a plain autoregressive language model
+            of the same decoder (the baseline a VAE's likelihood is compared with).
         decoder_type: ``"gru"``, ``"lstm"`` or ``"transformer"`` (causal).
         decoder_hidden_size: RNN hidden size, or Transformer model width.
         decoder_num_layers: stacked layers in the decoder.
@@ -82,7 +83,6 @@ class SeqVAEConfig(PretrainedConfig):
             ("embedding_dim", embedding_dim),
             ("encoder_hidden_size", encoder_hidden_size),
             ("encoder_num_layers", encoder_num_layers),
-            ("latent_dim", latent_dim),
             ("decoder_hidden_size", decoder_hidden_size),
             ("decoder_num_layers", decoder_num_layers),
             ("num_attention_heads", num_attention_heads),
@@ -90,6 +90,10 @@ class SeqVAEConfig(PretrainedConfig):
         ]:
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(latent_dim, int) or latent_dim < 0:
+            raise ValueError(f"latent_dim must be an integer >= 0 (0: a language model without latent), got {latent_dim!r}")
+        if latent_dim == 0 and property_head_hidden_size:
+            raise ValueError("a property head reads z: it needs latent_dim > 0 (or property_head_hidden_size 0)")
         property_names = list(property_names or [])
         count = len(property_names)
         stats = {

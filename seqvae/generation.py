@@ -2,8 +2,9 @@
 
 Decoding is batched and step by step; the decoder state (the recurrent state, or the
 Transformer's prefix) is carried between steps, and the loop stops as soon as every sequence
-has produced ``<eos>``. Strategies: ``greedy`` (argmax) or ``sample`` with ``temperature``,
-``top_k`` and ``top_p`` (nucleus) filtering.
+has produced ``<eos>``. Strategies: ``greedy`` (argmax), ``sample`` with ``temperature``,
+``top_k`` and ``top_p`` (nucleus) filtering, or ``beam`` (``num_beams`` hypotheses per latent,
+the most probable finished one returned).
 """
 
 from __future__ import annotations
@@ -61,13 +62,14 @@ def decode_latents(
     generator: torch.Generator | None = None,
     condition: torch.Tensor | None = None,
     guidance_scale: float = 0.0,
+    num_beams: int = 4,
 ) -> list[list[int]]:
     """Decode ``[B, latent_dim]`` latents into token id lists (without ``<bos>``/``<eos>``).
 
     Args:
         model: a trained :class:`SeqVAE`.
         z: latents on the model's device.
-        strategy: ``"greedy"`` or ``"sample"``.
+        strategy: ``"greedy"``, ``"sample"`` or ``"beam"``.
         temperature: softmax temperature for sampling (> 0).
         top_k, top_p: sampling filters, see :func:`filter_logits`.
         max_length: generation limit in tokens; at most (and by default) the model's
@@ -80,9 +82,10 @@ def decode_latents(
             with ``log p(x)`` from the same decoder given no condition (training hides the
             conditions at random, so it knows both). 0 is plain conditional sampling; larger
             values follow the target more closely at some cost in diversity. Twice the work.
+        num_beams: hypotheses kept per latent with ``strategy="beam"``.
     """
-    if strategy not in ("greedy", "sample"):
-        raise SeqVAEError(f"strategy must be 'greedy' or 'sample', got {strategy!r}")
+    if strategy not in ("greedy", "sample", "beam"):
+        raise SeqVAEError(f"strategy must be 'greedy', 'sample' or 'beam', got {strategy!r}")
     if strategy == "sample" and temperature <= 0:
         raise SeqVAEError(f"temperature must be > 0, got {temperature}")
     if not 0.0 < top_p <= 1.0:
@@ -103,6 +106,12 @@ def decode_latents(
         raise SeqVAEError(f"guidance_scale must be >= 0, got {guidance_scale}")
     if condition is not None:
         condition = condition.to(z.device).expand(batch, -1)
+    if strategy == "beam":
+        if guidance_scale > 0:
+            raise SeqVAEError("guidance_scale works with greedy or sampled decoding, not with beam search")
+        ids = _beam_search(model, z, condition, num_beams, limit)
+        model.train(was_training)
+        return [_strip(sequence, config) for sequence in ids]
     guided = guidance_scale > 0 and condition is not None
     state = model.initial_decoder_state(z, condition)
     if guided:
@@ -137,6 +146,52 @@ def decode_latents(
     return [_strip(sequence, config) for sequence in ids]
 
 
+def _beam_search(model: SeqVAE, z: torch.Tensor, condition, num_beams: int, limit: int) -> list[list[int]]:
+    """The most probable sequence per latent among ``num_beams`` hypotheses (sum of token
+    log-probabilities; finished hypotheses keep their score and emit padding)."""
+    if not isinstance(num_beams, int) or num_beams < 1:
+        raise SeqVAEError(f"num_beams must be an integer >= 1, got {num_beams!r}")
+    config = model.config
+    batch, beams = z.size(0), num_beams
+    z = z.repeat_interleave(beams, dim=0)
+    if condition is not None:
+        condition = condition.repeat_interleave(beams, dim=0)
+    state = model.initial_decoder_state(z, condition)
+    scores = torch.full((batch, beams), float("-inf"), device=z.device)
+    scores[:, 0] = 0.0  # all beams start identical: expand only the first
+    tokens = torch.full((batch * beams, 1), config.bos_token_id, dtype=torch.long, device=z.device)
+    history = torch.zeros(batch * beams, 0, dtype=torch.long, device=z.device)
+    finished = torch.zeros(batch * beams, dtype=torch.bool, device=z.device)
+    for _ in range(limit):
+        logits, state = model.decode_logits(tokens, z, state, condition)
+        log_probs = F.log_softmax(logits[:, -1].float(), dim=-1)
+        log_probs[:, [config.pad_token_id, config.bos_token_id]] = float("-inf")
+        log_probs[finished] = float("-inf")
+        log_probs[finished, config.pad_token_id] = 0.0
+        vocab = log_probs.size(-1)
+        total = (scores.view(-1, 1) + log_probs).view(batch, beams * vocab)
+        scores, best = total.topk(beams, dim=-1)
+        origin = (best // vocab + torch.arange(batch, device=z.device).unsqueeze(1) * beams).view(-1)
+        next_tokens = (best % vocab).view(-1)
+        state = _select_state(state, origin, config.decoder_type)
+        history = torch.cat([history[origin], next_tokens.unsqueeze(1)], dim=1)
+        finished = finished[origin] | (next_tokens == config.eos_token_id)
+        if finished.all():
+            break
+        tokens = next_tokens.unsqueeze(1)
+    winners = scores.argmax(dim=-1) + torch.arange(batch, device=z.device) * beams
+    return history[winners].tolist()
+
+
+def _select_state(state, index: torch.Tensor, decoder_type: str):
+    """Reorder a decoder state along its batch axis (RNN: ``[layers, B, H]``; Transformer: ``[B, L, W]``)."""
+    if decoder_type == "transformer":
+        return state[index]
+    if isinstance(state, tuple):
+        return tuple(part[:, index] for part in state)
+    return state[:, index]
+
+
 def _strip(sequence: list[int], config) -> list[int]:
     """Tokens up to (not including) the first ``<eos>``, padding removed."""
     out = []
@@ -149,10 +204,16 @@ def _strip(sequence: list[int], config) -> list[int]:
 
 
 def ids_to_strings(tokenizer, id_lists: list[list[int]], representation: str) -> list[str]:
-    """Token ids -> SMILES (SELFIES decoded back to SMILES) or text."""
-    texts = tokenizer.batch_decode(id_lists, skip_special_tokens=True)
+    """Token ids -> SMILES (SELFIES decoded back to SMILES) or text.
+
+    Text keeps ``<unk>`` (corpora such as PTB write it as a word) and drops every other special
+    token (a pretrained tokenizer's ``[CLS]``, ``[SEP]``...).
+    """
     if representation == "text":
-        return texts
+        hidden = set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}
+        kept = [[token for token in ids if token not in hidden] for ids in id_lists]
+        return tokenizer.batch_decode(kept, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    texts = tokenizer.batch_decode(id_lists, skip_special_tokens=True)
     return [from_model_text(text, representation) for text in texts]
 
 

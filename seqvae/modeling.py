@@ -33,6 +33,7 @@ choices that change the objective (KL schedules, free bits, word dropout) live i
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -267,9 +268,15 @@ class SeqVAE(PreTrainedModel):
             config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id
         )
         self.embedding_dropout = nn.Dropout(config.dropout)
-        self.encoder = ENCODERS[config.encoder_type](config)
-        self.posterior = nn.Linear(self.encoder.output_size + config.condition_size, 2 * config.latent_dim)
-        self.decoder = DECODERS[config.decoder_type](config)
+        self.encoder = self.posterior = None  # latent_dim 0: a language model, nothing to encode
+        if config.latent_dim:
+            self.encoder = ENCODERS[config.encoder_type](config)
+            self.posterior = nn.Linear(self.encoder.output_size + config.condition_size, 2 * config.latent_dim)
+        with warnings.catch_warnings():
+            # latent_dim 0 (a language model): the maps from z have no inputs, only their biases
+            # remain (a learned start state), and torch warns that it cannot initialise the rest.
+            warnings.filterwarnings("ignore", "Initializing zero-element tensors")
+            self.decoder = DECODERS[config.decoder_type](config)
         self.property_head = None
         if config.property_head_hidden_size and config.num_properties:
             self.property_head = nn.Sequential(
@@ -343,6 +350,9 @@ class SeqVAE(PreTrainedModel):
         condition: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``[B, T]`` token ids (and condition vector) -> posterior ``mu, logvar``, each ``[B, latent_dim]``."""
+        if self.encoder is None:
+            empty = torch.zeros(input_ids.size(0), 0, device=input_ids.device)
+            return empty, empty
         if attention_mask is None:
             attention_mask = (input_ids != self.config.pad_token_id).long()
         embedded = self.embedding_dropout(self.embedding(input_ids))
@@ -424,9 +434,8 @@ class SeqVAE(PreTrainedModel):
             decoder_input_ids = input_ids[:, :-1]
         logits, _ = self.decode_logits(decoder_input_ids, z, condition=condition)
 
-        targets = input_ids[:, 1:].masked_fill(attention_mask[:, 1:] == 0, -100)
-        token_nll = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
-        num_target_tokens = (targets != -100).sum()
+        token_nll = target_token_nll(logits, input_ids, attention_mask)
+        num_target_tokens = attention_mask[:, 1:].sum()
         recon_loss = token_nll.sum(dim=1).mean()
         recon_loss_per_token = token_nll.sum() / num_target_tokens.clamp(min=1)
 
@@ -451,6 +460,12 @@ class SeqVAE(PreTrainedModel):
             property_loss=property_loss,
             predicted_properties=predicted,
         )
+
+
+def target_token_nll(logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """``[B, T-1]`` NLL of each target token (``input_ids[:, 1:]``) under ``logits``; 0 at padding."""
+    targets = input_ids[:, 1:].masked_fill(attention_mask[:, 1:] == 0, -100)
+    return F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
 
 
 def gaussian_kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -91,6 +91,10 @@ class SeqVAEPipeline:
                 raise SeqVAEError(f"cannot convert {item!r} to {self.representation}")
             texts.append(text)
         ids = self.tokenizer(texts, truncation=True, max_length=self.config.max_sequence_length)["input_ids"]
+        empty = [item for item, row in zip(self._as_list(items), ids) if len(row) <= 2]  # <bos> <eos> only
+        if empty:
+            what = "sentence" if self.representation == "text" else "molecule"
+            raise SeqVAEError(f"input {empty[0]!r} tokenizes to nothing: give a non-empty {what}")
         unknown = count_unknown(ids, self.tokenizer.unk_token_id)
         if unknown.tokens:
             logger.warning(
@@ -106,6 +110,11 @@ class SeqVAEPipeline:
 
         Conditional models encode without conditions, so ``z`` carries the properties too.
         """
+        if self.config.latent_dim == 0:
+            raise SeqVAEError(
+                "this model has no latent (latent_dim 0, a language model): there is nothing to encode, "
+                "interpolate or reconstruct; it can sample and score sentences"
+            )
         items = self._as_list(items)
         means = []
         for start in range(0, len(items), batch_size):
@@ -161,10 +170,30 @@ class SeqVAEPipeline:
         return self.decode(self.encode(items), strategy="greedy", **options)
 
     def interpolate(self, start: str, end: str, steps: int = 8, method: str = "linear", **options):
-        """Decoded points on the path between the posterior means of ``start`` and ``end``."""
+        """Decoded points on the path between the posterior means of ``start`` and ``end``
+        (both included): ``method`` is ``linear`` or ``slerp``; ``options`` choose the decoding
+        (greedy by default; ``strategy="beam"``, or ``"sample"`` with ``top_k`` / ``top_p``)."""
         z = self.encode([start, end])
         path = interpolate_latents(z[0], z[1], steps, method)
         return self.decode(path, **options)
+
+    def homotopy(self, start: str, end: str, steps: int = 8, method: str = "linear", **options) -> pd.DataFrame:
+        """:meth:`interpolate` as a table: ``step``, ``weight`` (0 at ``start``, 1 at ``end``),
+        ``output`` and ``changed`` (differs from the previous step)."""
+        outputs = self.interpolate(start, end, steps, method, **options)
+        return pd.DataFrame(
+            {
+                "step": range(len(outputs)),
+                "weight": [round(i / (len(outputs) - 1), 4) for i in range(len(outputs))],
+                "output": outputs,
+                "changed": [True] + [a != b for a, b in zip(outputs, outputs[1:])],
+            }
+        )
+
+    def analogy(self, a: str, b: str, c: str, **options) -> str:
+        """"``a`` is to ``b`` as ``c`` is to ?": decodes ``z_c + z_b - z_a`` (posterior means)."""
+        z = self.encode([a, b, c])
+        return self.decode(z[2] + z[1] - z[0], **options)[0]
 
     # --- sampling
 
@@ -230,9 +259,12 @@ class SeqVAEPipeline:
         **options,
     ) -> pd.DataFrame:
         """Prior samples as a DataFrame: ``smiles``, ``valid`` and, for conditional models, each
-        property measured by RDKit with its ``_target`` and ``_error`` (measured - target)."""
+        property measured by RDKit with its ``_target`` and ``_error`` (measured - target).
+        Text models: one ``text`` column."""
         checked = check_condition(self.config, condition)
         smiles = self._sample(num_samples, seed, progress, checked, rerank, options)
+        if self.representation == "text":
+            return pd.DataFrame({"text": smiles})
         frame = samples_frame(smiles)
         if self.config.num_properties and self.representation != "text":
             frame = pd.concat([frame, property_table(smiles, self.config, checked)], axis=1)
@@ -324,17 +356,20 @@ def train_and_evaluate(
         return run.validation_metrics
     eval_args = run.evaluation_args
     vae = SeqVAEPipeline(run.model, run.tokenizer, source=str(run.output_dir))
-    # Canonicalised training SMILES can be compared as they are (no minute-long re-parse).
-    train_smiles = set(run.train_smiles) if run.data_args.canonicalize else run.train_smiles
-    generation_metrics, samples = evaluate_run(
-        vae,
-        train_smiles,
-        run.validation["smiles"],
-        num_prior_samples=eval_args.num_prior_samples,
-        temperature=eval_args.sample_temperature,
-        num_reconstruction_molecules=eval_args.num_reconstruction_molecules,
-        seed=0,
-    )
+    if vae.representation == "text":
+        generation_metrics, samples = evaluate_text_run(vae, run.train_smiles, run.validation["text"], eval_args)
+    else:
+        # Canonicalised training SMILES can be compared as they are (no minute-long re-parse).
+        train_smiles = set(run.train_smiles) if run.data_args.canonicalize else run.train_smiles
+        generation_metrics, samples = evaluate_run(
+            vae,
+            train_smiles,
+            run.validation["smiles"],
+            num_prior_samples=eval_args.num_prior_samples,
+            temperature=eval_args.sample_temperature,
+            num_reconstruction_molecules=eval_args.num_reconstruction_molecules,
+            seed=0,
+        )
     metrics = {
         **{key.removeprefix("eval_"): value for key, value in run.validation_metrics.items() if key != "epoch"},
         **generation_metrics,
@@ -343,5 +378,32 @@ def train_and_evaluate(
         "data": run.report.summary(),
     }
     (run.output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    samples_frame(samples).to_csv(run.output_dir / "samples.csv", index=False)
+    frame = pd.DataFrame({"text": samples}) if vae.representation == "text" else samples_frame(samples)
+    frame.to_csv(run.output_dir / "samples.csv", index=False)  # the same columns as sample_frame
     return metrics
+
+
+def evaluate_text_run(vae: SeqVAEPipeline, train_texts: list[str], validation_texts: list[str], eval_args) -> tuple[dict, list[str]]:
+    """The end-of-training evaluation of a text model: :func:`seqvae.metrics.text.text_metrics`
+    on held-out sentences, and prior samples with the share that are new and distinct."""
+    from .metrics.text import text_metrics
+
+    started = time.monotonic()
+    held_out = list(validation_texts[: eval_args.num_reconstruction_molecules])
+    metrics = {}
+    if held_out:
+        metrics = text_metrics(vae, held_out, num_importance_samples=eval_args.num_importance_samples, progress=True)
+        metrics.pop("likelihood")
+    samples = vae.sample(eval_args.num_prior_samples, seed=0, temperature=eval_args.sample_temperature, progress=True)
+    training = set(train_texts)
+    metrics.update(
+        num_evaluated_sentences=len(held_out),
+        num_importance_samples=eval_args.num_importance_samples if vae.config.latent_dim else 1,
+        prior_samples=len(samples),
+        temperature=eval_args.sample_temperature,
+        empty_samples=sum(not text.strip() for text in samples) / len(samples),
+        unique_samples=len(set(samples)) / len(samples),
+        novel_samples=sum(text not in training for text in samples) / len(samples),
+        evaluation_seconds=round(time.monotonic() - started, 2),
+    )
+    return metrics, samples

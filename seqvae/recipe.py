@@ -32,13 +32,16 @@ __all__ = ["DataArguments", "EvaluationArguments", "load_recipe", "parse_overrid
 
 @dataclass
 class DataArguments:
-    """Where the molecules come from and how they are cleaned.
+    """Where the molecules (or sentences) come from and how they are cleaned.
 
     Attributes:
-        data: a file path, ``bundled`` (RDKit's ~15k molecules), or ``moses`` / ``zinc250k``.
+        data: a file path, ``bundled`` (RDKit's ~15k molecules), ``moses`` / ``zinc250k``, or
+            for text ``ptb`` or ``hub:NAME`` (a Hugging Face Hub dataset).
+        validation_data: held-out corpus for validation (e.g. ``ptb:valid``); when empty,
+            ``validation_fraction`` of ``data`` is held out.
         data_dir: folder holding a named corpus locally (otherwise it is downloaded).
         smiles_column: CSV column with SMILES; detected when empty.
-        representation: ``smiles`` or ``selfies``.
+        representation: ``smiles``, ``selfies`` or ``text``.
         canonicalize: rewrite SMILES in RDKit canonical form.
         keep_largest_fragment: drop counter-ions and solvents.
         deduplicate: skip repeated molecules.
@@ -50,9 +53,19 @@ class DataArguments:
             RDKit properties (``logP``, ``qed``, ``SAS``, ``MW``, ``TPSA``, ``HBD``, ``HBA``,
             ``rotatable_bonds``, ``rings``) or numeric CSV columns.
         property_units: ``{column: unit}`` for CSV-column properties (built-ins know theirs).
+        text_tokenizer: for text, ``word``, ``bpe`` (trained on the corpus) or a pretrained
+            Hugging Face tokenizer's Hub name or local folder.
+        tokenizer_vocab_size: vocabulary cap of a trained text tokenizer (specials included).
+        tokenizer_min_frequency: words (or BPE merges) seen fewer times are left out.
+        text_column: CSV / Hub column holding the sentences; detected when empty.
+        hub_split: split of a Hub dataset to read.
+        lowercase: lower-case sentences.
+        long_sentences: ``skip`` or ``truncate`` sentences longer than ``max_length`` tokens
+            (counted in the data report either way).
     """
 
     data: str = "bundled"
+    validation_data: str | None = None
     data_dir: str | None = None
     smiles_column: str | None = None
     representation: str = "smiles"
@@ -64,6 +77,13 @@ class DataArguments:
     num_proc: int = 1
     properties: list[str] = dataclasses.field(default_factory=list)
     property_units: dict[str, str] = dataclasses.field(default_factory=dict)
+    text_tokenizer: str = "word"
+    tokenizer_vocab_size: int = 10000
+    tokenizer_min_frequency: int = 1
+    text_column: str | None = None
+    hub_split: str = "train"
+    lowercase: bool = False
+    long_sentences: str = "skip"
 
 
 @dataclass
@@ -73,14 +93,19 @@ class EvaluationArguments:
     Attributes:
         num_prior_samples: molecules sampled from the prior for validity / uniqueness / novelty.
         sample_temperature: softmax temperature of those samples.
-        num_reconstruction_molecules: validation molecules for reconstruction accuracy.
+        num_reconstruction_molecules: validation molecules (or sentences) for reconstruction
+            accuracy (and, for text, the likelihood and latent diagnostics).
+        num_importance_samples: text models: samples per sentence of the IW-NLL estimate.
     """
 
     num_prior_samples: int = 1000
     sample_temperature: float = 1.0
     num_reconstruction_molecules: int = 1000
+    num_importance_samples: int = 100
 
     def __post_init__(self):
+        if self.num_importance_samples < 1:
+            raise SeqVAEError(f"num_importance_samples must be >= 1, got {self.num_importance_samples}")
         if self.num_prior_samples < 1 or self.num_reconstruction_molecules < 0:
             raise SeqVAEError("num_prior_samples must be >= 1 and num_reconstruction_molecules >= 0")
         if self.sample_temperature <= 0:

@@ -1,15 +1,25 @@
-"""Tokenizers for molecules, built with the ``tokenizers`` library.
+"""Tokenizers for molecules and text, built with the ``tokenizers`` library.
 
-Every tokenizer is a :class:`~transformers.PreTrainedTokenizerFast` over a word-level model whose
-vocabulary comes from the training corpus. Molecules are split by a regex pre-tokenizer:
+Every tokenizer is a :class:`~transformers.PreTrainedTokenizerFast`, saved next to the model.
+Molecules use a word-level model whose vocabulary comes from the training corpus, split by a
+regex pre-tokenizer:
 
 * ``smiles``: atom-level (Schwaller et al. 2019): bracket atoms ``[nH]``, two-letter organic
   atoms ``Cl`` / ``Br``, ring closures ``%10``, bonds and stereo marks ``/ \\ @``;
 * ``selfies``: one token per SELFIES symbol ``[...]``; strings are converted from SMILES before
   tokenising and back to SMILES after decoding.
 
-The encoded sequence is ``<bos> tokens <eos>``; decoding fuses tokens without spaces, so
-``decode(encode(s)) == s`` whenever every token of ``s`` is in the vocabulary.
+Text (``representation="text"``) uses one of:
+
+* ``word``: whitespace-separated words, the ``vocab_size`` most frequent ones seen at least
+  ``min_frequency`` times (others become ``<unk>``), decoded with single spaces;
+* ``bpe``: byte-pair merges learned on the corpus (Sennrich et al. 2016) up to ``vocab_size``
+  symbols, with spaces kept as a word-start mark so decoding restores them;
+* any pretrained Hugging Face tokenizer, by Hub name or local folder: its vocabulary is kept,
+  and ``<bos>`` / ``<eos>`` / ``<pad>`` are added when it lacks them.
+
+The encoded sequence is ``<bos> tokens <eos>``; for molecules decoding fuses tokens without
+spaces, so ``decode(encode(s)) == s`` whenever every token of ``s`` is in the vocabulary.
 """
 
 from __future__ import annotations
@@ -32,6 +42,8 @@ __all__ = [
     "SELFIES_REGEX",
     "REPRESENTATIONS",
     "build_tokenizer",
+    "build_text_tokenizer",
+    "TEXT_TOKENIZERS",
     "to_model_text",
     "from_model_text",
     "count_unknown",
@@ -51,9 +63,12 @@ SELFIES_REGEX = r"\[[^\]]*\]|\.|."
 REPRESENTATIONS = {"smiles": SMILES_REGEX, "selfies": SELFIES_REGEX}
 
 
+TEXT_TOKENIZERS = ("word", "bpe")  # trained on the corpus; anything else names a pretrained one
+
+
 def to_model_text(smiles: str, representation: str) -> str | None:
     """The string the tokenizer sees for one molecule; ``None`` if it cannot be converted."""
-    if representation == "smiles":
+    if representation in ("smiles", "text"):
         return smiles
     if representation == "selfies":
         try:
@@ -65,7 +80,7 @@ def to_model_text(smiles: str, representation: str) -> str | None:
 
 def from_model_text(text: str, representation: str) -> str:
     """Back from decoded model text to SMILES (``""`` when a SELFIES string cannot be decoded)."""
-    if representation == "smiles":
+    if representation in ("smiles", "text"):
         return text
     if representation == "selfies":
         try:
@@ -94,11 +109,52 @@ def build_tokenizer(
     backend.train_from_iterator(
         texts, trainer=trainers.WordLevelTrainer(special_tokens=SPECIAL_TOKENS, min_frequency=1)
     )
+    backend.decoder = decoders.Fuse()
+    return _with_bos_eos(backend, model_max_length)
+
+
+def build_text_tokenizer(
+    texts: Iterable[str],
+    kind: str = "word",
+    vocab_size: int = 10000,
+    min_frequency: int = 1,
+    model_max_length: int = 64,
+) -> PreTrainedTokenizerFast:
+    """A tokenizer for sentences: trained on ``texts`` (``word`` / ``bpe``) or pretrained.
+
+    Args:
+        texts: training sentences (ignored for a pretrained tokenizer).
+        kind: ``"word"``, ``"bpe"``, or a pretrained tokenizer's Hub name or local folder.
+        vocab_size: vocabulary cap, special tokens included (trained kinds only).
+        min_frequency: words (``word``) or merges (``bpe``) seen fewer times are left out.
+        model_max_length: longest sequence (tokens, with ``<bos>``/``<eos>``) the model accepts.
+    """
+    if kind not in TEXT_TOKENIZERS:
+        return _pretrained_text_tokenizer(kind, model_max_length)
+    if vocab_size <= len(SPECIAL_TOKENS):
+        raise SeqVAEError(f"vocab_size must be above {len(SPECIAL_TOKENS)} (the special tokens), got {vocab_size}")
+    if min_frequency < 1:
+        raise SeqVAEError(f"min_frequency must be at least 1, got {min_frequency}")
+    options = {"vocab_size": vocab_size, "min_frequency": min_frequency, "special_tokens": SPECIAL_TOKENS}
+    if kind == "word":
+        backend = Tokenizer(models.WordLevel(unk_token=UNK))
+        backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        # no decoder: tokens are joined with single spaces
+        trainer = trainers.WordLevelTrainer(**options)
+    else:
+        backend = Tokenizer(models.BPE(unk_token=UNK))
+        backend.pre_tokenizer = pre_tokenizers.Metaspace()
+        backend.decoder = decoders.Metaspace()
+        trainer = trainers.BpeTrainer(**options)
+    backend.train_from_iterator(texts, trainer=trainer)
+    return _with_bos_eos(backend, model_max_length)
+
+
+def _with_bos_eos(backend: Tokenizer, model_max_length: int) -> PreTrainedTokenizerFast:
     backend.post_processor = processors.TemplateProcessing(
         single=f"{BOS} $A {EOS}",
         special_tokens=[(BOS, backend.token_to_id(BOS)), (EOS, backend.token_to_id(EOS))],
     )
-    backend.decoder = decoders.Fuse()
     return PreTrainedTokenizerFast(
         tokenizer_object=backend,
         pad_token=PAD,
@@ -108,6 +164,38 @@ def build_tokenizer(
         model_max_length=model_max_length,
         clean_up_tokenization_spaces=False,
     )
+
+
+def _pretrained_text_tokenizer(name: str, model_max_length: int) -> PreTrainedTokenizerFast:
+    """A Hub or local tokenizer, given the special tokens the model needs and a post-processor
+    that frames every sequence as ``bos tokens eos``."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as error:
+        raise SeqVAEError(
+            f"unknown tokenizer {name!r}: not 'word' or 'bpe', and no pretrained tokenizer of that "
+            f"name or path could be loaded ({str(error).splitlines()[0]}); give a Hub id such as "
+            "'bert-base-uncased' or a folder holding tokenizer.json"
+        ) from None
+    if not isinstance(tokenizer, PreTrainedTokenizerFast):
+        raise SeqVAEError(f"tokenizer {name!r} has no fast (Rust) version; choose another")
+    # The model needs four distinct roles: GPT-2's single <|endoftext|> (bos = eos = unk) would
+    # make a sentence end look like its start, so such tokenizers get our own tokens added.
+    if tokenizer.bos_token is None or tokenizer.eos_token is None or tokenizer.bos_token_id == tokenizer.eos_token_id:
+        tokenizer.add_special_tokens({"bos_token": BOS, "eos_token": EOS})
+    if tokenizer.unk_token is None or tokenizer.unk_token_id in (tokenizer.bos_token_id, tokenizer.eos_token_id):
+        tokenizer.add_special_tokens({"unk_token": UNK})
+    if tokenizer.pad_token is None or tokenizer.pad_token_id in (tokenizer.bos_token_id, tokenizer.eos_token_id):
+        tokenizer.add_special_tokens({"pad_token": PAD})  # padding must not look like a sentence end
+    bos, eos = tokenizer.bos_token, tokenizer.eos_token
+    tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A {eos}",
+        special_tokens=[(bos, tokenizer.bos_token_id), (eos, tokenizer.eos_token_id)],
+    )
+    tokenizer.model_max_length = model_max_length
+    return tokenizer
 
 
 @dataclass

@@ -28,15 +28,17 @@ from .configuration import SeqVAEConfig
 from .data import (
     PaddingCollator,
     load_molecules,
+    load_texts,
     split_train_validation,
     tokenize_molecules,
+    tokenize_texts,
 )
 from .chem import PROPERTIES
 from .errors import SeqVAEError
 from .modeling import SeqVAE
 from .objectives import KL_SCHEDULES, KLSchedule, active_units, free_bits_kl, kl_weight_at, word_dropout
 from .recipe import EvaluationArguments, load_recipe
-from .tokenization import build_tokenizer
+from .tokenization import build_text_tokenizer, build_tokenizer
 
 __all__ = ["SeqVAETrainingArguments", "SeqVAETrainer", "train", "evaluate_validation"]
 
@@ -65,6 +67,9 @@ class SeqVAETrainingArguments(TrainingArguments):
             sampling without conditions works (and the property head has examples to learn from).
         property_loss_weight: weight of the property head's mean squared error (normalised
             units) in the loss.
+        autoencoder_pretraining_steps: train this many steps as a plain autoencoder (KL weight
+            0), then re-initialise the decoder and train the VAE (Li et al. 2019); the KL
+            schedule starts after them. 0: off.
     """
 
     kl_schedule: str = "linear"
@@ -82,6 +87,7 @@ class SeqVAETrainingArguments(TrainingArguments):
     condition_drop_probability: float = 0.3
     unconditional_probability: float = 0.2
     property_loss_weight: float = 1.0
+    autoencoder_pretraining_steps: int = 0
 
     def __post_init__(self):
         super().__post_init__()
@@ -98,13 +104,21 @@ class SeqVAETrainingArguments(TrainingArguments):
                 raise SeqVAEError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.property_loss_weight < 0:
             raise SeqVAEError(f"property_loss_weight must be >= 0, got {self.property_loss_weight}")
-        for name in ("free_bits", "free_bits_total", "kl_warmup_steps", "kl_start_step", "max_train_seconds"):
+        for name in (
+            "free_bits", "free_bits_total", "kl_warmup_steps", "kl_start_step", "max_train_seconds",
+            "autoencoder_pretraining_steps",
+        ):
             if getattr(self, name) < 0:
                 raise SeqVAEError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.kl_num_cycles < 1 or not 0.0 < self.kl_cycle_ratio <= 1.0:
             raise SeqVAEError(
                 f"cyclical KL needs kl_num_cycles >= 1 and 0 < kl_cycle_ratio <= 1, "
                 f"got {self.kl_num_cycles} and {self.kl_cycle_ratio}"
+            )
+        if self.max_steps > 0 and self.autoencoder_pretraining_steps >= self.max_steps:
+            raise SeqVAEError(
+                f"autoencoder_pretraining_steps ({self.autoencoder_pretraining_steps}) must be below max_steps "
+                f"({self.max_steps}): the decoder is re-initialised when pre-training ends"
             )
         try:
             self.kl_schedule_spec(total_steps=1)
@@ -149,8 +163,11 @@ class SeqVAETrainer(Trainer):
         return super()._get_train_sampler(train_dataset)
 
     def kl_weight(self) -> float:
-        total = self.state.max_steps or self.args.max_steps or 1
-        return kl_weight_at(self.state.global_step, self.args.kl_schedule_spec(total))
+        pretraining, step = self.args.autoencoder_pretraining_steps, self.state.global_step
+        if step < pretraining:
+            return 0.0  # autoencoder pre-training: no KL yet
+        total = (self.state.max_steps or self.args.max_steps or 1) - pretraining
+        return kl_weight_at(step - pretraining, self.args.kl_schedule_spec(max(total, 1)))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         config = self.model.config  # `model` may be wrapped (DataParallel / DDP), self.model is not
@@ -336,6 +353,36 @@ class TrainingRun:
     data_args: object = None
 
 
+class DecoderResetCallback(TrainerCallback):
+    """At the end of autoencoder pre-training, re-initialise the decoder (Li et al. 2019).
+
+    The encoder keeps what it learned as an autoencoder; a fresh decoder has not yet learned to
+    model sentences without ``z``, so the VAE phase starts with a latent worth reading. The token
+    embedding is shared with the encoder and is kept. The optimiser's moments of the decoder's
+    parameters are dropped with them.
+    """
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, model=None, optimizer=None, **kwargs):
+        if state.global_step == self.step and model is not None:
+            reset_decoder(model, optimizer)
+            logger.info("step %d: autoencoder pre-training done, decoder re-initialised", self.step)
+
+
+def reset_decoder(model: SeqVAE, optimizer=None) -> None:
+    """Fresh initial values for every decoder parameter (and no optimiser state for them)."""
+    for module in model.decoder.modules():
+        reset = getattr(module, "reset_parameters", None) or getattr(module, "_reset_parameters", None)
+        if reset is not None:
+            reset()
+    if optimizer is not None:
+        state = getattr(optimizer, "optimizer", optimizer).state  # accelerate wraps the optimiser
+        for parameter in model.decoder.parameters():
+            state.pop(parameter, None)
+
+
 def train(
     recipe: str | Path | None = None,
     overrides: dict | None = None,
@@ -363,10 +410,7 @@ def train(
     set_seed(args.seed)
     output_dir.mkdir(parents=True, exist_ok=True)
 
-    molecules, report = load_corpus(data_args, progress=True)
-    train_rows, validation_rows = split_train_validation(
-        molecules, data_args.validation_fraction, args.seed
-    )
+    train_rows, validation_rows, report = load_training_corpus(data_args, args.seed)
     checkpoint = _latest_checkpoint(output_dir) if resume else None
     if resume and checkpoint is None:
         raise SeqVAEError(f"--resume: no checkpoint-* folder in {output_dir}; start without --resume")
@@ -376,7 +420,7 @@ def train(
         tokenizer = AutoTokenizer.from_pretrained(output_dir)
         config = SeqVAEConfig.from_pretrained(checkpoint)
     else:
-        tokenizer = build_tokenizer(train_rows["text"], data_args.representation, data_args.max_length)
+        tokenizer = build_corpus_tokenizer(data_args, train_rows["text"])
         tokenizer.save_pretrained(output_dir)
         config = SeqVAEConfig(
             vocab_size=len(tokenizer),
@@ -386,12 +430,14 @@ def train(
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
             unk_token_id=tokenizer.unk_token_id,
-            **property_statistics(train_rows, molecules.column_names[2:], data_args.property_units),
+            **property_statistics(train_rows, _property_columns(train_rows, data_args), data_args.property_units),
             **model_kwargs,
         )
     _warn_about_the_property_head(config)
-    train_set = tokenize_molecules(train_rows, tokenizer, report)
-    validation_set = tokenize_molecules(validation_rows, tokenizer, report)
+    if config.latent_dim == 0 and args.autoencoder_pretraining_steps:
+        raise SeqVAEError("autoencoder_pretraining_steps needs a latent: this is a language model (latent_dim 0)")
+    train_set = tokenize_corpus(train_rows, tokenizer, data_args, report)
+    validation_set = tokenize_corpus(validation_rows, tokenizer, data_args, report)
     report.write(output_dir / "data_report.json")
     logger.info("data: %s (report: %s)", report.summary(), output_dir / "data_report.json")
     _write_recipe(output_dir, data_args, model_kwargs, training_kwargs, evaluation_args)
@@ -403,6 +449,8 @@ def train(
     callbacks = [JsonlLogCallback(log_path)]
     if args.max_train_seconds:
         callbacks.append(TimeLimitCallback(args.max_train_seconds))
+    if args.autoencoder_pretraining_steps:
+        callbacks.append(DecoderResetCallback(args.autoencoder_pretraining_steps))
     trainer = SeqVAETrainer(
         model=model,
         args=args,
@@ -422,8 +470,8 @@ def train(
         output_dir=output_dir,
         model=trainer.model,
         tokenizer=tokenizer,
-        train_smiles=train_rows["smiles"],
-        validation=validation_rows,
+        train_smiles=train_rows["smiles" if "smiles" in train_rows.column_names else "text"],
+        validation=validation_set,  # the rows the model read (text: long sentences left out)
         report=report,
         validation_metrics=validation_metrics,
         train_seconds=train_seconds,
@@ -439,10 +487,19 @@ def _warn_about_the_property_head(config: SeqVAEConfig) -> None:
         logger.info("no property head (property_head_hidden_size: 0): re-ranking and latent optimisation unavailable")
 
 
-def load_corpus(data_args, progress: bool = False):
-    """``load_molecules`` with a recipe's data settings."""
+def load_corpus(data_args, progress: bool = False, source: str | None = None):
+    """``load_molecules`` (or ``load_texts``) with a recipe's data settings."""
+    source = source or data_args.data
+    if data_args.representation == "text":
+        return load_texts(
+            source,
+            text_column=data_args.text_column,
+            data_dir=data_args.data_dir,
+            hub_split=data_args.hub_split,
+            lowercase=data_args.lowercase,
+        )
     return load_molecules(
-        data_args.data,
+        source,
         smiles_column=data_args.smiles_column,
         canonicalize=data_args.canonicalize,
         keep_largest_fragment=data_args.keep_largest_fragment,
@@ -456,6 +513,41 @@ def load_corpus(data_args, progress: bool = False):
     )
 
 
+def load_training_corpus(data_args, seed: int):
+    """``(train rows, validation rows, report)``: a held-out ``validation_data`` corpus when the
+    recipe names one, else a seeded random split of ``data``."""
+    corpus, report = load_corpus(data_args, progress=True)
+    if not data_args.validation_data:
+        return *split_train_validation(corpus, data_args.validation_fraction, seed), report
+    validation, validation_report = load_corpus(data_args, progress=True, source=data_args.validation_data)
+    report.sources += validation_report.sources
+    report.rows_read += validation_report.rows_read
+    report.rows_kept += validation_report.rows_kept
+    for row in validation_report.skipped:
+        report.add_skipped(row)
+    return corpus, validation, report
+
+
+def build_corpus_tokenizer(data_args, texts):
+    """The tokenizer a recipe asks for, trained on the training rows' ``texts``."""
+    if data_args.representation == "text":
+        return build_text_tokenizer(
+            texts,
+            data_args.text_tokenizer,
+            vocab_size=data_args.tokenizer_vocab_size,
+            min_frequency=data_args.tokenizer_min_frequency,
+            model_max_length=data_args.max_length,
+        )
+    return build_tokenizer(texts, data_args.representation, data_args.max_length)
+
+
+def tokenize_corpus(rows, tokenizer, data_args, report):
+    """Token ids for molecules (already length-checked) or sentences (checked here)."""
+    if data_args.representation == "text":
+        return tokenize_texts(rows, tokenizer, data_args.max_length, data_args.long_sentences, report)
+    return tokenize_molecules(rows, tokenizer, report)
+
+
 def run_split(run_dir: str | Path):
     """The ``(train, validation)`` rows of a finished run, re-created from its ``recipe.yaml``.
 
@@ -465,8 +557,13 @@ def run_split(run_dir: str | Path):
     """
     recipe = Path(run_dir) / "recipe.yaml"
     data_args, _, training_kwargs, _ = load_recipe(recipe)
-    molecules, _ = load_corpus(data_args)
-    return split_train_validation(molecules, data_args.validation_fraction, training_kwargs.get("seed", 42))
+    train_rows, validation_rows, _ = load_training_corpus(data_args, training_kwargs.get("seed", 42))
+    return train_rows, validation_rows
+
+
+def _property_columns(rows, data_args) -> list[str]:
+    """Molecule tables hold ``smiles``, ``text``, then one column per property."""
+    return [] if data_args.representation == "text" else rows.column_names[2:]
 
 
 def property_statistics(rows, names: list[str], units: dict[str, str]) -> dict:

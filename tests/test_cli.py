@@ -234,15 +234,15 @@ def test_encode_writes_posterior_means_as_npy(capsys, tmp_path, trained_run):
     assert "3 x 8" in out
 
 
-def test_interpolate_prints_one_line_per_step(capsys, trained_run):
+def test_interpolate_prints_a_homotopy_table_with_one_line_per_step(capsys, trained_run):
     status, out, err = run_cli(
         capsys, "interpolate", "--model", trained_run.output_dir, "--start", "CCO", "--end", "c1ccccc1O",
         "--steps", 4,
     )
     assert status == 0, err
-    lines = out.splitlines()
-    assert len(lines) == 4
-    assert [line.split("\t")[0] for line in lines] == ["0", "1", "2", "3"]
+    header, *lines = out.splitlines()
+    assert header == "step\tweight\toutput" and len(lines) == 4
+    assert [line.split("\t")[:2] for line in lines] == [["0", "0.000"], ["1", "0.333"], ["2", "0.667"], ["3", "1.000"]]
 
 
 def test_train_runs_and_prints_metrics(capsys, tmp_path, tiny_csv):
@@ -330,7 +330,7 @@ def test_interpolate_with_sampling_and_a_seed_is_reproducible(capsys, trained_ru
     first = run_cli(capsys, *argv)
     second = run_cli(capsys, *argv)
     assert first[0] == second[0] == 0
-    assert first[1] == second[1] and len(first[1].splitlines()) == 4
+    assert first[1] == second[1] and len(first[1].splitlines()) == 1 + 4
 
 
 def test_equivalent_smiles_get_the_same_latent(trained_run):

@@ -179,7 +179,7 @@ def test_bos_and_pad_are_never_generated(tiny_model):
     assert out == [[6] * 4, [6] * 4]
 
 
-@pytest.mark.parametrize("strategy, options", [("beam", {}), ("sample", {"temperature": 0.0})])
+@pytest.mark.parametrize("strategy, options", [("nucleus", {}), ("sample", {"temperature": 0.0}), ("beam", {"num_beams": 0})])
 def test_bad_decoding_options_raise_seqvae_error(tiny_model, strategy, options):
     with pytest.raises(SeqVAEError):
         decode_latents(tiny_model("gru"), torch.randn(1, 8), strategy=strategy, **options)

@@ -26,6 +26,7 @@ from ..errors import SeqVAEError
 from ..modeling import SeqVAE, gaussian_kl_per_dim
 from ..objectives import active_units
 from .molecules import fraction_valid, reconstruction_accuracy
+from .text import reconstruction_bleu
 
 __all__ = [
     "MUTUAL_INFORMATION_ESTIMATOR",
@@ -227,6 +228,7 @@ def latent_diagnostics(
         "prior_sample_validity": fraction_valid(prior_samples) if molecules and prior_samples else None,
         "num_prior_samples": num_samples,
         "posterior_sample_validity": fraction_valid(collected.posterior_samples) if molecules else None,
+        "reconstruction_bleu": None if molecules else reconstruction_bleu(collected.inputs, collected.reconstructed),
     }
 
 

@@ -1,0 +1,140 @@
+"""Penn Treebank test-set table for trained text models: IW-NLL, PPL, KL, MI, AU and BLEU.
+
+Evaluates each run folder on the PTB test set (metric definitions: ``seqvae/metrics/text.py``),
+compares the best VAE's IW-NLL with the language-model baseline's NLL, and prints five
+interpolations between test sentences (with the reconstruction of each endpoint, also for
+training sentences, which should reconstruct).
+
+    seqvae train --config recipes/ptb_lm.yaml data_dir=../shared/data/ptb
+    seqvae train --config recipes/ptb_vae.yaml data_dir=../shared/data/ptb
+    python benchmarks/text_ptb.py --data_dir ../shared/data/ptb \
+        --model "LM baseline=runs/ptb_lm" --model "VAE, cyclical + free bits=runs/ptb_vae"
+    # -> benchmarks/results/text_ptb.json and text_ptb.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import seqvae
+from seqvae.data import load_texts
+from seqvae.metrics.text import text_metrics
+
+COLUMNS = ("iw_nll", "perplexity", "kl", "mutual_information", "active_units", "reconstruction_bleu")
+
+
+def parse_model(text: str) -> tuple[str, Path]:
+    label, sep, folder = text.rpartition("=")
+    if not sep:
+        label, folder = Path(text).name, text
+    return label, Path(folder)
+
+
+def interpolations(vae, test: list[str], train: list[str], count: int = 5, steps: int = 6, seed: int = 0) -> list[dict]:
+    """``count`` slerp paths between random test sentences, plus endpoint reconstructions."""
+    generator = random.Random(seed)
+    short = [s for s in test if 8 <= len(s.split()) <= 20] or list(test)  # readable on one line
+    paths = []
+    for _ in range(count):
+        start, end = generator.sample(short, 2)
+        table = vae.homotopy(start, end, steps=steps, method="slerp")
+        paths.append({"start": start, "end": end, "path": table["output"].tolist()})
+    seen = generator.sample(train, min(50, len(train)))
+    reconstructed = vae.reconstruct(seen)
+    return {
+        "paths": paths,
+        "empty_outputs": sum(not text.strip() for p in paths for text in p["path"]),
+        "training_sentences_reconstructed_exactly": sum(a == b for a, b in zip(seen, reconstructed)) / len(seen),
+    }
+
+
+def markdown_table(rows: list[dict]) -> str:
+    header = "| model | IW-NLL | PPL | KL | MI | AU | BLEU |\n|---|---|---|---|---|---|---|"
+    lines = [header]
+    for row in rows:
+        cells = []
+        for key in COLUMNS:
+            value = row["metrics"].get(key)
+            if key == "active_units" and value is not None:
+                cells.append(f"{value}/{row['metrics']['latent_dim']}")
+            else:
+                cells.append("-" if value is None else f"{value:.2f}")
+        lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", action="append", required=True, help="LABEL=RUN_FOLDER (repeat)")
+    parser.add_argument("--data_dir", default=str(Path(__file__).resolve().parents[2] / "shared/data/ptb"))
+    parser.add_argument("--num_importance_samples", type=int, default=500)
+    parser.add_argument("--output", default="benchmarks/results/text_ptb.json")
+    args = parser.parse_args()
+
+    test = load_texts("ptb:test", data_dir=args.data_dir)[0]["text"]
+    train = load_texts("ptb", data_dir=args.data_dir)[0]["text"]
+    rows = []
+    for label, folder in map(parse_model, args.model):
+        vae = seqvae.load(folder, device="cuda" if torch.cuda.is_available() else "cpu")
+        started = time.perf_counter()
+        metrics = text_metrics(vae, test, num_importance_samples=args.num_importance_samples, progress=True)
+        training = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").is_file() else {}
+        row = {
+            "label": label,
+            "model": str(folder),
+            "summary": repr(vae),
+            "metrics": metrics,
+            "train_seconds": training.get("train_seconds"),
+            "evaluation_seconds": round(time.perf_counter() - started, 1),
+        }
+        if vae.config.latent_dim:
+            row["interpolations"] = interpolations(vae, test, train)
+        rows.append(row)
+        print(f"{label}: " + ", ".join(f"{k} {metrics.get(k)}" for k in COLUMNS))
+
+    language_models = [r for r in rows if not r["metrics"].get("latent_dim")]
+    vaes = [r for r in rows if r["metrics"].get("latent_dim")]
+    verdict = None
+    if language_models and vaes:
+        best = min(vaes, key=lambda r: r["metrics"]["iw_nll"])
+        baseline = language_models[0]["metrics"]["iw_nll"]
+        verdict = {
+            "best_vae": best["label"],
+            "best_vae_iw_nll": best["metrics"]["iw_nll"],
+            "language_model_nll": baseline,
+            "vae_no_worse_than_lm": best["metrics"]["iw_nll"] <= baseline,
+            "kl_at_least_5": best["metrics"]["kl"] >= 5,
+            "active_units_at_least_8": best["metrics"]["active_units"] >= 8,
+        }
+    result = {
+        "what": "PTB test set (3,761 sentences), metric definitions in seqvae/metrics/text.py",
+        "command": " ".join(["python"] + sys.argv),
+        "num_importance_samples": args.num_importance_samples,
+        "machine": {"cpu_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(), "python": platform.python_version()},
+        "verdict": verdict,
+        "rows": rows,
+    }
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n")
+    table = markdown_table(rows)
+    output.with_suffix(".md").write_text(table + "\n")
+    print(table)
+    for row in rows:
+        for path in row.get("interpolations", {}).get("paths", []):
+            print(f"\n{row['label']}: {path['start']}  ->  {path['end']}")
+            for step, text in enumerate(path["path"]):
+                print(f"  {step}  {text}")
+    print(f"wrote {output} and {output.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    main()
