@@ -14,6 +14,8 @@ Timing, with ``--n_jobs`` worker processes:
 
     python benchmarks/moses_agreement.py --data_dir ../shared/data/moses
     # -> benchmarks/results/moses_agreement.json
+    python benchmarks/moses_agreement.py --data_dir ../shared/data/moses --timing_only
+    # -> benchmarks/results/moses_speed.json (the timing alone, about 6 minutes)
 """
 
 from __future__ import annotations
@@ -135,6 +137,11 @@ def main() -> None:
     parser.add_argument("--n_jobs", type=int, default=2)
     parser.add_argument("--output", default="benchmarks/results/moses_agreement.json")
     parser.add_argument("--cache_dir", default=str(DEFAULT_CACHE_DIR), help="reference statistics cache")
+    parser.add_argument(
+        "--timing_only", action="store_true",
+        help="only time the metric set (30k vs test, cache on) and write --timing_output; no agreement check",
+    )
+    parser.add_argument("--timing_output", default="benchmarks/results/moses_speed.json")
     args = parser.parse_args()
 
     train = read_molecules("moses:train", "train", args.data_dir)
@@ -156,6 +163,13 @@ def main() -> None:
     reference_seconds = timing["test_statistics_seconds"] or timing["test_scaffolds_statistics_seconds"]
     if reference_seconds is not None:
         timing["test_only_without_cache_seconds"] = round(timing["test_only_with_cache_seconds"] + reference_seconds, 1)
+    if args.timing_only:
+        machine = {"cpu_threads": torch.get_num_threads(), "n_jobs": args.n_jobs, "python": platform.python_version()}
+        record = {"command": " ".join(["python"] + sys.argv), "machine": machine, "timing": timing}
+        Path(args.timing_output).write_text(json.dumps(record, indent=2) + "\n")
+        print(json.dumps(timing))
+        print(f"wrote {args.timing_output}")
+        return
     runs = {}
     for seed in args.seeds:
         runs[seed], seconds = timed(

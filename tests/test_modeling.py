@@ -240,11 +240,17 @@ def test_config_rejects_unknown_decoder_type_and_representation():
 
 @pytest.mark.parametrize(
     "key, value",
-    [("latent_dim", -1), ("latent_dim", 0), ("embedding_dim", 2.5), ("vocab_size", 0), ("encoder_num_layers", -2)],
+    [("latent_dim", -1), ("latent_dim", 2.5), ("embedding_dim", 2.5), ("vocab_size", 0), ("encoder_num_layers", -2)],
 )
 def test_config_rejects_non_positive_or_non_integer_sizes(key, value):
     with pytest.raises(ValueError, match=key):
         SeqVAEConfig(**{key: value})
+
+
+def test_latent_dim_zero_is_allowed_only_without_a_property_head():
+    assert SeqVAEConfig(latent_dim=0).latent_dim == 0  # the language-model baseline
+    with pytest.raises(ValueError, match="property head reads z"):
+        SeqVAEConfig(latent_dim=0, property_head_hidden_size=16, property_names=["logP"])
 
 
 @pytest.mark.parametrize("dropout", [-0.1, 1.0])

