@@ -24,6 +24,7 @@ spaces, so ``decode(encode(s)) == s`` whenever every token of ``s`` is in the vo
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -135,19 +136,29 @@ def build_text_tokenizer(
         raise SeqVAEError(f"vocab_size must be above {len(SPECIAL_TOKENS)} (the special tokens), got {vocab_size}")
     if min_frequency < 1:
         raise SeqVAEError(f"min_frequency must be at least 1, got {min_frequency}")
-    options = {"vocab_size": vocab_size, "min_frequency": min_frequency, "special_tokens": SPECIAL_TOKENS}
     if kind == "word":
-        backend = Tokenizer(models.WordLevel(unk_token=UNK))
-        backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-        # no decoder: tokens are joined with single spaces
-        trainer = trainers.WordLevelTrainer(**options)
+        # The vocabulary is counted here, not by WordLevelTrainer: when the corpus itself holds
+        # the word "<unk>" (PTB does), that trainer gives it a second id and leaves a hole in
+        # the id range, so the largest id reaches past the embedding table.
+        backend = Tokenizer(models.WordLevel(word_vocabulary(texts, vocab_size, min_frequency), unk_token=UNK))
+        backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()  # no decoder: words are joined with spaces
     else:
         backend = Tokenizer(models.BPE(unk_token=UNK))
         backend.pre_tokenizer = pre_tokenizers.Metaspace()
         backend.decoder = decoders.Metaspace()
-        trainer = trainers.BpeTrainer(**options)
-    backend.train_from_iterator(texts, trainer=trainer)
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS)
+        backend.train_from_iterator(texts, trainer=trainer)
     return _with_bos_eos(backend, model_max_length)
+
+
+def word_vocabulary(texts: Iterable[str], vocab_size: int, min_frequency: int) -> dict[str, int]:
+    """``{token: id}``: the special tokens, then the ``vocab_size - 4`` most frequent words seen at
+    least ``min_frequency`` times (ties broken alphabetically, so the ids are reproducible)."""
+    counts = Counter(word for text in texts for word in text.split())
+    for token in SPECIAL_TOKENS:
+        counts.pop(token, None)
+    kept = [word for word, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if count >= min_frequency]
+    return {token: index for index, token in enumerate(SPECIAL_TOKENS + kept[: vocab_size - len(SPECIAL_TOKENS)])}
 
 
 def _with_bos_eos(backend: Tokenizer, model_max_length: int) -> PreTrainedTokenizerFast:

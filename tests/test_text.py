@@ -451,3 +451,13 @@ def test_cli_text_test_needs_a_model(capsys, restore_logging, tmp_path):
     samples = _write_lines(tmp_path / "s.txt", ["CCO"])
     assert main(["evaluate", "--samples", str(samples), "--text_test", str(samples)]) == 2
     assert "--text_test scores a text model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["word", "bpe"])
+def test_a_corpus_that_writes_unk_as_a_word_keeps_ids_within_the_vocabulary(kind):
+    # PTB marks rare words with the literal "<unk>"; every id must stay below len(tokenizer).
+    corpus = ["the <unk> rose", "a <unk> fell on the <unk>", "the market rose"] * 4
+    tokenizer = build_text_tokenizer(corpus, kind, vocab_size=40)
+    ids = [token for row in tokenizer(corpus)["input_ids"] for token in row]
+    assert max(ids) < len(tokenizer) and sorted(tokenizer.get_vocab().values()) == list(range(len(tokenizer)))
+    assert tokenizer.unk_token_id in tokenizer("the <unk>")["input_ids"]  # read as the unknown-word token
