@@ -153,6 +153,15 @@ class CorpusReport:
         self.unknown_token_sequences += unknown.sequences
         self.unknown_tokens += unknown.tokens
 
+    def merge(self, other: "CorpusReport") -> None:
+        """Add another corpus's counts and skipped rows (e.g. a held-out validation file)."""
+        self.sources += other.sources
+        self.rows_read += other.rows_read
+        self.rows_kept += other.rows_kept
+        self.truncated += other.truncated
+        for row in other.skipped:
+            self.add_skipped(row)
+
     def add_skipped(self, row: SkippedRow) -> None:
         self.skipped.append(row)
         self.skipped_counts[row.reason_kind] = self.skipped_counts.get(row.reason_kind, 0) + 1

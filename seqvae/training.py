@@ -520,11 +520,7 @@ def load_training_corpus(data_args, seed: int):
     if not data_args.validation_data:
         return *split_train_validation(corpus, data_args.validation_fraction, seed), report
     validation, validation_report = load_corpus(data_args, progress=True, source=data_args.validation_data)
-    report.sources += validation_report.sources
-    report.rows_read += validation_report.rows_read
-    report.rows_kept += validation_report.rows_kept
-    for row in validation_report.skipped:
-        report.add_skipped(row)
+    report.merge(validation_report)
     return corpus, validation, report
 
 

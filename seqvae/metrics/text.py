@@ -61,7 +61,13 @@ def importance_weighted_nll(
         ``iw_nll`` (nats per sentence), ``perplexity``, ``num_sentences``,
         ``num_predicted_tokens``, ``num_importance_samples``, ``estimator``.
     """
-    sentences = _checked_sentences(vae, sentences)
+    return _importance_weighted_nll(
+        vae, _checked_sentences(vae, sentences), num_importance_samples, batch_size, samples_per_pass, seed, progress
+    )
+
+
+def _importance_weighted_nll(vae, sentences, num_importance_samples, batch_size, samples_per_pass, seed, progress) -> dict:
+    """:func:`importance_weighted_nll` of sentences already checked by :func:`_checked_sentences`."""
     if num_importance_samples < 1 or samples_per_pass < 1 or batch_size < 1:
         raise SeqVAEError("num_importance_samples, samples_per_pass and batch_size must be at least 1")
     model = vae.model
@@ -167,9 +173,7 @@ def text_metrics(
     from .latent import latent_diagnostics
 
     sentences = _checked_sentences(vae, sentences)
-    likelihood = importance_weighted_nll(
-        vae, sentences, num_importance_samples=num_importance_samples, batch_size=batch_size, seed=seed, progress=progress
-    )
+    likelihood = _importance_weighted_nll(vae, sentences, num_importance_samples, batch_size, 50, seed, progress)
     metrics = {"iw_nll": likelihood["iw_nll"], "perplexity": likelihood["perplexity"]}
     if vae.config.latent_dim > 0:
         subset = sentences[:num_diagnostic_sentences]
