@@ -38,21 +38,39 @@ def parse_model(text: str) -> tuple[str, Path]:
     return label, Path(folder)
 
 
-def interpolations(vae, test: list[str], train: list[str], count: int = 5, steps: int = 6, seed: int = 0) -> list[dict]:
-    """``count`` slerp paths between random test sentences, plus endpoint reconstructions."""
+def interpolations(vae, test: list[str], train: list[str], count: int = 5, steps: int = 6, seed: int = 0) -> dict:
+    """``count`` slerp paths between random test sentences and ``count`` between training
+    sentences (whose endpoints should decode back to the inputs), plus exact greedy
+    reconstruction of 200 random training sentences, overall and by length."""
     generator = random.Random(seed)
-    short = [s for s in test if 8 <= len(s.split()) <= 20] or list(test)  # readable on one line
-    paths = []
-    for _ in range(count):
-        start, end = generator.sample(short, 2)
-        table = vae.homotopy(start, end, steps=steps, method="slerp")
-        paths.append({"start": start, "end": end, "path": table["output"].tolist()})
-    seen = generator.sample(train, min(50, len(train)))
-    reconstructed = vae.reconstruct(seen)
+
+    def readable(sentences):  # short enough to read on one line
+        return [s for s in sentences if 8 <= len(s.split()) <= 20] or list(sentences)
+
+    def paths(sentences):
+        result = []
+        for _ in range(count):
+            start, end = generator.sample(readable(sentences), 2)
+            table = vae.homotopy(start, end, steps=steps, method="slerp")
+            result.append({"start": start, "end": end, "path": table["output"].tolist()})
+        return result
+
+    test_paths, train_paths = paths(test), paths(train)
+    seen = generator.sample(train, min(200, len(train)))
+    exact = [a == b for a, b in zip(seen, vae.reconstruct(seen))]
+    lengths = [len(s.split()) for s in seen]
+    by_length = {}
+    for low, high in ((1, 10), (11, 20), (21, 80)):
+        picked = [e for e, n in zip(exact, lengths) if low <= n <= high]
+        by_length[f"{low}-{high} words"] = {"sentences": len(picked), "exact": round(sum(picked) / max(len(picked), 1), 3)}
+    every = test_paths + train_paths
     return {
-        "paths": paths,
-        "empty_outputs": sum(not text.strip() for p in paths for text in p["path"]),
-        "training_sentences_reconstructed_exactly": sum(a == b for a, b in zip(seen, reconstructed)) / len(seen),
+        "paths": test_paths,
+        "training_paths": train_paths,
+        "empty_outputs": sum(not text.strip() for p in every for text in p["path"]),
+        "training_endpoints_reconstructed": sum((p["path"][0] == p["start"]) + (p["path"][-1] == p["end"]) for p in train_paths) / (2 * len(train_paths)),
+        "training_sentences_reconstructed_exactly": round(sum(exact) / len(exact), 3),
+        "training_reconstruction_by_length": by_length,
     }
 
 
@@ -129,10 +147,15 @@ def main() -> None:
     output.with_suffix(".md").write_text(table + "\n")
     print(table)
     for row in rows:
-        for path in row.get("interpolations", {}).get("paths", []):
+        found = row.get("interpolations", {})
+        for path in found.get("paths", []) + found.get("training_paths", []):
             print(f"\n{row['label']}: {path['start']}  ->  {path['end']}")
             for step, text in enumerate(path["path"]):
                 print(f"  {step}  {text}")
+        if found:
+            print(f"{row['label']}: empty outputs {found['empty_outputs']}, training endpoints reconstructed "
+                  f"{found['training_endpoints_reconstructed']:.0%}, training sentences reconstructed exactly "
+                  f"{found['training_sentences_reconstructed_exactly']:.0%} {found['training_reconstruction_by_length']}")
     print(f"wrote {output} and {output.with_suffix('.md')}")
 
 

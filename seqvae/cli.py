@@ -8,6 +8,7 @@
     seqvae evaluate --samples samples.csv --reference test.csv [--train train.csv] [--output metrics.json]
     seqvae evaluate --model runs/x --num_samples 30000 --reference moses:test --scaffold_reference moses:test_scaffolds
     seqvae evaluate --model runs/ptb --text_test ptb:test --data_dir PATH [--num_importance_samples 500]
+    seqvae report runs/x [--output report.png]
 
 Problems the user can fix (a missing file, a bad recipe key...) print one ``error:`` line and
 exit with status 2; no traceback.
@@ -128,6 +129,7 @@ class Sample(Subcommand):
             rerank=args.rerank,
             batch_size=args.batch_size,
             progress=True,
+            mols=False,
             **_decoding_options(args),
         )
         if args.output:
@@ -328,7 +330,31 @@ class Evaluate(Subcommand):
         return 0
 
 
-SUBCOMMANDS = [Train, Sample, Encode, Interpolate, Evaluate]
+class Report(Subcommand):
+    name = "report"
+    help = "draw a run folder's report.png: training curves and sampled molecules (or sentences)"
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("run_dir", help="run folder written by seqvae train")
+        parser.add_argument("--output", help="picture file, .png or .svg (default: RUN_DIR/report.png)")
+
+    @classmethod
+    def run(cls, args):
+        from .viz import run_report
+
+        run_dir = Path(args.run_dir)
+        if not run_dir.is_dir():
+            raise SeqVAEError(f"run folder not found: {run_dir}")
+        path = run_report(run_dir).save(args.output or run_dir / "report.png")
+        print(f"wrote {path}")
+        metrics = run_dir / "metrics.json"
+        if metrics.is_file():
+            print(_format_metrics({k: v for k, v in json.loads(metrics.read_text()).items() if not isinstance(v, (dict, list))}))
+        return 0
+
+
+SUBCOMMANDS = [Train, Sample, Encode, Interpolate, Evaluate, Report]
 
 
 def _existing(path: str) -> Path:

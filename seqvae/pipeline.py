@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 from transformers import AutoTokenizer
 
-from .chem import canonical_smiles, is_valid
+from .chem import canonical_smiles, compute_properties, is_valid, tanimoto_similarity, to_mol, without_rdkit_log
 from .conditions import check_condition, condition_values, property_table, rerank_order
 from .data import PaddingCollator
 from .errors import SeqVAEError
@@ -37,7 +37,7 @@ from .metrics.molecules import reconstruction_accuracy, sample_quality
 from .modeling import SeqVAE
 from .tokenization import count_unknown, to_model_text
 
-__all__ = ["SeqVAEPipeline", "load", "evaluate_run", "train_and_evaluate"]
+__all__ = ["SeqVAEPipeline", "load", "train", "evaluate_run", "train_and_evaluate"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,35 @@ class SeqVAEPipeline:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.source = source
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def to(self, device: str | torch.device) -> "SeqVAEPipeline":
+        """Move the model (``"cpu"``, ``"cuda"``, ``"cuda:1"``...); returns ``self``."""
+        self.model.to(device)
+        return self
+
+    @property
+    def metrics(self) -> dict:
+        """What training measured (the run folder's ``metrics.json``; empty when there is none)."""
+        path = Path(self.source) / "metrics.json" if self.source else None
+        return json.loads(path.read_text()) if path is not None and path.is_file() else {}
+
+    @property
+    def trained_on(self) -> str | None:
+        """The ``data`` the model was trained on, as its run folder's ``recipe.yaml`` names it."""
+        recipe = Path(self.source) / "recipe.yaml" if self.source else None
+        if recipe is None or not recipe.is_file():
+            return None
+        import yaml
+
+        try:
+            data = (yaml.safe_load(recipe.read_text()) or {}).get("data")
+        except yaml.YAMLError:
+            return None
+        return None if data is None else str(data)
 
     @property
     def config(self):
@@ -74,6 +103,32 @@ class SeqVAEPipeline:
             f"from={self.source!r})"
         )
 
+    def _repr_html_(self) -> str:
+        """The summary Jupyter shows: what the model reads, its size, its properties and their
+        training ranges, and where it was trained from."""
+        from html import escape
+
+        c = self.config
+        parameters = sum(p.numel() for p in self.model.parameters())
+        rows = [
+            ("representation", f"{c.representation} (vocabulary {c.vocab_size:,}, up to {c.max_sequence_length} tokens)"),
+            ("model", f"{c.encoder_type or 'no'} encoder -> {c.decoder_type} decoder" if c.latent_dim else f"{c.decoder_type} language model (no latent)"),
+            ("latent size", str(c.latent_dim)),
+            ("parameters", f"{parameters:,}"),
+            ("device", str(self.device)),
+        ]
+        for name, unit, low, high in zip(c.property_names, c.property_units, c.property_min, c.property_max):
+            rows.append((f"property {name}", f"trained on {low:.3g} to {high:.3g}{' ' + unit if unit else ''}"))
+        if c.num_properties and self.model.property_head is not None:
+            rows.append(("property head", "yes: rerank=, optimize()"))
+        rows.append(("run folder", self.source or "(not saved)"))
+        if self.trained_on:
+            rows.append(("trained on", self.trained_on))
+        body = "".join(
+            f"<tr><th style='text-align:left'>{escape(k)}</th><td style='text-align:left'>{escape(v)}</td></tr>" for k, v in rows
+        )
+        return f"<b>seqvae model</b><table>{body}</table>"
+
     # --- latents
 
     def _as_list(self, items) -> list[str]:
@@ -95,7 +150,8 @@ class SeqVAEPipeline:
         if empty:
             what = "sentence" if self.representation == "text" else "molecule"
             raise SeqVAEError(f"input {empty[0]!r} tokenizes to nothing: give a non-empty {what}")
-        unknown = count_unknown(ids, self.tokenizer.unk_token_id)
+        written = [text.split().count(self.tokenizer.unk_token) for text in texts] if self.representation == "text" else None
+        unknown = count_unknown(ids, self.tokenizer.unk_token_id, written)
         if unknown.tokens:
             logger.warning(
                 "%d symbol(s) in %d of %d input(s) are not in the model's vocabulary and were read as <unk>",
@@ -256,24 +312,70 @@ class SeqVAEPipeline:
         condition: dict | None = None,
         rerank: int = 1,
         progress: bool = False,
+        mols: bool = True,
+        properties: list[str] | tuple[str, ...] = (),
         **options,
     ) -> pd.DataFrame:
-        """Prior samples as a DataFrame: ``smiles``, ``valid`` and, for conditional models, each
-        property measured by RDKit with its ``_target`` and ``_error`` (measured - target).
-        Text models: one ``text`` column."""
+        """Prior samples as a DataFrame: ``smiles``, ``valid``, for conditional models each
+        property measured by RDKit with its ``_target`` and ``_error`` (measured - target),
+        the built-in ``properties`` asked for (any model, e.g. ``["logP", "qed"]``), and with
+        ``mols`` a ``mol`` column of RDKit molecules (``None`` when invalid) that Jupyter draws
+        as pictures. Text models: one ``text`` column."""
         checked = check_condition(self.config, condition)
         smiles = self._sample(num_samples, seed, progress, checked, rerank, options)
         if self.representation == "text":
             return pd.DataFrame({"text": smiles})
         frame = samples_frame(smiles)
-        if self.config.num_properties and self.representation != "text":
+        if self.config.num_properties:
             frame = pd.concat([frame, property_table(smiles, self.config, checked)], axis=1)
-        return frame
+        if properties:
+            with without_rdkit_log():
+                measured = compute_properties(smiles, list(properties))
+            for name, values in measured.items():
+                if name not in frame.columns:
+                    frame[name] = values
+        return with_mol_column(frame) if mols else frame
+
+    def neighbours(self, items, num_samples: int = 12, scale: float = 1.0, seed: int | None = None, mols: bool = True) -> pd.DataFrame:
+        """Decodes of ``z = mu + scale * sigma * eps`` around a molecule's (or sentence's)
+        posterior, most similar first: ``smiles``, ``valid``, ``similarity`` (Tanimoto, Morgan
+        radius 2, to the input) and ``mol``; text models: ``text``. For a list of inputs, one
+        block per input with an ``input`` column.
+
+        ``scale`` < 1 stays closer to the input, > 1 wanders further.
+        """
+        if num_samples < 1 or scale < 0:
+            raise SeqVAEError(f"num_samples must be >= 1 and scale >= 0, got {num_samples} and {scale}")
+        if not isinstance(items, str):
+            blocks = [self.neighbours(item, num_samples, scale, seed, mols=False).assign(input=item) for item in items]
+            frame = pd.concat(blocks, ignore_index=True)
+            return with_mol_column(frame) if mols and self.representation != "text" else frame
+        batch = self.tokenize([items])
+        with torch.no_grad():
+            mu, logvar = self.model.encode(batch["input_ids"], batch["attention_mask"])
+        noise = torch.randn(num_samples, mu.size(1), generator=_generator(seed)).to(mu.device)
+        outputs = self.decode(mu + scale * torch.exp(0.5 * logvar) * noise)
+        if self.representation == "text":
+            return pd.DataFrame({"text": outputs})
+        frame = samples_frame(outputs)
+        frame["similarity"] = [tanimoto_similarity(s, items) for s in outputs]
+        frame = frame.sort_values("similarity", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+        return with_mol_column(frame) if mols else frame
 
 
 def samples_frame(smiles: list[str]) -> pd.DataFrame:
     """Generated SMILES with a ``valid`` column."""
     return pd.DataFrame({"smiles": smiles, "valid": [is_valid(s) for s in smiles]})
+
+
+def with_mol_column(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add a ``mol`` column (RDKit molecules from ``smiles``) that Jupyter renders as images."""
+    from rdkit.Chem import PandasTools
+
+    with without_rdkit_log():
+        frame["mol"] = [to_mol(s) for s in frame["smiles"]]
+    PandasTools.ChangeMoleculeRendering(frame, renderer="image")  # this frame only, not all of pandas
+    return frame
 
 
 def _generator(seed: int | None) -> torch.Generator | None:
@@ -342,18 +444,23 @@ def train_and_evaluate(
     output_dir: str | Path | None = None,
     resume: bool = False,
 ) -> dict:
-    """Train from a recipe, evaluate, and write ``metrics.json`` and ``samples.csv`` in the run.
+    """Train from a recipe, evaluate, and write ``metrics.json``, ``samples.csv`` and
+    ``report.png`` in the run.
 
     This is what ``seqvae train`` runs. Returns the metrics: validation ELBO terms, token
     accuracy and active units, reconstruction accuracy, and validity / uniqueness / novelty of
     prior samples, with wall times.
     """
+    return _train_and_evaluate(recipe, overrides, output_dir, resume)[1]
+
+
+def _train_and_evaluate(recipe, overrides, output_dir, resume: bool) -> tuple[Path, dict]:
     from .training import train
 
     started = time.monotonic()
     run = train(recipe, overrides, output_dir, resume=resume)
     if int(os.environ.get("RANK", "0")) != 0:  # multi-process launch: rank 0 evaluates and writes
-        return run.validation_metrics
+        return run.output_dir, run.validation_metrics
     eval_args = run.evaluation_args
     vae = SeqVAEPipeline(run.model, run.tokenizer, source=str(run.output_dir))
     if vae.representation == "text":
@@ -380,7 +487,30 @@ def train_and_evaluate(
     (run.output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     frame = pd.DataFrame({"text": samples}) if vae.representation == "text" else samples_frame(samples)
     frame.to_csv(run.output_dir / "samples.csv", index=False)  # the same columns as sample_frame
-    return metrics
+    _write_report(run.output_dir)
+    return run.output_dir, metrics
+
+
+def _write_report(run_dir: Path) -> None:
+    """``report.png`` in the run folder; a failed picture must not fail a finished training run."""
+    from .viz import write_report
+
+    try:
+        path = write_report(run_dir)
+        logger.info("wrote %s (training curves and samples; `seqvae report %s` redraws it)", path, run_dir)
+    except Exception as error:  # noqa: BLE001 - the run's model and metrics are already saved
+        logger.warning("could not draw %s/report.png: %s", run_dir, error)
+
+
+def train(recipe: str | Path | None = None, output_dir: str | Path | None = None, **overrides) -> SeqVAEPipeline:
+    """Train from a recipe (and/or recipe keys as keyword arguments), evaluate, and return the
+    loaded model, as ``seqvae train`` does from the command line.
+
+        vae = seqvae.train("recipes/quickstart.yaml", data="my_molecules.csv", max_steps=500)
+        vae.metrics                  # what the run measured (also in its metrics.json)
+    """
+    run_dir, _ = _train_and_evaluate(recipe, overrides, output_dir, resume=False)
+    return load(run_dir)
 
 
 def evaluate_text_run(vae: SeqVAEPipeline, train_texts: list[str], validation_texts: list[str], eval_args) -> tuple[dict, list[str]]:

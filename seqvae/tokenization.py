@@ -217,11 +217,20 @@ class UnknownTokenCount:
     tokens: int = 0
 
 
-def count_unknown(token_id_lists: Iterable[list[int]], unk_token_id: int) -> UnknownTokenCount:
-    """Count ``<unk>`` ids in already-encoded sequences (for the data report)."""
+def count_unknown(
+    token_id_lists: Iterable[list[int]], unk_token_id: int, written_as_unknown: Iterable[int] | None = None
+) -> UnknownTokenCount:
+    """Count ``<unk>`` ids in already-encoded sequences (for the data report).
+
+    ``written_as_unknown``: per sequence, how many ``<unk>`` the input wrote itself (Penn
+    Treebank writes rare words as ``<unk>``); those are not vocabulary misses.
+    """
     count = UnknownTokenCount()
+    written = iter(written_as_unknown) if written_as_unknown is not None else None
     for ids in token_id_lists:
         unknown = sum(1 for token_id in ids if token_id == unk_token_id)
+        if written is not None:
+            unknown = max(0, unknown - next(written))
         if unknown:
             count.sequences += 1
             count.tokens += unknown

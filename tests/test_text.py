@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import math
 
 import pytest
@@ -403,7 +404,11 @@ def test_ptb_benchmark_writes_its_table_and_interpolations(text_run, tmp_path, m
     result = json.loads(output.read_text())
     row = result["rows"][0]
     assert row["label"] == "tiny VAE" and row["metrics"]["likelihood"]["num_sentences"] == 3
-    assert len(row["interpolations"]["paths"]) == 5 and all(len(p["path"]) == 6 for p in row["interpolations"]["paths"])
+    found = row["interpolations"]
+    assert len(found["paths"]) == 5 and all(len(p["path"]) == 6 for p in found["paths"])
+    assert len(found["training_paths"]) == 5 and all(p["start"] in SENTENCES for p in found["training_paths"])
+    assert 0.0 <= found["training_endpoints_reconstructed"] <= 1.0
+    assert sum(v["sentences"] for v in found["training_reconstruction_by_length"].values()) == min(200, len(SENTENCES))
     assert output.with_suffix(".md").read_text().startswith("| model | IW-NLL |")
 
 
@@ -461,3 +466,13 @@ def test_a_corpus_that_writes_unk_as_a_word_keeps_ids_within_the_vocabulary(kind
     ids = [token for row in tokenizer(corpus)["input_ids"] for token in row]
     assert max(ids) < len(tokenizer) and sorted(tokenizer.get_vocab().values()) == list(range(len(tokenizer)))
     assert tokenizer.unk_token_id in tokenizer("the <unk>")["input_ids"]  # read as the unknown-word token
+
+
+def test_only_words_outside_the_vocabulary_are_reported_as_unknown(text_pipeline, caplog):
+    vae = text_pipeline(latent_dim=4)
+    with caplog.at_level(logging.WARNING, logger="seqvae.pipeline"):
+        vae.tokenize(["the <unk> sat on the mat"])  # PTB's own <unk>: nothing to report
+    assert "not in the model's vocabulary" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="seqvae.pipeline"):
+        vae.tokenize(["the <unk> sat on the zeppelin"])
+    assert "1 symbol(s) in 1 of 1 input(s) are not in the model's vocabulary" in caplog.text

@@ -66,6 +66,7 @@ def importance_weighted_nll(
     )
 
 
+@torch.no_grad()
 def _importance_weighted_nll(vae, sentences, num_importance_samples, batch_size, samples_per_pass, seed, progress) -> dict:
     """:func:`importance_weighted_nll` of sentences already checked by :func:`_checked_sentences`."""
     if num_importance_samples < 1 or samples_per_pass < 1 or batch_size < 1:
