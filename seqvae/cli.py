@@ -341,6 +341,7 @@ class Report(Subcommand):
 
     @classmethod
     def run(cls, args):
+        from .pipeline import read_run_metrics
         from .viz import run_report
 
         run_dir = Path(args.run_dir)
@@ -348,9 +349,9 @@ class Report(Subcommand):
             raise SeqVAEError(f"run folder not found: {run_dir}")
         path = run_report(run_dir).save(args.output or run_dir / "report.png")
         print(f"wrote {path}")
-        metrics = run_dir / "metrics.json"
-        if metrics.is_file():
-            print(_format_metrics({k: v for k, v in json.loads(metrics.read_text()).items() if not isinstance(v, (dict, list))}))
+        metrics = read_run_metrics(run_dir)
+        if metrics:
+            print(_format_metrics({k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}))
         return 0
 
 

@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 from transformers import AutoTokenizer
 
-from .chem import canonical_smiles, compute_properties, is_valid, tanimoto_similarity, to_mol, without_rdkit_log
+from .chem import canonical_smiles, compute_properties, is_valid, property_name, tanimoto_similarity, to_mol, without_rdkit_log
 from .conditions import check_condition, condition_values, property_table, rerank_order
 from .data import PaddingCollator
 from .errors import SeqVAEError
@@ -64,8 +64,7 @@ class SeqVAEPipeline:
     @property
     def metrics(self) -> dict:
         """What training measured (the run folder's ``metrics.json``; empty when there is none)."""
-        path = Path(self.source) / "metrics.json" if self.source else None
-        return json.loads(path.read_text()) if path is not None and path.is_file() else {}
+        return read_run_metrics(self.source) if self.source else {}
 
     @property
     def trained_on(self) -> str | None:
@@ -122,8 +121,9 @@ class SeqVAEPipeline:
         if c.num_properties and self.model.property_head is not None:
             rows.append(("property head", "yes: rerank=, optimize()"))
         rows.append(("run folder", self.source or "(not saved)"))
-        if self.trained_on:
-            rows.append(("trained on", self.trained_on))
+        trained_on = self.trained_on  # reads recipe.yaml: once
+        if trained_on:
+            rows.append(("trained on", trained_on))
         body = "".join(
             f"<tr><th style='text-align:left'>{escape(k)}</th><td style='text-align:left'>{escape(v)}</td></tr>" for k, v in rows
         )
@@ -328,12 +328,10 @@ class SeqVAEPipeline:
         frame = samples_frame(smiles)
         if self.config.num_properties:
             frame = pd.concat([frame, property_table(smiles, self.config, checked)], axis=1)
-        if properties:
+        missing = [name for name in properties if property_name(name) not in frame.columns]  # conditional ones are there
+        if missing:
             with without_rdkit_log():
-                measured = compute_properties(smiles, list(properties))
-            for name, values in measured.items():
-                if name not in frame.columns:
-                    frame[name] = values
+                frame = frame.assign(**compute_properties(smiles, missing))
         return with_mol_column(frame) if mols else frame
 
     def neighbours(self, items, num_samples: int = 12, scale: float = 1.0, seed: int | None = None, mols: bool = True) -> pd.DataFrame:
@@ -366,6 +364,12 @@ class SeqVAEPipeline:
 def samples_frame(smiles: list[str]) -> pd.DataFrame:
     """Generated SMILES with a ``valid`` column."""
     return pd.DataFrame({"smiles": smiles, "valid": [is_valid(s) for s in smiles]})
+
+
+def read_run_metrics(run_dir: str | Path) -> dict:
+    """A run folder's ``metrics.json`` (empty when training has not written it)."""
+    path = Path(run_dir) / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def with_mol_column(frame: pd.DataFrame) -> pd.DataFrame:

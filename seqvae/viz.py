@@ -184,15 +184,14 @@ def _grid_picture(mols: list, legends: list[str], per_row: int, cell_size: tuple
     rows = math.ceil(len(mols) / per_row)
     size = (per_row * width, rows * height)
     drawable = [mol if mol is not None else Chem.Mol() for mol in mols]
-    # (x, y) of each invalid cell's label: centred, where RDKit puts legends
+    font_size = max(10, round(height * 0.075))
+    fits = max(8, int(width / (font_size * 0.6)))  # characters of a label that fit in a cell
+    # (x, y, text) of each invalid cell's label: centred, where RDKit puts legends
     labels = [
-        ((i % per_row + 0.5) * width, (i // per_row + 0.9) * height, legend)
+        ((i % per_row + 0.5) * width, (i // per_row + 0.9) * height, legend if len(legend) <= fits else legend[: fits - 3] + "...")
         for i, (mol, legend) in enumerate(zip(mols, legends))
         if mol is None
     ]
-    font_size = max(10, round(height * 0.075))
-    fits = max(8, int(width / (font_size * 0.6)))  # characters of a label that fit in a cell
-    labels = [(x, y, text if len(text) <= fits else text[: fits - 3] + "...") for x, y, text in labels]
 
     def draw(canvas) -> str | bytes:
         canvas.DrawMolecules(drawable, legends=legends)
@@ -511,10 +510,9 @@ def _draw_samples(axes, run_dir: Path, count: int) -> None:
 
 
 def _metrics_line(run_dir: Path) -> str:
-    path = run_dir / "metrics.json"
-    if not path.is_file():
-        return "samples"
-    metrics = json.loads(path.read_text())
+    from .pipeline import read_run_metrics
+
+    metrics = read_run_metrics(run_dir)
     shown = [("validity", "valid {:.0%}"), ("uniqueness", "unique {:.0%}"), ("novelty", "novel {:.0%}"),
              ("reconstruction_accuracy", "reconstructed {:.0%}"), ("kl_per_sequence", "KL {:.1f} nats"),
              ("active_units", "{} active units"), ("iw_nll", "IW-NLL {:.1f}"), ("perplexity", "PPL {:.1f}")]
