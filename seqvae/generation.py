@@ -100,8 +100,6 @@ def decode_latents(
     model.eval()
     batch = z.size(0)
     tokens = torch.full((batch, 1), config.bos_token_id, dtype=torch.long, device=z.device)
-    finished = torch.zeros(batch, dtype=torch.bool, device=z.device)
-    generated = []
     if guidance_scale < 0:
         raise SeqVAEError(f"guidance_scale must be >= 0, got {guidance_scale}")
     if condition is not None:
@@ -117,7 +115,10 @@ def decode_latents(
     if guided:
         free_condition = torch.zeros_like(condition)
         free_state = model.initial_decoder_state(z, free_condition)
-    for _ in range(limit):
+    # Rows that have produced <eos> leave the batch, so each step costs only the unfinished ones.
+    active = torch.arange(batch, device=z.device)
+    generated = torch.full((batch, limit), config.pad_token_id, dtype=torch.long, device=z.device)
+    for step in range(limit):
         logits, state = model.decode_logits(tokens, z, state, condition)
         logits = logits[:, -1].float()
         if guided:
@@ -135,15 +136,22 @@ def decode_latents(
             if generator is not None:
                 probabilities = probabilities.cpu()
             next_tokens = torch.multinomial(probabilities, 1, generator=generator).squeeze(1).to(z.device)
-        next_tokens = next_tokens.masked_fill(finished, config.pad_token_id)
-        generated.append(next_tokens)
-        finished |= next_tokens == config.eos_token_id
-        if finished.all():
-            break
+        generated[active, step] = next_tokens
+        unfinished = next_tokens != config.eos_token_id
+        if not unfinished.all():
+            if not unfinished.any():
+                break
+            keep = unfinished.nonzero().squeeze(1)
+            active, next_tokens, z = active[keep], next_tokens[keep], z[keep]
+            state = _select_state(state, keep, config.decoder_type)
+            if condition is not None:
+                condition = condition[keep]
+            if guided:
+                free_condition = free_condition[keep]
+                free_state = _select_state(free_state, keep, config.decoder_type)
         tokens = next_tokens.unsqueeze(1)
     model.train(was_training)
-    ids = torch.stack(generated, dim=1).tolist() if generated else [[] for _ in range(batch)]
-    return [_strip(sequence, config) for sequence in ids]
+    return [_strip(sequence, config) for sequence in generated.tolist()]
 
 
 def _beam_search(model: SeqVAE, z: torch.Tensor, condition, num_beams: int, limit: int) -> list[list[int]]:

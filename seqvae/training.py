@@ -27,8 +27,10 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from .configuration import SeqVAEConfig
 from .data import (
     PaddingCollator,
+    arrow_table,
     load_molecules,
     load_texts,
+    rows_with_unknown,
     split_train_validation,
     tokenize_molecules,
     tokenize_texts,
@@ -38,7 +40,7 @@ from .errors import SeqVAEError
 from .modeling import SeqVAE
 from .objectives import KL_SCHEDULES, KLSchedule, active_units, free_bits_kl, kl_weight_at, word_dropout
 from .recipe import EvaluationArguments, load_recipe
-from .tokenization import build_text_tokenizer, build_tokenizer
+from .tokenization import build_text_tokenizer, build_tokenizer, extend_vocabulary, molecule_encoder
 
 __all__ = ["SeqVAETrainingArguments", "SeqVAETrainer", "train", "evaluate_validation"]
 
@@ -388,6 +390,7 @@ def train(
     overrides: dict | None = None,
     output_dir: str | Path | None = None,
     resume: bool = False,
+    callbacks: list | None = None,
 ) -> TrainingRun:
     """Train a SeqVAE from a recipe and save the run folder.
 
@@ -396,6 +399,7 @@ def train(
         overrides: ``{key: value}`` that win over the recipe.
         output_dir: run folder; also settable as the recipe key ``output_dir``.
         resume: continue from the newest checkpoint in ``output_dir``.
+        callbacks: extra ``transformers.TrainerCallback`` objects (e.g. timers in benchmarks).
 
     Returns:
         The :class:`TrainingRun`; the run folder holds ``config.json``, ``model.safetensors``,
@@ -420,7 +424,8 @@ def train(
         tokenizer = AutoTokenizer.from_pretrained(output_dir)
         config = SeqVAEConfig.from_pretrained(checkpoint)
     else:
-        tokenizer = build_corpus_tokenizer(data_args, train_rows["text"])
+        tokenizer = build_corpus_tokenizer(data_args, arrow_table(train_rows)["text"].to_pylist(), seed=args.seed)
+        train_set, tokenizer = tokenize_training_rows(train_rows, tokenizer, data_args, report)
         tokenizer.save_pretrained(output_dir)
         config = SeqVAEConfig(
             vocab_size=len(tokenizer),
@@ -436,7 +441,8 @@ def train(
     _warn_about_the_property_head(config)
     if config.latent_dim == 0 and args.autoencoder_pretraining_steps:
         raise SeqVAEError("autoencoder_pretraining_steps needs a latent: this is a language model (latent_dim 0)")
-    train_set = tokenize_corpus(train_rows, tokenizer, data_args, report)
+    if checkpoint is not None:
+        train_set = tokenize_corpus(train_rows, tokenizer, data_args, report)
     validation_set = tokenize_corpus(validation_rows, tokenizer, data_args, report)
     report.write(output_dir / "data_report.json")
     logger.info("data: %s (report: %s)", report.summary(), output_dir / "data_report.json")
@@ -446,7 +452,7 @@ def train(
     log_path = output_dir / "training_log.jsonl"
     if checkpoint is None:
         log_path.unlink(missing_ok=True)  # a fresh run in an old folder starts a fresh log
-    callbacks = [JsonlLogCallback(log_path)]
+    callbacks = [JsonlLogCallback(log_path), *(callbacks or [])]
     if args.max_train_seconds:
         callbacks.append(TimeLimitCallback(args.max_train_seconds))
     if args.autoencoder_pretraining_steps:
@@ -470,7 +476,7 @@ def train(
         output_dir=output_dir,
         model=trainer.model,
         tokenizer=tokenizer,
-        train_smiles=train_rows["smiles" if "smiles" in train_rows.column_names else "text"],
+        train_smiles=arrow_table(train_rows)["smiles" if "smiles" in train_rows.column_names else "text"].to_pylist(),
         validation=validation_set,  # the rows the model read (text: long sentences left out)
         report=report,
         validation_metrics=validation_metrics,
@@ -524,8 +530,9 @@ def load_training_corpus(data_args, seed: int):
     return corpus, validation, report
 
 
-def build_corpus_tokenizer(data_args, texts):
-    """The tokenizer a recipe asks for, trained on the training rows' ``texts``."""
+def build_corpus_tokenizer(data_args, texts, seed: int = 0):
+    """The tokenizer a recipe asks for, trained on the training rows' ``texts`` (a molecule
+    vocabulary on a sample of a large corpus: see :func:`tokenize_training_rows`)."""
     if data_args.representation == "text":
         return build_text_tokenizer(
             texts,
@@ -534,10 +541,27 @@ def build_corpus_tokenizer(data_args, texts):
             min_frequency=data_args.tokenizer_min_frequency,
             model_max_length=data_args.max_length,
         )
-    return build_tokenizer(texts, data_args.representation, data_args.max_length)
+    return build_tokenizer(texts, data_args.representation, data_args.max_length, seed=seed)
 
 
-def tokenize_corpus(rows, tokenizer, data_args, report):
+def tokenize_training_rows(train_rows, tokenizer, data_args, report):
+    """``(encoded rows, tokenizer)``. A molecule vocabulary learned from a sample of a large
+    corpus gets the tokens the sample missed, and the rows are encoded again with them, so no
+    training token becomes ``<unk>``."""
+    if data_args.representation == "text":
+        return tokenize_corpus(train_rows, tokenizer, data_args, report), tokenizer
+    encoded = tokenize_corpus(train_rows, tokenizer, data_args)
+    unknown_rows = rows_with_unknown(encoded, tokenizer.unk_token_id)
+    missing = molecule_encoder(tokenizer).unknown_tokens(encoded.select(unknown_rows)["text"]) if unknown_rows else set()
+    if missing:
+        logger.info("adding %d token(s) the vocabulary sample missed: %s", len(missing), " ".join(sorted(missing)))
+        tokenizer = extend_vocabulary(tokenizer, sorted(missing))
+        encoded = tokenize_corpus(train_rows, tokenizer, data_args)
+    report.count_unknown_in(encoded, tokenizer.unk_token_id)
+    return encoded, tokenizer
+
+
+def tokenize_corpus(rows, tokenizer, data_args, report=None):
     """Token ids for molecules (already length-checked) or sentences (checked here)."""
     if data_args.representation == "text":
         return tokenize_texts(rows, tokenizer, data_args.max_length, data_args.long_sentences, report)

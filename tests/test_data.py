@@ -6,10 +6,13 @@ import gzip
 import json
 from pathlib import Path
 
+from types import SimpleNamespace
+
 import datasets
 import pytest
 import torch
 
+from seqvae import data, tokenization
 from seqvae.data import (
     CorpusReport,
     PaddingCollator,
@@ -17,11 +20,13 @@ from seqvae.data import (
     download,
     load_molecules,
     resolve_corpus,
+    rows_with_unknown,
     split_train_validation,
     tokenize_molecules,
 )
 from seqvae.errors import SeqVAEError
-from seqvae.tokenization import build_tokenizer
+from seqvae.tokenization import build_text_tokenizer, build_tokenizer, count_unknown, molecule_encoder
+from seqvae.training import tokenize_training_rows
 
 # One corpus, written in every format. Index -> what happens to the row (max_length=10).
 ROWS = [
@@ -430,3 +435,74 @@ def test_padding_collator_uses_the_given_pad_id_and_does_not_pad_beyond_the_batc
     assert batch["input_ids"].shape == (2, 3)
     assert batch["input_ids"][0, 2].item() == 9
     assert batch["attention_mask"][0].tolist() == [1, 1, 0]
+
+
+# ------------------------------------------------------------------- corpora at scale
+
+
+def test_split_takes_the_rows_of_datasets_train_test_split_for_the_same_seed():
+    """Runs made before the split was rewritten re-create the same train and validation rows."""
+    dataset = numbered_dataset(50)
+    train, validation = split_train_validation(dataset, 0.2, seed=3)
+    reference = dataset.train_test_split(test_size=10, seed=3, shuffle=True)
+    assert train["smiles"][:] == reference["train"]["smiles"][:]
+    assert validation["smiles"][:] == reference["test"]["smiles"][:]
+
+
+def test_molecule_encoder_encodes_like_the_tokenizer_on_real_molecules():
+    smiles = [line.split()[0] for line in bundled_corpus_files()[0].read_text().splitlines()[:2000] if line.strip()]
+    tokenizer = build_tokenizer(smiles[:500], "smiles")  # the rest holds tokens it has not seen
+    encoder = molecule_encoder(tokenizer, smiles[:100])
+    assert encoder is not None
+    assert encoder(smiles) == tokenizer(smiles)["input_ids"]
+    assert tokenizer.unk_token_id in {token for ids in encoder(smiles) for token in ids}
+
+
+def test_molecule_encoder_is_not_used_for_other_tokenizers():
+    text_tokenizer = build_text_tokenizer(["a b c", "b c d"], "word")
+    assert molecule_encoder(text_tokenizer, ["a b"]) is None
+
+
+def test_a_vocabulary_learned_from_a_sample_gets_the_tokens_the_sample_missed(monkeypatch, tmp_path):
+    monkeypatch.setattr(tokenization, "VOCABULARY_SAMPLE_SIZE", 20)
+    monkeypatch.setattr(data, "CACHE_DIR", tmp_path)
+    texts = ["CCO"] * 40 + ["C[Se]C"]  # the sample of 20 cannot hold [Se]... unless it draws it
+    rows = datasets.Dataset.from_dict({"smiles": texts, "text": texts})
+    tokenizer = build_tokenizer(texts, "smiles", seed=0)
+    assert "[Se]" not in tokenizer.get_vocab()
+    report = CorpusReport()
+    args = SimpleNamespace(representation="smiles", max_length=20)
+    encoded, tokenizer = tokenize_training_rows(rows, tokenizer, args, report)
+    assert "[Se]" in tokenizer.get_vocab()
+    assert encoded["input_ids"][-1] == tokenizer("C[Se]C")["input_ids"]
+    assert (report.unknown_tokens, report.unknown_token_sequences) == (0, 0)
+
+
+def test_large_corpora_are_tokenised_once_into_a_memory_mapped_cache(monkeypatch, tmp_path):
+    monkeypatch.setattr(data, "CACHE_DIR", tmp_path)
+    monkeypatch.setattr(data, "CACHE_MIN_ROWS", 3)
+    texts = ["CCO", "c1ccccc1", "CCN", "CC(=O)O"]
+    tokenizer = build_tokenizer(texts[:2], "smiles")
+    rows = datasets.Dataset.from_dict({"smiles": texts, "text": texts})
+    first_report, second_report = CorpusReport(), CorpusReport()
+    first = tokenize_molecules(rows, tokenizer, first_report)
+    assert first.cache_files and Path(first.cache_files[0]["filename"]).is_relative_to(tmp_path / "tokenized")
+    second = tokenize_molecules(rows, tokenizer, second_report)
+    assert second.cache_files[0]["filename"] == first.cache_files[0]["filename"]
+    assert second["input_ids"][:] == first["input_ids"][:] == tokenizer(texts)["input_ids"]
+    # the vocabulary holds C O c 1: "N" in CCN, "(", "=", ")" in CC(=O)O
+    assert (first_report.unknown_tokens, first_report.unknown_token_sequences) == (4, 2)
+    assert (second_report.unknown_tokens, second_report.unknown_token_sequences) == (4, 2)
+    other = tokenize_molecules(rows.select([0, 1, 2]), tokenizer)  # other rows: another file
+    assert other.cache_files[0]["filename"] != first.cache_files[0]["filename"]
+
+
+def test_rows_with_unknown_and_the_column_count_agree_with_the_list_count():
+    tokenizer = build_tokenizer(["CCO"], "smiles")
+    texts = ["CCO", "CCN", "NCCN", "OCO"]
+    encoded = tokenize_molecules(datasets.Dataset.from_dict({"smiles": texts, "text": texts}), tokenizer)
+    assert rows_with_unknown(encoded, tokenizer.unk_token_id) == [1, 2]
+    report = CorpusReport()
+    report.count_unknown_in(encoded, tokenizer.unk_token_id)
+    expected = count_unknown(tokenizer(texts)["input_ids"], tokenizer.unk_token_id)
+    assert (report.unknown_token_sequences, report.unknown_tokens) == (expected.sequences, expected.tokens) == (2, 3)

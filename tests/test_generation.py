@@ -117,29 +117,30 @@ def test_decoding_stops_at_eos_and_strips_it(tiny_model, decoder_type, strategy)
     assert out == [[], [], []]
 
 
-def test_finished_sequences_are_cut_at_eos_while_others_continue(tiny_model, monkeypatch):
+def test_finished_sequences_are_cut_at_eos_and_leave_the_batch(tiny_model, monkeypatch):
     model = tiny_model("gru")
     eos, vocab = model.config.eos_token_id, model.config.vocab_size
     calls = []
 
     def scripted_decode_logits(tokens, z, state, condition=None):
-        """Token 7 everywhere; row 0 ends at its 2nd token, row 1 at its 4th."""
-        step = state
-        calls.append(tokens[:, -1].tolist())
+        """Token 7 everywhere; row 0 ends at its 2nd token, row 1 at its 4th. The state
+        ``[1, B, 1]`` carries each row's original index, so we see which rows are decoded."""
+        step = len(calls)
+        rows = state[0, :, 0].long().tolist()
+        calls.append((rows, tokens[:, -1].tolist()))
         logits = torch.zeros(z.size(0), 1, vocab)
         logits[:, :, 7] = 1.0
-        if step == 1:
-            logits[0, :, eos] = 10.0
-        if step == 3:
-            logits[1, :, eos] = 10.0
-        return logits, step + 1
+        for position, row in enumerate(rows):
+            if (row, step) in ((0, 1), (1, 3)):
+                logits[position, :, eos] = 10.0
+        return logits, state
 
-    monkeypatch.setattr(model, "initial_decoder_state", lambda z, condition=None: 0)
+    monkeypatch.setattr(model, "initial_decoder_state", lambda z, condition=None: torch.tensor([[[0.0], [1.0]]]))
     monkeypatch.setattr(model, "decode_logits", scripted_decode_logits)
     out = decode_latents(model, torch.zeros(2, 8), strategy="greedy", max_length=10)
     assert out == [[7], [7, 7, 7]]
-    # the loop stops as soon as every sequence has produced <eos>; finished rows read <pad>
-    assert calls == [[1, 1], [7, 7], [eos, 7], [0, 7]]
+    # a row that produced <eos> is no longer decoded; the loop stops when none is left
+    assert calls == [([0, 1], [1, 1]), ([0, 1], [7, 7]), ([1], [7]), ([1], [7])]
 
 
 @pytest.mark.parametrize("decoder_type", KINDS)

@@ -1,0 +1,435 @@
+"""Training and sampling speed, seqvae beside the MOSES VAE baseline, in one process tree.
+
+    python benchmarks/throughput.py --data_dir ../shared/data/moses            # ~25 min on 2 cores
+    python benchmarks/throughput.py --data_dir ../shared/data/moses --quick    # < 10 min
+    # -> benchmarks/results/throughput.json (and .md)
+
+The peer is the VAE of the PyPI package ``molsets==0.3.1`` (Polykovskiy et al. 2020), installed
+with ``pip install --no-deps --target`` into a temporary folder (its pinned dependencies no
+longer build) and patched there for current torch; the patches are listed in the JSON. Nothing
+of it is imported by seqvae.
+
+Each measurement runs in its own child process (this script with ``--worker``), so that peak
+resident memory is per side and one side's allocations do not slow the other. Both sides read
+the same molecules from MOSES train.
+
+* Training: molecules/s and target tokens/s (each side's own tokens: characters for the peer,
+  atom-level tokens for seqvae; ``<eos>`` counted, ``<bos>`` not), the median over timed
+  windows of consecutive steps after warm-up. seqvae runs through its own ``train()`` (Trainer,
+  length-grouped batches, data collator); the peer through its own trainer's epoch loop.
+* Model FLOP/s: multiply-adds of the recurrent and output layers per target token (training
+  = 3x forward), over the measured time, as a fraction of this machine's fp32 matmul FLOP/s
+  measured in the same run (the GRU's own recurrent GEMM shape, batch 512).
+* Sampling: 30,000 prior samples (``--quick``: 2,048) at temperature 1 from a model trained
+  for ``--train_seconds``, decoded to SMILES; the peer at batch 512 (as seqvae) and at 32
+  (its sampling script's default). The peer always runs ``max_len`` = 100 steps, so its speed
+  does not depend on how long it was trained.
+* Preprocessing: the MOSES train split (1.58M SMILES) read, checked (RDKit's check is cached
+  on disk after the first run, as in normal use), split, vocabulary built and tokenised into
+  the on-disk Arrow cache, with the tokenised cache cleared first; then peak memory while
+  training on the full split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PEER = "molsets==0.3.1"
+# (file, text in the package, replacement, why)
+PEER_PATCHES = [
+    (
+        "moses/__init__.py", None, "",
+        "the package __init__ imports the metrics stack (fcd_torch, pomegranate...), which the VAE does not use",
+    ),
+    (
+        "moses/vae/model.py", "eos_mask = torch.zeros(n_batch, dtype=torch.uint8,",
+        "eos_mask = torch.zeros(n_batch, dtype=torch.bool,",
+        "VAE.sample indexes with a uint8 mask, which current torch refuses (bool mask instead)",
+    ),
+]
+SEQVAE_RECIPES = {"seqvae (moses_vae.yaml)": "recipes/moses_vae.yaml", "seqvae (quickstart.yaml)": "recipes/quickstart.yaml"}
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def peak_rss_gb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # Linux: kilobytes
+
+
+def window_rates(step_seconds: list[float], per_step: list[float], warmup: int, window: int) -> list[float]:
+    """``sum(per_step) / sum(seconds)`` over consecutive windows of ``window`` steps after ``warmup``."""
+    rates = []
+    for start in range(warmup, len(step_seconds) - window + 1, window):
+        seconds = sum(step_seconds[start : start + window])
+        rates.append(sum(per_step[start : start + window]) / seconds)
+    return rates
+
+
+def gru_macs(input_size: int, hidden_size: int) -> int:
+    """Multiply-adds of one GRU step for one sequence (three gates, input and recurrent parts)."""
+    return 3 * hidden_size * (input_size + hidden_size)
+
+
+def forward_macs_per_token(embedding: int, encoder_hidden: int, latent: int, decoder_hidden: int, layers: int, vocab: int) -> int:
+    """Encoder step + decoder steps (``[embedding; z]`` into layer 1) + output layer, per token."""
+    decoder = gru_macs(embedding + latent, decoder_hidden) + (layers - 1) * gru_macs(decoder_hidden, decoder_hidden)
+    return gru_macs(embedding, encoder_hidden) + decoder + decoder_hidden * vocab
+
+
+def read_molecules(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+# ------------------------------------------------------------------------------ workers
+
+
+def worker_matmul(args) -> dict:
+    import torch
+
+    results = {}
+    for m, k, n in [(512, 512, 1536), (1024, 1024, 1024)]:
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        for _ in range(10):
+            a @ b
+        times = []
+        for _ in range(100):
+            start = time.perf_counter()
+            a @ b
+            times.append(time.perf_counter() - start)
+        results[f"{m}x{k}x{n}"] = 2 * m * k * n / statistics.median(times)
+    return {"matmul_flops": max(results.values()), "by_shape": results, "threads": torch.get_num_threads()}
+
+
+def worker_peer_train(args) -> dict:
+    import torch
+
+    sys.path.insert(0, args.peer_dir)
+    from moses.vae import VAE, VAETrainer, vae_parser
+
+    molecules = read_molecules(Path(args.molecules))
+    config = vae_parser().parse_args([])  # the MOSES defaults: the architecture of moses_vae.yaml
+    config.n_workers = 1  # no loader processes, as on seqvae's side
+    trainer = VAETrainer(config)
+    model = VAE(trainer.get_vocabulary(molecules), config)
+    optimizer = torch.optim.Adam(trainer.get_optim_params(model), lr=config.lr_start)
+    loader = trainer.get_dataloader(model, molecules, shuffle=True)
+    times, molecules_per_step, tokens_per_step = [], [], []
+
+    class Timed:
+        """Stands in for tqdm in the peer's own epoch loop and times each batch."""
+
+        def __iter__(self):
+            last = time.perf_counter()
+            for step, batch in enumerate(loader):
+                if step == args.steps:
+                    return
+                yield batch
+                now = time.perf_counter()
+                times.append(now - last)
+                molecules_per_step.append(len(batch))
+                tokens_per_step.append(sum(len(x) - 1 for x in batch))
+                last = now
+
+        def set_postfix_str(self, *_):
+            pass
+
+    started = time.perf_counter()
+    trainer._train_epoch(model, 0, Timed(), kl_weight=config.kl_w_start, optimizer=optimizer)
+    vocab = len(model.vocabulary)
+    macs = forward_macs_per_token(vocab, config.q_d_h, config.d_z, config.d_d_h, config.d_n_layers, vocab)
+    return {
+        "step_seconds": times, "molecules_per_step": molecules_per_step, "tokens_per_step": tokens_per_step,
+        "train_flops_per_token": 3 * 2 * macs, "seconds": time.perf_counter() - started, "peak_rss_gb": peak_rss_gb(),
+    }
+
+
+def worker_peer_sample(args) -> dict:
+    import torch
+
+    sys.path.insert(0, args.peer_dir)
+    from moses.vae import VAE, VAETrainer, vae_parser
+
+    molecules = read_molecules(Path(args.molecules))
+    config = vae_parser().parse_args([])
+    model = VAE(VAETrainer(config).get_vocabulary(molecules), config).eval()
+    torch.manual_seed(0)
+    model.sample(args.batch_size)  # warm-up
+    started, samples = time.perf_counter(), []
+    while len(samples) < args.num_samples:
+        samples += model.sample(min(args.batch_size, args.num_samples - len(samples)))
+    seconds = time.perf_counter() - started
+    return {"molecules_per_second": len(samples) / seconds, "seconds": seconds, "peak_rss_gb": peak_rss_gb()}
+
+
+def worker_seqvae_train(args) -> dict:
+    from transformers import TrainerCallback
+
+    from seqvae.training import train
+
+    class StepTimer(TrainerCallback):
+        def __init__(self):
+            self.times, self.started = [], None
+
+        def on_step_begin(self, *_, **__):
+            self.started = time.perf_counter()
+
+        def on_step_end(self, *_, **__):
+            self.times.append(time.perf_counter() - self.started)
+
+    timer = StepTimer()
+    overrides = {"data": args.molecules, "logging_steps": 10, "save_steps": 100_000, "validation_fraction": 0.01}
+    if args.steps:
+        overrides["max_steps"] = args.steps
+    if args.train_seconds:
+        overrides.update(max_steps=100_000, max_train_seconds=args.train_seconds)
+    run = train(args.recipe, overrides, output_dir=args.output_dir, callbacks=[timer])
+    config, train_set = run.model.config, run.validation  # validation rows: a sample of the same molecules
+    run.model.save_pretrained(args.output_dir)
+    target_tokens = statistics.mean(int(n) - 1 for n in train_set["length"])  # <eos> in, <bos> out
+    macs = forward_macs_per_token(
+        config.embedding_dim, config.encoder_hidden_size, config.latent_dim + config.condition_size,
+        config.decoder_hidden_size, config.decoder_num_layers, config.vocab_size,
+    )
+    batch_size = json.loads((Path(args.output_dir) / "training_args.json").read_text())["per_device_train_batch_size"]
+    return {
+        "step_seconds": timer.times, "molecules_per_step": [batch_size] * len(timer.times),
+        "tokens_per_step": [batch_size * target_tokens] * len(timer.times),
+        "train_flops_per_token": 3 * 2 * macs, "seconds": run.train_seconds, "peak_rss_gb": peak_rss_gb(),
+    }
+
+
+def worker_seqvae_sample(args) -> dict:
+    import torch
+
+    from seqvae.pipeline import load
+
+    vae = load(args.output_dir)
+    torch.manual_seed(0)
+    vae.sample(args.batch_size)  # warm-up
+    started = time.perf_counter()
+    samples = vae.sample(args.num_samples, batch_size=args.batch_size, temperature=1.0)
+    seconds = time.perf_counter() - started
+    return {"molecules_per_second": len(samples) / seconds, "seconds": seconds, "peak_rss_gb": peak_rss_gb()}
+
+
+def worker_preprocess(args) -> dict:
+    """Read, check (cached), split, build the vocabulary and tokenise the MOSES train split."""
+    import shutil
+
+    from seqvae import data
+    from seqvae.recipe import load_recipe
+    from seqvae.training import build_corpus_tokenizer, load_training_corpus, tokenize_training_rows
+
+    shutil.rmtree(data.CACHE_DIR / "tokenized", ignore_errors=True)
+    data_args, *_ = load_recipe("recipes/moses_vae.yaml", {"data_dir": args.data_dir})
+    started = time.perf_counter()
+    train_rows, validation_rows, report = load_training_corpus(data_args, seed=0)
+    read_seconds = time.perf_counter() - started
+    tokenizer = build_corpus_tokenizer(data_args, data.arrow_table(train_rows)["text"].to_pylist())
+    encoded, tokenizer = tokenize_training_rows(train_rows, tokenizer, data_args, report)
+    data.tokenize_molecules(validation_rows, tokenizer, report)
+    seconds = time.perf_counter() - started
+    return {
+        "molecules": len(encoded) + len(validation_rows), "seconds": seconds, "read_and_check_seconds": read_seconds,
+        "vocabulary_and_tokenise_seconds": seconds - read_seconds, "peak_rss_gb": peak_rss_gb(),
+    }
+
+
+def worker_train_full(args) -> dict:
+    """Peak memory while training moses_vae.yaml on the whole MOSES train split (a few steps)."""
+    from seqvae.training import train
+
+    overrides = {"data_dir": args.data_dir, "max_steps": args.steps, "logging_steps": 1, "save_steps": 100_000}
+    if args.molecules:
+        overrides["data"] = args.molecules
+    run = train("recipes/moses_vae.yaml", overrides, output_dir=args.output_dir)
+    return {"molecules": len(run.train_smiles), "steps": args.steps, "peak_rss_gb": peak_rss_gb()}
+
+
+WORKERS = {
+    "matmul": worker_matmul, "peer-train": worker_peer_train, "peer-sample": worker_peer_sample,
+    "seqvae-train": worker_seqvae_train, "seqvae-sample": worker_seqvae_sample, "preprocess": worker_preprocess,
+    "train-full": worker_train_full,
+}
+
+
+# ------------------------------------------------------------------------------ driver
+
+
+def run_worker(name: str, **options) -> dict:
+    command = [sys.executable, __file__, "--worker", name]
+    for key, value in options.items():
+        if value is not None:
+            command += [f"--{key}", str(value)]
+    print(f"[throughput] {name} {options}", file=sys.stderr, flush=True)
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"the {name} worker failed (exit {done.returncode}); its output is above")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def install_peer(folder: Path) -> list[str]:
+    """pip-install the peer without dependencies into ``folder`` and apply :data:`PEER_PATCHES`."""
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(folder), PEER]
+    if subprocess.run(command).returncode != 0:
+        raise SystemExit(f"could not install {PEER} from PyPI (needs the package index); or pass --peer_dir")
+    return apply_peer_patches(folder)
+
+
+def apply_peer_patches(folder: Path) -> list[str]:
+    """Apply :data:`PEER_PATCHES` to the installed copy; fail loudly when one no longer fits."""
+    applied = []
+    for file, old, new, why in PEER_PATCHES:
+        path = folder / file
+        text = path.read_text()
+        if old is None:
+            path.write_text(new)
+        elif old in text:
+            path.write_text(text.replace(old, new))
+        else:
+            raise SystemExit(f"{PEER}: {file} no longer holds {old!r}; the patch list needs updating")
+        applied.append(f"{file}: {why}")
+    return applied
+
+
+def molecule_sample(data_dir: str, count: int, seed: int = 0) -> list[str]:
+    path = Path(data_dir) / "train.csv.gz"
+    if not path.is_file():
+        raise SystemExit(f"{path} not found: give --data_dir, the folder holding MOSES train.csv.gz")
+    with gzip.open(path, "rt") as handle:
+        rows = [line.split(",")[0].strip() for line in handle][1:]
+    return random.Random(seed).sample(rows, count)
+
+
+def training_figures(result: dict, warmup: int, window: int) -> dict:
+    molecules = window_rates(result["step_seconds"], result["molecules_per_step"], warmup, window)
+    tokens = window_rates(result["step_seconds"], result["tokens_per_step"], warmup, window)
+    if not molecules:
+        raise SystemExit(f"too few timed steps ({len(result['step_seconds'])}) for warm-up {warmup} and window {window}")
+    tokens_per_second = statistics.median(tokens)
+    return {
+        "molecules_per_second": statistics.median(molecules), "tokens_per_second": tokens_per_second,
+        "windows": len(molecules), "steps": len(result["step_seconds"]),
+        "tokens_per_molecule": sum(result["tokens_per_step"]) / sum(result["molecules_per_step"]),
+        "model_flops_per_second": tokens_per_second * result["train_flops_per_token"],
+        "peak_rss_gb": result["peak_rss_gb"],
+    }
+
+
+def markdown(report: dict) -> str:
+    lines = ["| | training molecules/s | training tokens/s | model GFLOP/s (fraction of matmul) | peak RSS GB |", "|---|---|---|---|---|"]
+    for name, row in report["training"].items():
+        fraction = row["model_flops_per_second"] / report["matmul_flops"]
+        lines.append(
+            f"| {name} | {row['molecules_per_second']:.1f} | {row['tokens_per_second']:.0f} | "
+            f"{row['model_flops_per_second'] / 1e9:.1f} ({fraction:.0%}) | {row['peak_rss_gb']:.2f} |"
+        )
+    lines += ["", "| sampling | molecules/s | peak RSS GB |", "|---|---|---|"]
+    for name, row in report["sampling"].items():
+        lines.append(f"| {name} | {row['molecules_per_second']:.1f} | {row['peak_rss_gb']:.2f} |")
+    lines += ["", "| ratio | value |", "|---|---|"]
+    for key in ("train_speedup", "train_token_speedup", "sample_speedup", "sample_speedup_vs_peer_default_batch", "matmul_fraction"):
+        lines.append(f"| {key} | {report[key]:.2f} |")
+    if report.get("preprocessing"):
+        p = report["preprocessing"]
+        lines += ["", f"Preprocessing {p['molecules']:,} MOSES train SMILES: {p['seconds']:.1f} s "
+                  f"(read and check {p['read_and_check_seconds']:.1f} s, vocabulary and tokenising "
+                  f"{p['vocabulary_and_tokenise_seconds']:.1f} s), peak RSS {p['peak_rss_gb']:.2f} GB."]
+    for row in report.get("memory", []):
+        lines.append(f"Training moses_vae.yaml on {row['molecules']:,} molecules ({row['steps']} steps): peak RSS {row['peak_rss_gb']:.2f} GB.")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data_dir", default="../shared/data/moses", help="folder with MOSES train.csv.gz")
+    parser.add_argument("--quick", action="store_true", help="fewer steps and samples: under 10 minutes on 2 cores")
+    parser.add_argument("--output", default="benchmarks/results/throughput.json")
+    parser.add_argument("--peer_dir", default=None, help="an already installed and patched copy of the peer")
+    parser.add_argument("--train_seconds", type=float, default=None, help="seqvae training time before sampling")
+    parser.add_argument("--skip_preprocessing", action="store_true")
+    # worker options
+    parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
+    for name, kind in [("molecules", str), ("steps", int), ("recipe", str), ("output_dir", str), ("num_samples", int), ("batch_size", int)]:
+        parser.add_argument(f"--{name}", type=kind, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(WORKERS[args.worker](args)))
+        return
+
+    quick = args.quick
+    steps, warmup, window = (10, 2, 2) if quick else (24, 4, 4)
+    num_samples = 2048 if quick else 30_000
+    train_seconds = args.train_seconds or (60 if quick else 300)
+    work = Path(tempfile.mkdtemp(prefix="seqvae-throughput-"))
+    molecules_file = work / "molecules.smi"
+    molecules_file.write_text("\n".join(molecule_sample(args.data_dir, 512 * (steps + 20))) + "\n")
+    patches = []
+    if args.peer_dir is None:
+        args.peer_dir = str(work / "peer")
+        patches = install_peer(Path(args.peer_dir))
+
+    report = {"command": "python benchmarks/throughput.py " + " ".join(sys.argv[1:]), "quick": quick,
+              "peer": PEER, "peer_patches": patches, "training": {}, "sampling": {}}
+    report["matmul"] = run_worker("matmul")
+    report["matmul_flops"] = report["matmul"]["matmul_flops"]
+    peer = run_worker("peer-train", molecules=molecules_file, steps=steps, peer_dir=args.peer_dir)
+    report["training"]["peer (molsets 0.3.1 VAE)"] = training_figures(peer, warmup, window)
+    for name, recipe in SEQVAE_RECIPES.items():
+        seconds = train_seconds if "moses_vae" in recipe else None
+        result = run_worker(
+            "seqvae-train", molecules=molecules_file, recipe=recipe, steps=None if seconds else steps * 4,
+            train_seconds=seconds, output_dir=work / Path(recipe).stem,
+        )
+        report["training"][name] = training_figures(result, warmup, window)
+    report["seqvae_training_seconds_before_sampling"] = train_seconds
+
+    peer_batches = [(512, num_samples), (32, num_samples // 4)]
+    for batch_size, count in peer_batches:
+        report["sampling"][f"peer, batch {batch_size}"] = run_worker(
+            "peer-sample", molecules=molecules_file, num_samples=count, batch_size=batch_size, peer_dir=args.peer_dir
+        )
+    report["sampling"]["seqvae (moses_vae.yaml), batch 512"] = run_worker(
+        "seqvae-sample", output_dir=work / "moses_vae", num_samples=num_samples, batch_size=512
+    )
+
+    # The machine's matmul rate drifts (shared host): measured again at the end, the better kept.
+    report["matmul_end"] = run_worker("matmul")
+    report["matmul_flops"] = max(report["matmul_flops"], report["matmul_end"]["matmul_flops"])
+    train = report["training"]
+    ours, theirs = train["seqvae (moses_vae.yaml)"], train["peer (molsets 0.3.1 VAE)"]
+    report["train_speedup"] = ours["molecules_per_second"] / theirs["molecules_per_second"]
+    report["train_token_speedup"] = ours["tokens_per_second"] / theirs["tokens_per_second"]
+    report["matmul_fraction"] = ours["model_flops_per_second"] / report["matmul_flops"]
+    sampled = report["sampling"]
+    report["sample_speedup"] = sampled["seqvae (moses_vae.yaml), batch 512"]["molecules_per_second"] / sampled["peer, batch 512"]["molecules_per_second"]
+    report["sample_speedup_vs_peer_default_batch"] = (
+        sampled["seqvae (moses_vae.yaml), batch 512"]["molecules_per_second"] / sampled["peer, batch 32"]["molecules_per_second"]
+    )
+    if not (args.skip_preprocessing or quick):
+        report["preprocessing"] = run_worker("preprocess", data_dir=args.data_dir)
+        report["memory"] = [
+            run_worker("train-full", data_dir=args.data_dir, steps=5, output_dir=work / "full"),
+            run_worker("train-full", data_dir=args.data_dir, steps=5, output_dir=work / "subset", molecules=molecules_file),
+        ]
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2) + "\n")
+    output.with_suffix(".md").write_text(markdown(report))
+    print(markdown(report))
+
+
+if __name__ == "__main__":
+    main()

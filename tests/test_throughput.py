@@ -1,0 +1,55 @@
+"""The arithmetic and the peer set-up of benchmarks/throughput.py (the timings themselves are
+measured by the benchmark, not here)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import throughput  # noqa: E402
+
+
+def test_gru_macs_count_every_weight_of_a_gru_step_once():
+    for input_size, hidden in [(160, 512), (32, 256), (512, 512)]:
+        gru = nn.GRU(input_size, hidden)
+        weights = gru.weight_ih_l0.numel() + gru.weight_hh_l0.numel()
+        assert throughput.gru_macs(input_size, hidden) == weights
+
+
+def test_forward_macs_of_the_moses_architecture():
+    # encoder GRU 32->256, decoder GRU [32+128]->512 then 2 x 512->512, output 512->30
+    expected = 3 * 256 * (32 + 256) + 3 * 512 * (160 + 512) + 2 * 3 * 512 * 1024 + 512 * 30
+    assert throughput.forward_macs_per_token(32, 256, 128, 512, 3, 30) == expected
+
+
+def test_window_rates_skip_warm_up_and_divide_work_by_time():
+    seconds = [10.0, 1.0, 1.0, 2.0, 2.0, 5.0]
+    work = [1, 10, 10, 10, 10, 10]
+    assert throughput.window_rates(seconds, work, warmup=1, window=2) == [10.0, 5.0]  # the last step is left over
+
+
+def test_training_figures_need_enough_steps():
+    result = {"step_seconds": [1.0, 1.0], "molecules_per_step": [8, 8], "tokens_per_step": [80, 80],
+              "train_flops_per_token": 6, "peak_rss_gb": 1.0}
+    with pytest.raises(SystemExit, match="too few timed steps"):
+        throughput.training_figures(result, warmup=2, window=2)
+    figures = throughput.training_figures(result, warmup=0, window=1)
+    assert figures["molecules_per_second"] == 8 and figures["model_flops_per_second"] == 480
+
+
+def test_peer_patches_apply_to_the_released_text_and_fail_loudly_when_it_changed(tmp_path):
+    (tmp_path / "moses" / "vae").mkdir(parents=True)
+    (tmp_path / "moses" / "__init__.py").write_text("from .metrics import get_all_metrics\n")
+    model = tmp_path / "moses" / "vae" / "model.py"
+    model.write_text("eos_mask = torch.zeros(n_batch, dtype=torch.uint8,\n device=x)\n")
+    applied = throughput.apply_peer_patches(tmp_path)
+    assert len(applied) == 2 and all(": " in line for line in applied)
+    assert (tmp_path / "moses" / "__init__.py").read_text() == ""
+    assert "dtype=torch.bool," in model.read_text()
+    with pytest.raises(SystemExit, match="no longer holds"):
+        throughput.apply_peer_patches(tmp_path)  # already patched: the old text is gone
