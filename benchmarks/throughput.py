@@ -195,9 +195,9 @@ def worker_seqvae_train(args) -> dict:
     if args.train_seconds:
         overrides.update(max_steps=100_000, max_train_seconds=args.train_seconds)
     run = train(args.recipe, overrides, output_dir=args.output_dir, callbacks=[timer])
-    config, train_set = run.model.config, run.validation  # validation rows: a sample of the same molecules
-    run.model.save_pretrained(args.output_dir)
-    target_tokens = statistics.mean(int(n) - 1 for n in train_set["length"])  # <eos> in, <bos> out
+    config = run.model.config  # train() has saved the model in output_dir, for the sampling worker
+    # the validation rows: a random 1% of the same molecules; <eos> counted, <bos> not
+    target_tokens = statistics.mean(int(n) - 1 for n in run.validation["length"])
     macs = forward_macs_per_token(
         config.embedding_dim, config.encoder_hidden_size, config.latent_dim + config.condition_size,
         config.decoder_hidden_size, config.decoder_num_layers, config.vocab_size,
@@ -230,19 +230,17 @@ def worker_preprocess(args) -> dict:
 
     from seqvae import data
     from seqvae.recipe import load_recipe
-    from seqvae.training import build_corpus_tokenizer, load_training_corpus, tokenize_training_rows
+    from seqvae.training import load_training_corpus, tokenize_training_corpus
 
     shutil.rmtree(data.CACHE_DIR / "tokenized", ignore_errors=True)
     data_args, *_ = load_recipe("recipes/moses_vae.yaml", {"data_dir": args.data_dir})
     started = time.perf_counter()
     train_rows, validation_rows, report = load_training_corpus(data_args, seed=0)
     read_seconds = time.perf_counter() - started
-    tokenizer = build_corpus_tokenizer(data_args, data.arrow_table(train_rows)["text"].to_pylist())
-    encoded, tokenizer = tokenize_training_rows(train_rows, tokenizer, data_args, report)
-    data.tokenize_molecules(validation_rows, tokenizer, report)
+    train_set, validation_set, _ = tokenize_training_corpus(train_rows, validation_rows, data_args, report)
     seconds = time.perf_counter() - started
     return {
-        "molecules": len(encoded) + len(validation_rows), "seconds": seconds, "read_and_check_seconds": read_seconds,
+        "molecules": len(train_set) + len(validation_set), "seconds": seconds, "read_and_check_seconds": read_seconds,
         "vocabulary_and_tokenise_seconds": seconds - read_seconds, "peak_rss_gb": peak_rss_gb(),
     }
 

@@ -534,7 +534,7 @@ def load_molecules(
             ["value", "reason", "smiles", "text", *names.values()]
         )
         lines = pa.array(np.arange(first_line, first_line + len(table)))
-        tables.append(table.append_column("file", pa.array([str(path)] * len(table))).append_column("line", lines))
+        tables.append(table.append_column("file", pa.repeat(str(path), len(table))).append_column("line", lines))
     kept = _keep_usable(pa.concat_tables(tables), deduplicate, report)
     report.rows_kept = len(kept)
     if report.rows_read == 0:
@@ -574,10 +574,9 @@ def _keep_usable(table: pa.Table, deduplicate: bool, report: CorpusReport) -> pa
         first_row = np.full(codes.max() + 1, -1)
         first_row[codes[usable[first]]] = usable[first]
         duplicates = usable[first_row[codes[usable]] != usable]
-        files, lines = table["file"], table["line"]
-        for row in duplicates:
-            original = first_row[codes[row]]
-            reasons[row] = f"duplicate (of {Path(files[original].as_py()).name}:{lines[original].as_py()})"
+        originals = table.take(first_row[codes[duplicates]]).select(["file", "line"]).to_pylist()
+        for row, original in zip(duplicates, originals):
+            reasons[row] = f"duplicate (of {Path(original['file']).name}:{original['line']})"
     skipped = np.flatnonzero(reasons != "")
     if len(skipped):
         rows = table.take(skipped).select(["file", "line", "value"]).to_pylist()
@@ -911,14 +910,13 @@ def tokenize_molecules(dataset: datasets.Dataset, tokenizer, report: CorpusRepor
     ``report`` when one is given.
     """
     table = arrow_table(dataset)
-    texts = table["text"].to_pylist()
-    encoder = molecule_encoder(tokenizer, texts[:1000]) or _TokenizerEncoder(tokenizer)
     folder = None
-    if len(texts) >= CACHE_MIN_ROWS:
+    if len(table) >= CACHE_MIN_ROWS:
         folder = CACHE_DIR / "tokenized" / _texts_digest(table["text"], tokenizer.backend_tokenizer.to_str())
         if (folder / "dataset_info.json").is_file():
-            encoded = datasets.load_from_disk(str(folder))
-            return _counted(encoded, tokenizer, report)
+            return _counted(datasets.load_from_disk(str(folder)), tokenizer, report)
+    texts = table["text"].to_pylist()
+    encoder = molecule_encoder(tokenizer, texts[:1000]) or (lambda batch: tokenizer(batch)["input_ids"])
     id_type = pa.int16() if len(tokenizer) < 2**15 else pa.int32()
     ids, lengths = [], []
     bar = tqdm(total=len(texts), desc="tokenising", unit="seq", disable=len(texts) < 200_000)
@@ -950,20 +948,11 @@ def _counted(encoded: datasets.Dataset, tokenizer, report: CorpusReport | None) 
     return encoded
 
 
-class _TokenizerEncoder:
-    """Any tokenizer, as a ``texts -> id lists`` function."""
-
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
-
-    def __call__(self, texts: list[str]) -> list[list[int]]:
-        return self.tokenizer(texts, add_special_tokens=True)["input_ids"]
-
-
 def _texts_digest(texts: pa.ChunkedArray, vocabulary: str) -> str:
     """A key for a column of texts (its Arrow buffers, in row order) and a vocabulary."""
     digest = hashlib.sha256(f"{vocabulary}|{len(texts)}".encode())
     for chunk in texts.chunks:
+        digest.update(f"{chunk.offset}|{len(chunk)}".encode())  # a slice shares its parent's buffers
         for buffer in chunk.buffers():
             if buffer is not None:
                 digest.update(buffer)

@@ -138,9 +138,9 @@ def decode_latents(
             next_tokens = torch.multinomial(probabilities, 1, generator=generator).squeeze(1).to(z.device)
         generated[active, step] = next_tokens
         unfinished = next_tokens != config.eos_token_id
+        if not unfinished.any():
+            break
         if not unfinished.all():
-            if not unfinished.any():
-                break
             keep = unfinished.nonzero().squeeze(1)
             active, next_tokens, z = active[keep], next_tokens[keep], z[keep]
             state = _select_state(state, keep, config.decoder_type)

@@ -418,14 +418,17 @@ def train(
     checkpoint = _latest_checkpoint(output_dir) if resume else None
     if resume and checkpoint is None:
         raise SeqVAEError(f"--resume: no checkpoint-* folder in {output_dir}; start without --resume")
+    tokenizer = None
     if checkpoint is not None:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(output_dir)
+    train_set, validation_set, tokenizer = tokenize_training_corpus(
+        train_rows, validation_rows, data_args, report, tokenizer, seed=args.seed
+    )
+    if checkpoint is not None:
         config = SeqVAEConfig.from_pretrained(checkpoint)
     else:
-        tokenizer = build_corpus_tokenizer(data_args, arrow_table(train_rows)["text"].to_pylist(), seed=args.seed)
-        train_set, tokenizer = tokenize_training_rows(train_rows, tokenizer, data_args, report)
         tokenizer.save_pretrained(output_dir)
         config = SeqVAEConfig(
             vocab_size=len(tokenizer),
@@ -441,9 +444,6 @@ def train(
     _warn_about_the_property_head(config)
     if config.latent_dim == 0 and args.autoencoder_pretraining_steps:
         raise SeqVAEError("autoencoder_pretraining_steps needs a latent: this is a language model (latent_dim 0)")
-    if checkpoint is not None:
-        train_set = tokenize_corpus(train_rows, tokenizer, data_args, report)
-    validation_set = tokenize_corpus(validation_rows, tokenizer, data_args, report)
     report.write(output_dir / "data_report.json")
     logger.info("data: %s (report: %s)", report.summary(), output_dir / "data_report.json")
     _write_recipe(output_dir, data_args, model_kwargs, training_kwargs, evaluation_args)
@@ -542,6 +542,17 @@ def build_corpus_tokenizer(data_args, texts, seed: int = 0):
             model_max_length=data_args.max_length,
         )
     return build_tokenizer(texts, data_args.representation, data_args.max_length, seed=seed)
+
+
+def tokenize_training_corpus(train_rows, validation_rows, data_args, report, tokenizer=None, seed: int = 0):
+    """``(train set, validation set, tokenizer)``, encoded; the tokenizer is built on the training
+    rows unless one is given (a resumed run keeps its own)."""
+    if tokenizer is None:
+        tokenizer = build_corpus_tokenizer(data_args, arrow_table(train_rows)["text"].to_pylist(), seed=seed)
+        train_set, tokenizer = tokenize_training_rows(train_rows, tokenizer, data_args, report)
+    else:
+        train_set = tokenize_corpus(train_rows, tokenizer, data_args, report)
+    return train_set, tokenize_corpus(validation_rows, tokenizer, data_args, report), tokenizer
 
 
 def tokenize_training_rows(train_rows, tokenizer, data_args, report):
