@@ -197,7 +197,7 @@ def worker_seqvae_train(args) -> dict:
     run = train(args.recipe, overrides, output_dir=args.output_dir, callbacks=[timer])
     config = run.model.config  # train() has saved the model in output_dir, for the sampling worker
     # the validation rows: a random 1% of the same molecules; <eos> counted, <bos> not
-    target_tokens = statistics.mean(int(n) - 1 for n in run.validation["length"])
+    target_tokens = statistics.mean(int(n) - 1 for n in run.validation["num_tokens"])
     macs = forward_macs_per_token(
         config.embedding_dim, config.encoder_hidden_size, config.latent_dim + config.condition_size,
         config.decoder_hidden_size, config.decoder_num_layers, config.vocab_size,
@@ -252,8 +252,11 @@ def worker_train_full(args) -> dict:
     overrides = {"data_dir": args.data_dir, "max_steps": args.steps, "logging_steps": 1, "save_steps": 100_000}
     if args.molecules:
         overrides["data"] = args.molecules
+    if args.max_tokens_per_chunk is not None:
+        overrides["max_tokens_per_chunk"] = args.max_tokens_per_chunk
     run = train("recipes/moses_vae.yaml", overrides, output_dir=args.output_dir)
-    return {"molecules": len(run.train_smiles), "steps": args.steps, "peak_rss_gb": peak_rss_gb()}
+    chunk = json.loads((Path(args.output_dir) / "training_args.json").read_text())["max_tokens_per_chunk"]
+    return {"molecules": len(run.train_smiles), "steps": args.steps, "max_tokens_per_chunk": chunk, "peak_rss_gb": peak_rss_gb()}
 
 
 WORKERS = {
@@ -346,7 +349,8 @@ def markdown(report: dict) -> str:
                   f"(read and check {p['read_and_check_seconds']:.1f} s, vocabulary and tokenising "
                   f"{p['vocabulary_and_tokenise_seconds']:.1f} s), peak RSS {p['peak_rss_gb']:.2f} GB."]
     for row in report.get("memory", []):
-        lines.append(f"Training moses_vae.yaml on {row['molecules']:,} molecules ({row['steps']} steps): peak RSS {row['peak_rss_gb']:.2f} GB.")
+        batches = f"row chunks of <= {row['max_tokens_per_chunk']:,} tokens" if row.get("max_tokens_per_chunk") else "whole batches"
+        lines.append(f"Training moses_vae.yaml on {row['molecules']:,} molecules ({row['steps']} steps, {batches}): peak RSS {row['peak_rss_gb']:.2f} GB.")
     return "\n".join(lines) + "\n"
 
 
@@ -360,7 +364,10 @@ def main() -> None:
     parser.add_argument("--skip_preprocessing", action="store_true")
     # worker options
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
-    for name, kind in [("molecules", str), ("steps", int), ("recipe", str), ("output_dir", str), ("num_samples", int), ("batch_size", int)]:
+    for name, kind in [
+        ("molecules", str), ("steps", int), ("recipe", str), ("output_dir", str), ("num_samples", int), ("batch_size", int),
+        ("max_tokens_per_chunk", int),
+    ]:
         parser.add_argument(f"--{name}", type=kind, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -420,6 +427,7 @@ def main() -> None:
         report["preprocessing"] = run_worker("preprocess", data_dir=args.data_dir)
         report["memory"] = [
             run_worker("train-full", data_dir=args.data_dir, steps=5, output_dir=work / "full"),
+            run_worker("train-full", data_dir=args.data_dir, steps=5, output_dir=work / "full-whole", max_tokens_per_chunk=0),
             run_worker("train-full", data_dir=args.data_dir, steps=5, output_dir=work / "subset", molecules=molecules_file),
         ]
     output = Path(args.output)

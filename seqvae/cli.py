@@ -144,15 +144,19 @@ class Sample(Subcommand):
 def _sample_summary(frame) -> str:
     """Validity, and for each target the mean absolute error of the valid molecules (text:
     how many distinct sentences)."""
-    if "text" in frame.columns:
-        return f"{len(frame)} sentences, {frame['text'].nunique()} distinct"
-    parts = [f"{frame['valid'].mean():.1%} valid"]
+    text = "text" in frame.columns
+    usable = frame["text"].str.strip() != "" if text else frame["valid"]
+    parts = [f"{len(frame)} sentences, {frame['text'].nunique()} distinct" if text else f"{frame['valid'].mean():.1%} valid"]
     for column in frame.columns:
-        if column.endswith("_error"):
-            name = column.removesuffix("_error")
-            errors = frame.loc[frame["valid"], column].abs()
-            target = frame[f"{name}_target"].iloc[0]
+        if not column.endswith("_target"):
+            continue
+        name = column.removesuffix("_target")
+        target = frame[column].iloc[0]
+        if f"{name}_error" in frame.columns:
+            errors = frame.loc[usable, f"{name}_error"].abs()
             parts.append(f"{name} target {target:g}: mean absolute error {errors.mean():.3f}")
+        elif name in frame.columns:  # a label measured on the output
+            parts.append(f"{name} target {target}: {(frame[name] == target).mean():.1%} match")
     return "; ".join(parts)
 
 
@@ -198,16 +202,29 @@ class Interpolate(Subcommand):
         parser.add_argument("--end", required=True)
         parser.add_argument("--steps", type=int, default=8)
         parser.add_argument("--method", choices=["linear", "slerp"], default="linear")
+        parser.add_argument(
+            "--condition", action="append", default=[], metavar="NAME=VALUE",
+            help="conditional models: held fixed along the path (or the start's, with --end_condition)",
+        )
+        parser.add_argument(
+            "--end_condition", action="append", default=[], metavar="NAME=VALUE",
+            help="the condition at --end: the condition moves from --condition to this along the path",
+        )
         _add_decoding_options(parser, "greedy")
 
     @classmethod
     def run(cls, args):
         from .chem import is_valid
+        from .conditions import parse_condition_text
         from .pipeline import load
 
+        condition = parse_condition_text(args.condition)
+        if args.end_condition:
+            condition = (condition, parse_condition_text(args.end_condition))
         vae = load(args.model)
         table = vae.homotopy(
-            args.start, args.end, steps=args.steps, method=args.method, seed=args.seed, **_decoding_options(args)
+            args.start, args.end, steps=args.steps, method=args.method, seed=args.seed, condition=condition or None,
+            **_decoding_options(args),
         )
         print("step\tweight\toutput")
         for row in table.itertuples():

@@ -1,8 +1,9 @@
 """Conditions for a conditional VAE: checking targets, measuring what was generated, re-ranking.
 
-A condition is ``{property: target}`` in the property's own units (``{"logP": 2.5, "qed": 0.8}``);
-properties left out are not conditioned on. The model's config says which properties it knows,
-their units and the range seen in training.
+A condition is ``{property: target}`` in the property's own units (``{"logP": 2.5, "qed": 0.8}``),
+or a label for a categorical text attribute (``{"label": "positive"}``); properties left out are
+not conditioned on. The model's config says which properties it knows, their units, labels and
+the range seen in training.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from .errors import SeqVAEError
 
 __all__ = [
     "resolve_property_name",
-    "check_condition", "condition_values", "parse_condition_text", "property_table", "rerank_order"]
+    "check_condition", "condition_values", "parse_condition_text", "property_table", "rerank_order",
+    "text_attribute", "rule_labels"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +54,7 @@ def check_condition(config, condition: dict | None) -> dict[str, float]:
         raise SeqVAEError(
             f"this model was trained without properties, so it cannot be conditioned on "
             f"{', '.join(map(str, condition))}; train one with `properties: [...]` in the recipe "
-            "(see recipes/zinc250k_cvae.yaml)"
+            "(see recipes/zinc250k_cvae.yaml, or recipes/ptb_cvae.yaml for text)"
         )
     checked = {}
     for name, target in condition.items():
@@ -61,21 +63,45 @@ def check_condition(config, condition: dict | None) -> dict[str, float]:
             raise SeqVAEError(
                 f"unknown property {name!r}: this model is conditioned on {', '.join(known)}"
             )
-        if isinstance(target, bool):
-            raise SeqVAEError(f"the target for {canonical} must be a number, got {target!r}")
-        if not isinstance(target, (int, float, np.number)):
-            try:
-                target = float(target)
-            except (TypeError, ValueError):
-                raise SeqVAEError(f"the target for {canonical} must be a number, got {target!r}") from None
-        target = float(target)
-        if not math.isfinite(target):
-            raise SeqVAEError(f"the target for {canonical} must be a finite number, got {target}")
         if canonical in checked:
             raise SeqVAEError(f"{canonical} is given twice in the condition ({', '.join(map(str, condition))})")
-        _warn_if_outside_training(config, canonical, target)
-        checked[canonical] = target
+        labels = config.property_labels[known.index(canonical)]
+        checked[canonical] = _checked_label(canonical, target, labels) if labels else _checked_number(config, canonical, target)
     return checked
+
+
+def _checked_label(name: str, target, labels: list[str]) -> str:
+    """A categorical target: one of the labels the model was trained with."""
+    if str(target) in labels and not isinstance(target, (bool, float)):
+        return str(target)
+    if _reads_as_number(target):
+        raise SeqVAEError(f"{name} is categorical: give one of its labels ({', '.join(labels)}), not the number {target!r}")
+    raise SeqVAEError(f"unknown label {target!r} for {name}: this model knows {', '.join(labels)}")
+
+
+def _reads_as_number(value) -> bool:
+    if isinstance(value, bool):
+        return False
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _checked_number(config, name: str, target) -> float:
+    """A numeric target: a finite number (text that reads as one is accepted), range-checked."""
+    message = f"the target for {name} must be a number, got {target!r} ({name} is numeric, not a label)"
+    if isinstance(target, bool):
+        raise SeqVAEError(message)
+    try:
+        target = float(target)
+    except (TypeError, ValueError):
+        raise SeqVAEError(message) from None
+    if not math.isfinite(target):
+        raise SeqVAEError(f"the target for {name} must be a finite number, got {target}")
+    _warn_if_outside_training(config, name, target)
+    return target
 
 
 def _warn_if_outside_training(config, name: str, target: float) -> None:
@@ -99,8 +125,30 @@ def condition_values(config, condition: dict[str, float]) -> torch.Tensor:
     """Checked ``{property: target}`` -> ``[num_properties]`` values with NaN where not given."""
     values = torch.full((len(config.property_names),), float("nan"))
     for name, target in condition.items():
-        values[config.property_names.index(name)] = target
+        index = config.property_names.index(name)
+        labels = config.property_labels[index]
+        values[index] = labels.index(target) if labels else target
     return values
+
+
+def text_attribute(rule: str, sentences: list[str]) -> list:
+    """A text attribute computed from each sentence, by the rule a recipe names:
+
+    * ``words``: the number of whitespace-separated words (PTB counts ``$``, ``N`` and ``<unk>``
+      as words);
+    * ``contains:TOKEN``: ``"yes"`` when ``TOKEN`` is one of the sentence's words, else ``"no"``.
+    """
+    if rule == "words":
+        return [float(len(sentence.split())) for sentence in sentences]
+    kind, _, token = rule.partition(":")
+    if kind == "contains" and token:
+        return ["yes" if token in sentence.split() else "no" for sentence in sentences]
+    raise SeqVAEError(f"unknown attribute rule {rule!r}: use 'words' or 'contains:TOKEN' (e.g. 'contains:$')")
+
+
+def rule_labels(rule: str) -> list[str]:
+    """The labels of a categorical rule (``[]``: the rule gives numbers)."""
+    return ["no", "yes"] if rule.startswith("contains:") else []
 
 
 def parse_condition_text(texts: list[str]) -> dict[str, str]:
@@ -114,25 +162,29 @@ def parse_condition_text(texts: list[str]) -> dict[str, str]:
     return parsed
 
 
-def property_table(smiles: list[str], config, condition: dict[str, float]) -> pd.DataFrame:
-    """Properties of generated molecules, measured by RDKit, against the targets.
+def property_table(items: list[str], config, condition: dict) -> pd.DataFrame:
+    """Properties of generated molecules (measured by RDKit) or sentences (by the attribute's
+    rule), against the targets.
 
-    Columns, for each built-in property of the model: ``NAME`` (the measured value, NaN for an
-    invalid molecule); for each conditioned one also ``NAME_target`` and ``NAME_error``
-    (measured minus target). Properties RDKit cannot compute (CSV columns such as an assay)
-    get only their target.
+    Columns, for each property that can be measured: ``NAME`` (the measured value, NaN for an
+    invalid molecule); for each conditioned one also ``NAME_target`` and, for a number,
+    ``NAME_error`` (measured minus target). Properties that cannot be measured (CSV columns
+    such as an assay or a label) get only their target.
     """
-    built_in = [name for name in config.property_names if name in PROPERTIES]
-    measured = compute_properties(smiles, built_in) if built_in else {}
+    if config.representation == "text":
+        measured = {name: text_attribute(rule, items) for name, rule in zip(config.property_names, config.property_rules) if rule}
+    else:
+        built_in = [name for name in config.property_names if name in PROPERTIES]
+        measured = compute_properties(items, built_in) if built_in else {}
     table = {}
     for name in config.property_names:
         if name in measured:
             table[name] = measured[name]
         if name in condition:
-            table[f"{name}_target"] = [condition[name]] * len(smiles)
-            if name in measured:
+            table[f"{name}_target"] = [condition[name]] * len(items)
+            if name in measured and not config.is_categorical(name):
                 table[f"{name}_error"] = [value - condition[name] for value in measured[name]]
-    return pd.DataFrame(table, index=range(len(smiles)))
+    return pd.DataFrame(table, index=range(len(items)))
 
 
 def rerank_order(predicted: torch.Tensor, config, condition: dict[str, float]) -> list[int]:
@@ -143,6 +195,8 @@ def rerank_order(predicted: torch.Tensor, config, condition: dict[str, float]) -
     """
     distance = torch.zeros(predicted.size(0))
     for name, target in condition.items():
+        if config.is_categorical(name):
+            continue  # the head predicts numbers only
         index = config.property_names.index(name)
         distance += (predicted[:, index].cpu() - target).abs() / config.property_stds[index]
     return torch.argsort(distance, stable=True).tolist()

@@ -38,8 +38,14 @@ class SeqVAEConfig(PretrainedConfig):
             model reads ``(value - mean) / std``.
         property_min, property_max: training range of each property (targets outside it are
             extrapolation, and the pipeline warns).
-        property_head_hidden_size: width of the MLP predicting the properties from ``z``
-            (0: no property head).
+        property_labels: for each property, its labels when it is categorical (a text
+            attribute such as a sentiment: ``["negative", "positive"]``), ``[]`` when numeric.
+            A categorical value is stored as the index of its label and read as a one-hot vector.
+        property_rules: for each property, how to compute it from a generated sequence when
+            it is not a built-in molecular property: ``"words"`` (word count), ``"contains:TOKEN"``
+            (``yes`` / ``no``), or ``""`` (a data column that cannot be computed).
+        property_head_hidden_size: width of the MLP predicting the numeric properties from
+            ``z`` (0: no property head).
     """
 
     model_type = "seqvae"
@@ -71,6 +77,8 @@ class SeqVAEConfig(PretrainedConfig):
         property_stds: list[float] | None = None,
         property_min: list[float] | None = None,
         property_max: list[float] | None = None,
+        property_labels: list[list[str]] | None = None,
+        property_rules: list[str] | None = None,
         property_head_hidden_size: int = 0,
         **kwargs,
     ):
@@ -102,10 +110,14 @@ class SeqVAEConfig(PretrainedConfig):
             "property_stds": list(property_stds) if property_stds is not None else [1.0] * count,
             "property_min": list(property_min) if property_min is not None else [float("-inf")] * count,
             "property_max": list(property_max) if property_max is not None else [float("inf")] * count,
+            "property_labels": [list(labels) for labels in property_labels] if property_labels is not None else [[] for _ in range(count)],
+            "property_rules": list(property_rules) if property_rules is not None else [""] * count,
         }
         for name, values in stats.items():
             if len(values) != count:
                 raise ValueError(f"{name} has {len(values)} entries for {count} property_names")
+        if any(len(labels) == 1 for labels in stats["property_labels"]):
+            raise ValueError(f"a categorical property needs at least 2 labels, got {stats['property_labels']}")
         if any(not std > 0 for std in stats["property_stds"]):
             raise ValueError(f"property_stds must be > 0, got {stats['property_stds']}")
         if not isinstance(property_head_hidden_size, int) or property_head_hidden_size < 0:
@@ -153,8 +165,12 @@ class SeqVAEConfig(PretrainedConfig):
 
     @property
     def condition_size(self) -> int:
-        """Width of the condition vector: normalised values and a given/not-given flag each."""
-        return 2 * self.num_properties
+        """Width of the condition vector: per property a normalised value (numeric) or a one-hot
+        label (categorical), and a given/not-given flag each."""
+        return sum(len(labels) or 1 for labels in self.property_labels) + self.num_properties
+
+    def is_categorical(self, name: str) -> bool:
+        return bool(self.property_labels[self.property_names.index(name)])
 
 
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -49,6 +49,7 @@ import pyarrow.compute as pc
 import torch
 from tqdm.auto import tqdm
 
+from .conditions import text_attribute
 from .chem import PROPERTIES, canonical_smiles, largest_fragment, molecule_properties, property_name, to_mol
 from .errors import SeqVAEError
 from .tokenization import REPRESENTATIONS, molecule_encoder, to_model_text
@@ -61,6 +62,7 @@ __all__ = [
     "bundled_corpus_files",
     "load_molecules",
     "load_texts",
+    "encode_labels",
     "tokenize_texts",
     "split_train_validation",
     "tokenize_molecules",
@@ -732,8 +734,11 @@ def load_texts(
     data_dir: str | os.PathLike | None = None,
     hub_split: str = "train",
     lowercase: bool = False,
+    attributes: list[str] = (),
+    attribute_rules: dict[str, str] | None = None,
+    categorical_attributes: list[str] = (),
 ) -> tuple[datasets.Dataset, CorpusReport]:
-    """Read sentences, one per row, and say what was left out.
+    """Read sentences, one per row, with their attributes, and say what was left out.
 
     Args:
         source: a ``.txt`` / ``.txt.gz`` file (one sentence per line), a CSV with a text
@@ -744,41 +749,88 @@ def load_texts(
         data_dir: where named corpora live locally (otherwise they are downloaded).
         hub_split: the split of a Hub dataset to read when ``source`` names none.
         lowercase: lower-case every sentence.
+        attributes: attribute columns to keep (a label, a score), or attributes computed from
+            the sentence by ``attribute_rules`` (see :func:`seqvae.conditions.text_attribute`).
+        attribute_rules: ``{name: rule}``, e.g. ``{"length": "words", "money": "contains:$"}``.
+        categorical_attributes: columns read as labels even when they look like numbers; a
+            column none of whose values is a number is read as labels anyway.
 
     Returns:
         A dataset with columns ``text``, ``file`` and ``line`` (where each sentence came
-        from, for the report), and the :class:`CorpusReport`. Empty lines are skipped and
-        counted; sentence length is checked when tokenising (:func:`tokenize_texts`).
+        from, for the report), then one column per attribute (a float, or a label string),
+        and the :class:`CorpusReport`. Empty lines and rows whose attribute is empty or not a
+        number are skipped and counted; sentence length is checked when tokenising
+        (:func:`tokenize_texts`).
     """
+    rules = dict(attribute_rules or {})
+    columns = [name for name in attributes if name not in rules]
     if isinstance(source, str) and source.startswith("hub:"):
         name, split = _hub_name_and_split(source[len("hub:"):], hub_split)
-        tables = [_hub_texts(name, split, text_column)]
+        tables = [_hub_texts(name, split, text_column, columns)]
     else:
         paths = source if isinstance(source, list) else resolve_corpus(source, data_dir)
-        tables = [_file_texts(Path(path), text_column) for path in paths]
-    report = CorpusReport(sources=[name for name, _, _ in tables])
-    kept = {"text": [], "file": [], "line": []}
-    for name, values, first_line in tables:
+        tables = [_file_texts(Path(path), text_column, columns) for path in paths]
+    categorical = set(categorical_attributes) | _label_columns(tables, columns)
+    report = CorpusReport(sources=[name for name, _, _, _ in tables])
+    kept = {"text": [], "file": [], "line": [], **{name: [] for name in columns}}
+    for name, values, attribute_values, first_line in tables:
         for offset, value in enumerate(values):
             report.rows_read += 1
+            line = first_line + offset
             sentence = " ".join(str(value or "").split())  # one space between words, none around
             if not sentence:
-                report.add_skipped(SkippedRow(name, first_line + offset, "", "empty line"))
+                report.add_skipped(SkippedRow(name, line, "", "empty line"))
+                continue
+            cells = {column: _attribute_value(attribute_values[column][offset], column in categorical) for column in columns}
+            problem = next((reason for _, reason in cells.values() if reason), "")
+            if problem:
+                report.add_skipped(SkippedRow(name, line, sentence[:80], problem))
                 continue
             kept["text"].append(sentence.lower() if lowercase else sentence)
             kept["file"].append(name)
-            kept["line"].append(first_line + offset)
+            kept["line"].append(line)
+            for column, (value, _) in cells.items():
+                kept[column].append(value)
     report.rows_kept = len(kept["text"])
     if report.rows_read == 0:
         raise SeqVAEError(f"the corpus {', '.join(report.sources)} is empty: it has no lines")
     if not report.rows_kept:
-        raise SeqVAEError(f"no sentences in {', '.join(report.sources)}: every line is empty")
+        raise SeqVAEError(f"no usable sentences in {', '.join(report.sources)}: {report.summary()}")
+    for name in attributes:
+        if name in rules:
+            kept[name] = text_attribute(rules[name], kept["text"])
     logger.info("corpus: %s", report.summary())
-    return datasets.Dataset.from_dict(kept), report
+    return datasets.Dataset.from_dict({key: kept[key] for key in ["text", "file", "line", *attributes]}), report
 
 
-def _file_texts(path: Path, text_column: str | None) -> tuple[str, list, int]:
-    """``(file name, sentences, line number of the first)`` of one text or CSV file."""
+def _label_columns(tables, columns: list[str]) -> set[str]:
+    """The attribute columns none of whose values reads as a number: labels."""
+    return {
+        column for column in columns
+        if not any(_reads_as_float(value) for _, _, found, _ in tables for value in found[column])
+    }
+
+
+def _reads_as_float(value) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _attribute_value(cell, categorical: bool) -> tuple[object, str]:
+    """``(label or number, "")`` for a usable cell, ``(None, why not)`` otherwise."""
+    text = "" if cell is None else str(cell).strip()
+    if categorical:
+        return (text, "") if text else (None, "empty label")
+    if not _reads_as_float(text):
+        return None, f"not a number ({text!r})" if text else "empty value"
+    return float(text), ""
+
+
+def _file_texts(path: Path, text_column: str | None, columns: list[str] = ()) -> tuple[str, list, dict, int]:
+    """``(file name, sentences, {attribute column: values}, line number of the first)`` of one
+    text or CSV file."""
     kind = _file_kind(path)
     if kind == ".smi":
         raise SeqVAEError(f"{path}: a .smi file holds molecules; give sentences as .txt or .csv")
@@ -786,9 +838,57 @@ def _file_texts(path: Path, text_column: str | None) -> tuple[str, list, int]:
     if kind == ".txt":
         if text_column is not None:
             raise SeqVAEError(f"{path}: text_column={text_column!r} is for CSV files; a .txt file has one sentence per line")
-        return str(path), _load_quietly("text", path)["text"], 1
+        if columns:
+            raise SeqVAEError(
+                f"{path}: a .txt file has no columns, so it cannot give the attribute(s) {', '.join(columns)}; "
+                "use a CSV with those columns, or compute them from the text with attribute_rules (words, contains:TOKEN)"
+            )
+        return str(path), _load_quietly("text", path)["text"], {}, 1
     table = _load_csv(path)
-    return str(path), table[_choose_text_column(str(path), table, text_column)], 2
+    return str(path), table[_choose_text_column(str(path), table, text_column)], _attribute_columns(str(path), table, columns), 2
+
+
+def _attribute_columns(where: str, table: datasets.Dataset, columns: list[str]) -> dict[str, list]:
+    """The values of each attribute column, matched exactly, else ignoring case."""
+    names = [str(name) for name in table.column_names]
+    found = {}
+    for column in columns:
+        match = column if column in names else next((n for n in names if n.lower() == column.lower()), None)
+        if match is None:
+            raise SeqVAEError(
+                f"{where}: no column {column!r} for the attribute {column!r} (columns: {', '.join(names)}); "
+                "fix the name in `properties`, or give a rule in attribute_rules (words, contains:TOKEN)"
+            )
+        feature = table.features[match]
+        # A Hub label column stores class numbers; its names are the labels.
+        found[column] = feature.int2str(table[match]) if isinstance(feature, datasets.ClassLabel) else table[match]
+    return found
+
+
+def encode_labels(rows: datasets.Dataset, labels: dict[str, list[str]], report: CorpusReport | None = None) -> datasets.Dataset:
+    """Categorical attribute columns -> the index of each row's label in ``labels[name]`` (a
+    float column, as the collator stacks it). Rows whose label is not in the list (a
+    validation label never seen in training) are skipped and counted."""
+    if not labels:
+        return rows
+    table = arrow_table(rows)
+    usable = np.ones(len(table), dtype=bool)
+    indices = {}
+    for name, names in labels.items():
+        index = pc.index_in(table[name], value_set=pa.array(names)).to_numpy(zero_copy_only=False).astype(np.float64)
+        unknown = np.isnan(index)  # null: not among the labels
+        if report is not None:
+            for row in np.flatnonzero(unknown & usable):
+                reason = f"label not seen in training ({name}={table[name][row].as_py()!r}; known: {', '.join(names)})"
+                report.add_skipped(SkippedRow(table["file"][row].as_py(), table["line"][row].as_py(), table["text"][row].as_py()[:80], reason))
+            report.rows_kept -= int((unknown & usable).sum())
+        usable &= ~unknown
+        indices[name] = index
+    for name, index in indices.items():
+        table = table.set_column(table.column_names.index(name), name, pa.array(index))
+    if not usable.all():
+        table = table.filter(pa.array(usable))
+    return datasets.Dataset(table)
 
 
 def _hub_name_and_split(text: str, default_split: str) -> tuple[str, str]:
@@ -799,7 +899,7 @@ def _hub_name_and_split(text: str, default_split: str) -> tuple[str, str]:
     return text, default_split
 
 
-def _hub_texts(name: str, split: str, text_column: str | None) -> tuple[str, list, int]:
+def _hub_texts(name: str, split: str, text_column: str | None, columns: list[str] = ()) -> tuple[str, list, dict, int]:
     try:
         table = datasets.load_dataset(name, split=split)
     except Exception as error:  # network, missing dataset, unknown split: all come as different types
@@ -807,7 +907,8 @@ def _hub_texts(name: str, split: str, text_column: str | None) -> tuple[str, lis
             f"could not load the Hub dataset {name!r} (split {split!r}): {str(error).splitlines()[0]}; "
             "check the name and split (hub_split), your connection, or download it and give its path"
         ) from None
-    return f"hub:{name}[{split}]", table[_choose_text_column(f"hub:{name}", table, text_column)], 0
+    where = f"hub:{name}"
+    return f"{where}[{split}]", table[_choose_text_column(where, table, text_column)], _attribute_columns(where, table, columns), 0
 
 
 def _choose_text_column(where: str, table: datasets.Dataset, requested: str | None) -> str:
@@ -840,11 +941,11 @@ def tokenize_texts(
     if long_sentences not in ("skip", "truncate"):
         raise SeqVAEError(f"long_sentences must be 'skip' or 'truncate', got {long_sentences!r}")
     encoded = tokenize_molecules(dataset, tokenizer)
-    too_long = [i for i, length in enumerate(encoded["length"]) if length > max_length]
+    too_long = [i for i, length in enumerate(encoded["num_tokens"]) if length > max_length]
     if report is not None and long_sentences == "truncate":
         report.truncated += len(too_long)
     elif report is not None:
-        lengths, files, lines, texts = encoded["length"], encoded["file"], encoded["line"], encoded["text"]
+        lengths, files, lines, texts = encoded["num_tokens"], encoded["file"], encoded["line"], encoded["text"]
         for i in too_long:
             reason = f"too long ({lengths[i]} tokens > max_length {max_length})"
             report.add_skipped(SkippedRow(files[i], lines[i], texts[i][:80], reason))
@@ -865,9 +966,9 @@ def tokenize_texts(
 
 def _cut(row: dict, max_length: int, eos: int) -> dict:
     """The first ``max_length - 1`` tokens and ``<eos>``."""
-    if row["length"] <= max_length:
+    if row["num_tokens"] <= max_length:
         return row
-    return {"input_ids": row["input_ids"][: max_length - 1] + [eos], "length": max_length}
+    return {"input_ids": row["input_ids"][: max_length - 1] + [eos], "num_tokens": max_length}
 
 
 
@@ -900,7 +1001,7 @@ def arrow_table(dataset: datasets.Dataset) -> pa.Table:
 
 
 def tokenize_molecules(dataset: datasets.Dataset, tokenizer, report: CorpusReport | None = None):
-    """Add ``input_ids`` and ``length`` columns, encoded in batches straight into Arrow.
+    """Add ``input_ids`` and ``num_tokens`` columns, encoded in batches straight into Arrow.
 
     A corpus of ``CACHE_MIN_ROWS`` rows or more is written to ``~/.cache/seqvae/tokenized``
     (keyed by its texts and the vocabulary) and read back memory-mapped: training memory does
@@ -931,7 +1032,7 @@ def tokenize_molecules(dataset: datasets.Dataset, tokenizer, report: CorpusRepor
     bar.close()
     encoded = datasets.Dataset(
         table.append_column("input_ids", pa.chunked_array(ids, pa.list_(id_type)))
-        .append_column("length", pa.chunked_array(lengths, pa.int32()))
+        .append_column("num_tokens", pa.chunked_array(lengths, pa.int32()))
     )
     if folder is not None:  # written once, then read back memory-mapped
         try:
@@ -950,7 +1051,7 @@ def _counted(encoded: datasets.Dataset, tokenizer, report: CorpusReport | None) 
 
 def _texts_digest(texts: pa.ChunkedArray, vocabulary: str) -> str:
     """A key for a column of texts (its Arrow buffers, in row order) and a vocabulary."""
-    digest = hashlib.sha256(f"{vocabulary}|{len(texts)}".encode())
+    digest = hashlib.sha256(f"{vocabulary}|{len(texts)}|num_tokens".encode())  # the columns' layout too
     for chunk in texts.chunks:
         digest.update(f"{chunk.offset}|{len(chunk)}".encode())  # a slice shares its parent's buffers
         for buffer in chunk.buffers():

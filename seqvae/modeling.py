@@ -311,7 +311,17 @@ class SeqVAE(PreTrainedModel):
         means, stds = self.property_scale()
         given = ~torch.isnan(properties)
         normalised = torch.where(given, (properties - means) / stds, 0.0)
-        return torch.cat([normalised, given.float()], dim=-1)
+        columns = []  # numeric: the normalised value; categorical: the label one-hot (all 0 when not given)
+        for index, labels in enumerate(self.config.property_labels):
+            value = normalised[:, index : index + 1]
+            if labels:
+                value = F.one_hot(value.squeeze(1).long().clamp(0, len(labels) - 1), len(labels)) * given[:, index : index + 1]
+            columns.append(value.float())
+        return torch.cat([*columns, given.float()], dim=-1)
+
+    def numeric_properties(self) -> torch.Tensor:
+        """``[num_properties]`` bool: which properties are numbers (the head predicts those)."""
+        return torch.tensor([not labels for labels in self.config.property_labels], device=self.device)
 
     def predict_properties(self, z: torch.Tensor) -> torch.Tensor:
         """The property head's prediction for ``[B, latent_dim]`` latents, in property units."""
@@ -323,12 +333,12 @@ class SeqVAE(PreTrainedModel):
     def property_head_loss(
         self, z: torch.Tensor, properties: torch.Tensor, rows: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean squared error (normalised units) of the head on ``z`` over the known values of
-        ``rows`` (default: all), and the detached predictions in property units."""
+        """Mean squared error (normalised units) of the head on ``z`` over the known numeric
+        values of ``rows`` (default: all), and the detached predictions in property units."""
         means, stds = self.property_scale()
         predicted = self.property_head(z)
         targets = (properties.to(predicted) - means) / stds
-        known = ~torch.isnan(targets)
+        known = ~torch.isnan(targets) & self.numeric_properties()
         if rows is not None:
             known &= rows.unsqueeze(1)
         loss = F.mse_loss(predicted[known], targets[known]) if known.any() else predicted.sum() * 0

@@ -99,8 +99,18 @@ class SeqVAEPipeline:
         return (
             f"SeqVAEPipeline({c.representation}, {c.encoder_type}->{c.decoder_type}, "
             f"latent_dim={c.latent_dim}, vocab={c.vocab_size}, parameters={parameters:,}, "
-            f"from={self.source!r})"
+            f"{self._conditions_text()}from={self.source!r})"
         )
+
+    def _conditions_text(self) -> str:
+        """``"conditions=money[no|yes], length, "`` (nothing for an unconditional model)."""
+        if not self.config.num_properties:
+            return ""
+        names = [
+            f"{name}[{'|'.join(labels)}]" if labels else name
+            for name, labels in zip(self.config.property_names, self.config.property_labels)
+        ]
+        return f"conditions={', '.join(names)}, "
 
     def _repr_html_(self) -> str:
         """The summary Jupyter shows: what the model reads, its size, its properties and their
@@ -116,8 +126,11 @@ class SeqVAEPipeline:
             ("parameters", f"{parameters:,}"),
             ("device", str(self.device)),
         ]
-        for name, unit, low, high in zip(c.property_names, c.property_units, c.property_min, c.property_max):
-            rows.append((f"property {name}", f"trained on {low:.3g} to {high:.3g}{' ' + unit if unit else ''}"))
+        for name, unit, low, high, labels, rule in zip(
+            c.property_names, c.property_units, c.property_min, c.property_max, c.property_labels, c.property_rules
+        ):
+            trained = f"labels {', '.join(labels)}" if labels else f"trained on {low:.3g} to {high:.3g}{' ' + unit if unit else ''}"
+            rows.append((f"property {name}", trained + (f" (computed: {rule})" if rule else "")))
         if c.num_properties and self.model.property_head is not None:
             rows.append(("property head", "yes: rerank=, optimize()"))
         rows.append(("run folder", self.source or "(not saved)"))
@@ -186,10 +199,13 @@ class SeqVAEPipeline:
 
         ``condition``: ``{property: target}`` for conditional models (default: none).
         """
+        return self._decode(z, self._condition_vector(check_condition(self.config, condition)), strategy, seed, **options)
+
+    def _decode(self, z, condition: torch.Tensor | None, strategy: str = "greedy", seed: int | None = None, **options):
+        """:meth:`decode` with the condition as the model's input: one row, or one per latent."""
         z = torch.as_tensor(z, dtype=torch.float32, device=self.model.device)
         if z.dim() == 1:
             z = z.unsqueeze(0)
-        condition = self._condition_vector(check_condition(self.config, condition))
         ids = decode_latents(self.model, z, strategy=strategy, generator=_generator(seed), condition=condition, **options)
         return ids_to_strings(self.tokenizer, ids, self.representation)
 
@@ -208,7 +224,8 @@ class SeqVAEPipeline:
                 "this model has no property head; train with property_head_hidden_size > 0 and properties set"
             )
         predicted = self.model.predict_properties(self.encode(items, batch_size)).cpu().numpy()
-        return pd.DataFrame(predicted, columns=self.property_names)
+        numeric = self.model.numeric_properties().cpu().numpy()  # the head is trained on numbers only
+        return pd.DataFrame(predicted[:, numeric], columns=[n for n, keep in zip(self.property_names, numeric) if keep])
 
     def optimize(self, start, objective, steps: int = 100, **options) -> pd.DataFrame:
         """Move molecules through latent space toward a better predicted property.
@@ -225,13 +242,35 @@ class SeqVAEPipeline:
         """Encode to the posterior mean and decode greedily."""
         return self.decode(self.encode(items), strategy="greedy", **options)
 
-    def interpolate(self, start: str, end: str, steps: int = 8, method: str = "linear", **options):
+    def interpolate(self, start: str, end: str, steps: int = 8, method: str = "linear", condition=None, **options):
         """Decoded points on the path between the posterior means of ``start`` and ``end``
         (both included): ``method`` is ``linear`` or ``slerp``; ``options`` choose the decoding
-        (greedy by default; ``strategy="beam"``, or ``"sample"`` with ``top_k`` / ``top_p``)."""
+        (greedy by default; ``strategy="beam"``, or ``"sample"`` with ``top_k`` / ``top_p``).
+
+        Conditional models: ``condition`` is held fixed along the path (a dict such as
+        ``{"money": "yes"}``), or interpolated too when it is a pair ``(at_start, at_end)``
+        naming the same properties: numbers move from one target to the other, and labels
+        blend their one-hot codes.
+        """
         z = self.encode([start, end])
         path = interpolate_latents(z[0], z[1], steps, method)
-        return self.decode(path, **options)
+        if isinstance(condition, (tuple, list)):
+            return self._decode(path, self._condition_path(condition, steps), **options)
+        return self.decode(path, condition=condition, **options)
+
+    def _condition_path(self, pair, steps: int) -> torch.Tensor:
+        """``[steps, condition_size]`` from the start condition to the end condition."""
+        if len(pair) != 2:
+            raise SeqVAEError(f"an interpolated condition is a pair (at_start, at_end), got {len(pair)} items")
+        first, last = (check_condition(self.config, condition) for condition in pair)
+        if set(first) != set(last):
+            raise SeqVAEError(
+                f"the start and end conditions must name the same properties, got {sorted(first)} and {sorted(last)}"
+            )
+        if not first:
+            return None
+        start, end = (self._condition_vector(checked) for checked in (first, last))
+        return interpolate_latents(start, end, steps, "linear")
 
     def homotopy(self, start: str, end: str, steps: int = 8, method: str = "linear", **options) -> pd.DataFrame:
         """:meth:`interpolate` as a table: ``step``, ``weight`` (0 at ``start``, 1 at ``end``),
@@ -320,14 +359,16 @@ class SeqVAEPipeline:
         property measured by RDKit with its ``_target`` and ``_error`` (measured - target),
         the built-in ``properties`` asked for (any model, e.g. ``["logP", "qed"]``), and with
         ``mols`` a ``mol`` column of RDKit molecules (``None`` when invalid) that Jupyter draws
-        as pictures. Text models: one ``text`` column."""
+        as pictures. Text models: a ``text`` column, and for conditional ones each attribute's
+        ``_target``, the value measured on the sentence where the attribute has a rule
+        (``length``: its words; ``money``: ``yes`` / ``no``) and, for numbers, the ``_error``."""
         checked = check_condition(self.config, condition)
         smiles = self._sample(num_samples, seed, progress, checked, rerank, options)
-        if self.representation == "text":
-            return pd.DataFrame({"text": smiles})
-        frame = samples_frame(smiles)
+        frame = pd.DataFrame({"text": smiles}) if self.representation == "text" else samples_frame(smiles)
         if self.config.num_properties:
             frame = pd.concat([frame, property_table(smiles, self.config, checked)], axis=1)
+        if self.representation == "text":
+            return frame
         missing = [name for name in properties if property_name(name) not in frame.columns]  # conditional ones are there
         if missing:
             with without_rdkit_log():

@@ -51,8 +51,13 @@ class DataArguments:
         num_proc: processes for checking molecules.
         properties: condition the model on these properties (a conditional VAE): built-in
             RDKit properties (``logP``, ``qed``, ``SAS``, ``MW``, ``TPSA``, ``HBD``, ``HBA``,
-            ``rotatable_bonds``, ``rings``) or numeric CSV columns.
+            ``rotatable_bonds``, ``rings``) or numeric CSV columns; for text, attributes: CSV /
+            Hub columns (labels or numbers) or attributes computed by ``attribute_rules``.
         property_units: ``{column: unit}`` for CSV-column properties (built-ins know theirs).
+        attribute_rules: text attributes computed from each sentence, ``{name: rule}``:
+            ``words`` (word count) or ``contains:TOKEN`` (``yes`` / ``no``).
+        categorical_attributes: text attribute columns to read as labels although their values
+            look like numbers (class ids); a column without any number is read as labels anyway.
         text_tokenizer: for text, ``word``, ``bpe`` (trained on the corpus) or a pretrained
             Hugging Face tokenizer's Hub name or local folder.
         tokenizer_vocab_size: vocabulary cap of a trained text tokenizer (specials included).
@@ -77,6 +82,8 @@ class DataArguments:
     num_proc: int = 1
     properties: list[str] = dataclasses.field(default_factory=list)
     property_units: dict[str, str] = dataclasses.field(default_factory=dict)
+    attribute_rules: dict[str, str] = dataclasses.field(default_factory=dict)
+    categorical_attributes: list[str] = dataclasses.field(default_factory=list)
     text_tokenizer: str = "word"
     tokenizer_vocab_size: int = 10000
     tokenizer_min_frequency: int = 1

@@ -28,6 +28,7 @@ from .configuration import SeqVAEConfig
 from .data import (
     PaddingCollator,
     arrow_table,
+    encode_labels,
     load_molecules,
     load_texts,
     rows_with_unknown,
@@ -36,6 +37,7 @@ from .data import (
     tokenize_texts,
 )
 from .chem import PROPERTIES
+from .conditions import rule_labels, text_attribute
 from .errors import SeqVAEError
 from .modeling import SeqVAE
 from .objectives import KL_SCHEDULES, KLSchedule, active_units, free_bits_kl, kl_weight_at, word_dropout
@@ -72,6 +74,11 @@ class SeqVAETrainingArguments(TrainingArguments):
         autoencoder_pretraining_steps: train this many steps as a plain autoencoder (KL weight
             0), then re-initialise the decoder and train the VAE (Li et al. 2019); the KL
             schedule starts after them. 0: off.
+        max_tokens_per_chunk: a batch holding more tokens (rows x padded length) runs its
+            forward and backward in row chunks of at most this many tokens, whose gradients add
+            up to the batch's: peak memory follows the chunk, not the longest batch. The sum is
+            exact without free bits (free bits floor each chunk's KL instead of the batch's).
+            0: whole batches.
     """
 
     kl_schedule: str = "linear"
@@ -90,6 +97,7 @@ class SeqVAETrainingArguments(TrainingArguments):
     unconditional_probability: float = 0.2
     property_loss_weight: float = 1.0
     autoencoder_pretraining_steps: int = 0
+    max_tokens_per_chunk: int = 0
 
     def __post_init__(self):
         super().__post_init__()
@@ -108,7 +116,7 @@ class SeqVAETrainingArguments(TrainingArguments):
             raise SeqVAEError(f"property_loss_weight must be >= 0, got {self.property_loss_weight}")
         for name in (
             "free_bits", "free_bits_total", "kl_warmup_steps", "kl_start_step", "max_train_seconds",
-            "autoencoder_pretraining_steps",
+            "autoencoder_pretraining_steps", "max_tokens_per_chunk",
         ):
             if getattr(self, name) < 0:
                 raise SeqVAEError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -148,6 +156,31 @@ class SeqVAETrainer(Trainer):
         # forward() takes **kwargs, which would make Trainer skip gradient-accumulation scaling.
         self.model_accepts_loss_kwargs = False
         self._running = {}
+        self._chunk_share = None  # (share of the batch's rows, of its target tokens) while chunking
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        """Forward and backward of one batch, in row chunks when it exceeds ``max_tokens_per_chunk``.
+
+        Each chunk's loss terms are weighted by its share of the batch (rows for per-sequence
+        terms, target tokens for a per-token reconstruction), so the chunks' gradients add up to
+        the whole batch's while only one chunk's activations are held at a time.
+        """
+        budget, ids = self.args.max_tokens_per_chunk, inputs["input_ids"]
+        if not budget or ids.numel() <= budget:
+            return super().training_step(model, inputs, num_items_in_batch)
+        num_chunks = min(ids.size(0), -(-ids.numel() // budget))
+        rows_per_chunk = -(-ids.size(0) // num_chunks)  # even chunks: no small remainder
+        target_tokens = inputs["attention_mask"][:, 1:].sum().clamp(min=1)
+        total = 0.0
+        try:
+            for start in range(0, ids.size(0), rows_per_chunk):
+                chunk = {key: value[start : start + rows_per_chunk] for key, value in inputs.items()}
+                chunk_tokens = chunk["attention_mask"][:, 1:].sum()
+                self._chunk_share = (chunk["input_ids"].size(0) / ids.size(0), (chunk_tokens / target_tokens).item())
+                total = total + super().training_step(model, chunk, num_items_in_batch)
+        finally:
+            self._chunk_share = None
+        return total
 
     def _get_train_sampler(self, train_dataset=None):
         """``group_by_length`` with the lengths read once as a list.
@@ -198,9 +231,11 @@ class SeqVAETrainer(Trainer):
         )
         recon = outputs.recon_loss if self.args.loss_reduction == "sequence" else outputs.recon_loss_per_token
         kl_term = free_bits_kl(outputs.kl_per_dim, self.args.free_bits, self.args.free_bits_total)
-        loss = recon + beta * kl_term
+        rows_share, tokens_share = self._chunk_share or (1.0, 1.0)
+        recon_share = rows_share if self.args.loss_reduction == "sequence" else tokens_share
+        loss = recon_share * recon + rows_share * beta * kl_term
         if outputs.property_loss is not None:
-            loss = loss + self.args.property_loss_weight * outputs.property_loss
+            loss = loss + rows_share * self.args.property_loss_weight * outputs.property_loss
         if model.training:
             self._accumulate(
                 recon_per_sequence=outputs.recon_loss.item(),
@@ -336,7 +371,7 @@ DEFAULT_TRAINING = {
     "dataloader_pin_memory": torch.cuda.is_available(),  # pinning without a GPU only warns
 }
 # Fixed regardless of the recipe: our collator needs the raw columns, and lengths are computed.
-FIXED_TRAINING = {"remove_unused_columns": False, "length_column_name": "length"}
+FIXED_TRAINING = {"remove_unused_columns": False, "length_column_name": "num_tokens"}
 
 
 @dataclass
@@ -411,10 +446,13 @@ def train(
     training_kwargs.pop("output_dir", None)
     args = _training_arguments(output_dir, training_kwargs)
     _check_model_settings(model_kwargs)  # fail before the data is read, not after
+    _check_attribute_settings(data_args)
     set_seed(args.seed)
     output_dir.mkdir(parents=True, exist_ok=True)
 
     train_rows, validation_rows, report = load_training_corpus(data_args, args.seed)
+    labels = attribute_labels(train_rows, data_args)  # categorical attributes are read as label indices
+    train_rows, validation_rows = encode_labels(train_rows, labels), encode_labels(validation_rows, labels, report)
     checkpoint = _latest_checkpoint(output_dir) if resume else None
     if resume and checkpoint is None:
         raise SeqVAEError(f"--resume: no checkpoint-* folder in {output_dir}; start without --resume")
@@ -438,7 +476,13 @@ def train(
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
             unk_token_id=tokenizer.unk_token_id,
-            **property_statistics(train_rows, _property_columns(train_rows, data_args), data_args.property_units),
+            **property_statistics(
+                train_rows,
+                _property_columns(train_rows, data_args),
+                data_args.property_units,
+                labels=labels,
+                rules=data_args.attribute_rules,
+            ),
             **model_kwargs,
         )
     _warn_about_the_property_head(config)
@@ -503,6 +547,9 @@ def load_corpus(data_args, progress: bool = False, source: str | None = None):
             data_dir=data_args.data_dir,
             hub_split=data_args.hub_split,
             lowercase=data_args.lowercase,
+            attributes=data_args.properties,
+            attribute_rules=data_args.attribute_rules,
+            categorical_attributes=data_args.categorical_attributes,
         )
     return load_molecules(
         source,
@@ -528,6 +575,25 @@ def load_training_corpus(data_args, seed: int):
     validation, validation_report = load_corpus(data_args, progress=True, source=data_args.validation_data)
     report.merge(validation_report)
     return corpus, validation, report
+
+
+def attribute_labels(train_rows, data_args) -> dict[str, list[str]]:
+    """``{attribute: labels}`` of the categorical text attributes: a rule's fixed labels, or
+    the sorted labels of the training rows."""
+    if data_args.representation != "text":
+        return {}
+    labels = {}
+    for name in data_args.properties:
+        rule = data_args.attribute_rules.get(name)
+        if rule:
+            found = rule_labels(rule)
+        elif train_rows.features[name].dtype in ("string", "large_string"):
+            found = sorted(set(train_rows[name]))
+        else:
+            continue
+        if found:
+            labels[name] = found
+    return labels
 
 
 def build_corpus_tokenizer(data_args, texts, seed: int = 0):
@@ -593,14 +659,20 @@ def run_split(run_dir: str | Path):
 
 
 def _property_columns(rows, data_args) -> list[str]:
-    """Molecule tables hold ``smiles``, ``text``, then one column per property."""
-    return [] if data_args.representation == "text" else rows.column_names[2:]
+    """Molecule tables hold ``smiles``, ``text``, then one column per property; text tables
+    ``text``, ``file``, ``line``, then one column per attribute."""
+    return rows.column_names[3:] if data_args.representation == "text" else rows.column_names[2:]
 
 
-def property_statistics(rows, names: list[str], units: dict[str, str]) -> dict:
-    """Config entries describing the properties: names, units, mean / std and range."""
+def property_statistics(
+    rows, names: list[str], units: dict[str, str], labels: dict[str, list[str]] | None = None, rules: dict[str, str] | None = None
+) -> dict:
+    """Config entries describing the properties: names, units, mean / std and range; the labels
+    of categorical ones (whose values are label indices, used as they are) and the rules of
+    computed text attributes."""
     if not names:
         return {}
+    labels, rules = labels or {}, rules or {}
     unknown_units = sorted(set(units) - set(names))
     if unknown_units:
         raise SeqVAEError(f"property_units names {unknown_units}, which are not among properties {names}")
@@ -609,16 +681,19 @@ def property_statistics(rows, names: list[str], units: dict[str, str]) -> dict:
     constant = [name for name in names if not stds[name] > 0]
     if constant:
         raise SeqVAEError(
-            f"property {', '.join(constant)} has the same value for every training molecule; "
+            f"property {', '.join(constant)} has the same value in every training row; "
             "a constant cannot be a condition, leave it out of properties"
         )
+    numeric = {name: name not in labels for name in names}
     return {
         "property_names": names,
         "property_units": [PROPERTIES[name].unit if name in PROPERTIES else units.get(name, "") for name in names],
-        "property_means": [float(table[name].mean()) for name in names],
-        "property_stds": [float(stds[name]) for name in names],
+        "property_means": [float(table[name].mean()) if numeric[name] else 0.0 for name in names],
+        "property_stds": [float(stds[name]) if numeric[name] else 1.0 for name in names],
         "property_min": [float(table[name].min()) for name in names],
         "property_max": [float(table[name].max()) for name in names],
+        "property_labels": [labels.get(name, []) for name in names],
+        "property_rules": [rules.get(name, "") for name in names],
     }
 
 
@@ -649,6 +724,23 @@ def _latest_checkpoint(output_dir: Path) -> Path | None:
         key=lambda p: int(p.name.split("-")[-1]),
     )
     return checkpoints[-1] if checkpoints else None
+
+
+def _check_attribute_settings(data_args) -> None:
+    names = set(data_args.properties)
+    given = set(data_args.attribute_rules) | set(data_args.categorical_attributes)
+    if given and data_args.representation != "text":
+        raise SeqVAEError("attribute_rules and categorical_attributes are for text (representation: text)")
+    if given - names:
+        raise SeqVAEError(
+            f"attribute_rules / categorical_attributes name {', '.join(sorted(given - names))}, which "
+            f"{'is' if len(given - names) == 1 else 'are'} not in properties ({', '.join(data_args.properties) or 'empty'}); add them there"
+        )
+    reserved = names & {"text", "file", "line", "smiles", "input_ids", "num_tokens"}
+    if reserved:
+        raise SeqVAEError(f"{', '.join(sorted(reserved))}: reserved column name(s); give the property another name")
+    for name, rule in data_args.attribute_rules.items():
+        text_attribute(rule, [])  # an unknown rule fails here, before the corpus is read
 
 
 def _check_model_settings(model_kwargs: dict) -> None:

@@ -427,7 +427,8 @@ def property_histograms(
 
 
 def target_plot(frames, property_name: str | None = None, size: tuple[float, float] = (5.5, 5.0)) -> Picture:
-    """Measured against target values of a conditional model's samples.
+    """Measured against target values of a conditional model's samples (molecules, or
+    sentences with a computed attribute such as ``length``).
 
     Args:
         frames: one or more :meth:`~seqvae.pipeline.SeqVAEPipeline.sample_frame` results (say
@@ -444,12 +445,13 @@ def target_plot(frames, property_name: str | None = None, size: tuple[float, flo
         raise SeqVAEError(f"the samples have no target for {property_name!r} (targets: {', '.join(targets) or 'none'})")
     data = frame[[property_name + "_target", property_name]].astype(float).dropna()
     if data.empty:
-        raise SeqVAEError("no valid molecules to plot: every sample failed to parse")
+        raise SeqVAEError("no valid samples to plot: every sample failed to parse")
     target, measured = data.iloc[:, 0].to_numpy(), data.iloc[:, 1].to_numpy()
     figure = Figure(figsize=size, layout="constrained")
     axes = figure.add_subplot()
     jitter = np.random.default_rng(0).uniform(-0.08, 0.08, len(target)) * (np.ptp(target) or 1.0)
-    axes.scatter(target + jitter, measured, s=6, alpha=0.25, color="tab:blue", label="molecules")
+    what = "sentences" if "text" in frame.columns else "molecules"
+    axes.scatter(target + jitter, measured, s=6, alpha=0.25, color="tab:blue", label=what)
     levels = np.unique(target)
     means = np.array([measured[target == t].mean() for t in levels])
     spreads = np.array([measured[target == t].std() for t in levels])
@@ -457,9 +459,9 @@ def target_plot(frames, property_name: str | None = None, size: tuple[float, flo
     low, high = min(target.min(), measured.min()), max(target.max(), measured.max())
     axes.plot([low, high], [low, high], "--", color="grey", label="measured = target")
     mad = np.abs(measured - target).mean()
-    axes.set_title(f"{property_name}: mean absolute deviation {mad:.2f} ({len(measured):,} valid molecules)", fontsize=10)
+    axes.set_title(f"{property_name}: mean absolute deviation {mad:.2f} ({len(measured):,} {'' if what == 'sentences' else 'valid '}{what})", fontsize=10)
     axes.set_xlabel(f"target {property_name}")
-    axes.set_ylabel(f"measured {property_name} (RDKit)")
+    axes.set_ylabel(f"measured {property_name}" + ("" if what == "sentences" else " (RDKit)"))
     axes.legend(fontsize=8)
     return Picture.from_figure(figure)
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from seqvae import SeqVAE, SeqVAEError
+from seqvae import SeqVAE, SeqVAEConfig, SeqVAEError
 from seqvae.chem import (
     PROPERTIES,
     compute_properties,
@@ -163,7 +163,7 @@ def test_property_statistics_from_training_rows(write_file):
     stats = property_statistics(rows, ["logP", "activity"], {"activity": "nM"})
     assert stats["property_means"] == [2.0, 1.0] and stats["property_stds"] == [1.0, 1.0]
     assert stats["property_units"] == ["", "nM"] and stats["property_min"] == [1.0, 0.0]
-    with pytest.raises(SeqVAEError, match="same value for every training molecule"):
+    with pytest.raises(SeqVAEError, match="same value in every training row"):
         property_statistics(datasets.Dataset.from_dict({"logP": [1.0, 1.0]}), ["logP"], {})
     with pytest.raises(SeqVAEError, match="property_units"):
         property_statistics(rows, ["logP"], {"potency": "nM"})
@@ -270,13 +270,14 @@ def test_invalid_conditioning_settings_are_rejected(setting, tmp_path, tiny_csv,
 # ------------------------------------------------------------------- conditions and ranking
 
 
-class _Config:
-    property_names = ["logP", "qed", "activity"]
-    property_units = ["", "", "nM"]
-    property_means = [2.5, 0.7, 10.0]
-    property_stds = [1.4, 0.14, 5.0]
-    property_min = [-6.9, 0.1, 0.0]
-    property_max = [8.3, 0.95, 40.0]
+_Config = SeqVAEConfig(
+    property_names=["logP", "qed", "activity"],
+    property_units=["", "", "nM"],
+    property_means=[2.5, 0.7, 10.0],
+    property_stds=[1.4, 0.14, 5.0],
+    property_min=[-6.9, 0.1, 0.0],
+    property_max=[8.3, 0.95, 40.0],
+)
 
 
 def test_check_condition_resolves_names_and_converts_numbers():

@@ -414,9 +414,9 @@ def test_tokenize_molecules_adds_input_ids_and_length_and_counts_unknowns():
     data = datasets.Dataset.from_dict({"smiles": ["CCO", "CCN"], "text": ["CCO", "CCN"]})
     report = CorpusReport()
     encoded = tokenize_molecules(data, tokenizer, report)
-    assert {"input_ids", "length", "smiles", "text"} <= set(encoded.column_names)
+    assert {"input_ids", "num_tokens", "smiles", "text"} <= set(encoded.column_names)
     assert encoded["input_ids"][0] == tokenizer("CCO")["input_ids"]
-    assert list(encoded["length"]) == [5, 5]
+    assert list(encoded["num_tokens"]) == [5, 5]
     assert encoded["input_ids"][1][3] == tokenizer.unk_token_id
     assert (report.unknown_token_sequences, report.unknown_tokens) == (1, 1)
     assert "1 unknown tokens in 1 sequences" in report.summary()

@@ -334,3 +334,36 @@ def _atoms_have_selfies_valence_rules(smiles: str) -> bool:
     for element, sign, digits in re.findall(r"\[\d*([A-Z][a-z]?|[bcnops])[^\]+-]*(?:([+-])(\d*))?", smiles):
         atoms.append(element.capitalize() + (f"{sign}{digits or 1}" if sign else ""))
     return all(atom in ruled for atom in atoms)
+
+
+@pytest.mark.parametrize("loss_reduction", ["sequence", "token"])
+def test_a_batch_run_in_chunks_gives_the_whole_batch_gradient(tiny_config, loss_reduction, monkeypatch, tmp_path):
+    from seqvae.data import PaddingCollator
+    from seqvae.training import SeqVAETrainer, SeqVAETrainingArguments
+
+    # Without the latent's noise both ways see the same z, so the gradients must agree.
+    monkeypatch.setattr(SeqVAE, "reparameterize", staticmethod(lambda mu, logvar: mu))
+    torch.manual_seed(0)
+    model = SeqVAE(tiny_config(dropout=0.0))
+    generator = torch.Generator().manual_seed(0)
+    rows = [{"input_ids": [1, *torch.randint(4, 16, (n,), generator=generator).tolist(), 2]} for n in (3, 9, 5, 12, 7, 4, 11)]
+    batch = PaddingCollator(0)(rows)
+    chunk_budget = batch["input_ids"].size(1) * 3  # 7 rows in 3 chunks: 3, 3 and 1 rows
+
+    def loss_and_gradients(max_tokens_per_chunk):
+        args = SeqVAETrainingArguments(
+            output_dir=str(tmp_path), report_to="none", kl_schedule="constant", loss_reduction=loss_reduction,
+            max_tokens_per_chunk=max_tokens_per_chunk,
+        )
+        trainer = SeqVAETrainer(model=model, args=args)
+        trainer.current_gradient_accumulation_steps = 1  # set by the training loop, which this test skips
+        model.zero_grad()
+        loss = trainer.training_step(model, dict(batch))
+        return loss, [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    whole_loss, whole = loss_and_gradients(0)
+    chunked_loss, chunked = loss_and_gradients(chunk_budget)
+    assert torch.allclose(whole_loss, torch.as_tensor(chunked_loss), rtol=1e-5)
+    assert len(whole) == len(chunked) > 0
+    for a, b in zip(whole, chunked):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
