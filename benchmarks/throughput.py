@@ -43,6 +43,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 PEER = "molsets==0.3.1"
 # (file, text in the package, replacement, why)
 PEER_PATCHES = [
@@ -194,6 +196,8 @@ def worker_seqvae_train(args) -> dict:
         overrides["max_steps"] = args.steps
     if args.train_seconds:
         overrides.update(max_steps=100_000, max_train_seconds=args.train_seconds)
+    if args.max_tokens_per_chunk is not None:
+        overrides["max_tokens_per_chunk"] = args.max_tokens_per_chunk
     run = train(args.recipe, overrides, output_dir=args.output_dir, callbacks=[timer])
     config = run.model.config  # train() has saved the model in output_dir, for the sampling worker
     # the validation rows: a random 1% of the same molecules; <eos> counted, <bos> not
@@ -354,6 +358,42 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def compare_chunking(args) -> None:
+    """Training speed and peak memory of moses_vae.yaml with its max_tokens_per_chunk and with
+    whole batches, alternating runs on the same molecules; medians of the runs."""
+    recipe = "recipes/moses_vae.yaml"
+    budget = yaml.safe_load(Path(recipe).read_text())["max_tokens_per_chunk"]
+    work = Path(tempfile.mkdtemp(prefix="seqvae-chunking-"))
+    molecules_file = work / "molecules.smi"
+    molecules_file.write_text("\n".join(molecule_sample(args.data_dir, 512 * 40)) + "\n")
+    runs = {"whole batches": [], f"chunks of <= {budget} tokens": []}
+    for _ in range(args.chunking_repeats):
+        for (name, rows), chunk in zip(runs.items(), (0, budget)):
+            result = run_worker(
+                "seqvae-train", molecules=molecules_file, recipe=recipe, steps=16,
+                output_dir=work / f"chunk{chunk}", max_tokens_per_chunk=chunk,
+            )
+            rows.append(training_figures(result, warmup=4, window=4))
+    summary = {
+        name: {
+            "molecules_per_second_runs": [round(r["molecules_per_second"], 1) for r in rows],
+            "median_molecules_per_second": statistics.median(r["molecules_per_second"] for r in rows),
+            "median_peak_rss_gb": statistics.median(r["peak_rss_gb"] for r in rows),
+        }
+        for name, rows in runs.items()
+    }
+    whole, chunked = summary.values()
+    report = {
+        "command": "python benchmarks/throughput.py " + " ".join(sys.argv[1:]),
+        "what": "moses_vae.yaml, 16 steps of batch 512 per run (median of 4-step windows after 4 warm-up steps)",
+        "runs": summary,
+        "speed_ratio_chunked_to_whole": chunked["median_molecules_per_second"] / whole["median_molecules_per_second"],
+    }
+    output = Path(args.output).with_name("chunking.json")
+    output.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", default="../shared/data/moses", help="folder with MOSES train.csv.gz")
@@ -362,6 +402,11 @@ def main() -> None:
     parser.add_argument("--peer_dir", default=None, help="an already installed and patched copy of the peer")
     parser.add_argument("--train_seconds", type=float, default=None, help="seqvae training time before sampling")
     parser.add_argument("--skip_preprocessing", action="store_true")
+    parser.add_argument(
+        "--chunking_repeats", type=int, default=0,
+        help="only compare moses_vae.yaml training with and without max_tokens_per_chunk, this many times each "
+        "(alternating), and write benchmarks/results/chunking.json",
+    )
     # worker options
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     for name, kind in [
@@ -372,6 +417,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(WORKERS[args.worker](args)))
+        return
+
+    if args.chunking_repeats:
+        compare_chunking(args)
         return
 
     quick = args.quick
