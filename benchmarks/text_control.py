@@ -105,9 +105,10 @@ def verdict(rows: dict, metrics: dict, lengths: list[int]) -> dict:
 
 def markdown(by_scale: dict, metrics: dict) -> str:
     lines = ["| condition | guidance | sentences with $ | mean words | length MAE | distinct |", "|---|---|---|---|---|---|"]
+    first_scale = next(iter(by_scale))
     for scale, (rows, _) in by_scale.items():
         for label, row in rows.items():
-            if label == "none" and scale != next(iter(by_scale)):
+            if label == "none" and scale != first_scale:
                 continue  # no condition: guidance does not apply, the same samples
             mae = row.get("length_mae")
             lines.append(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -74,19 +73,19 @@ def _checked_label(name: str, target, labels: list[str]) -> str:
     """A categorical target: one of the labels the model was trained with."""
     if str(target) in labels and not isinstance(target, (bool, float)):
         return str(target)
-    if _reads_as_number(target):
+    if reads_as_number(target):
         raise SeqVAEError(f"{name} is categorical: give one of its labels ({', '.join(labels)}), not the number {target!r}")
     raise SeqVAEError(f"unknown label {target!r} for {name}: this model knows {', '.join(labels)}")
 
 
-def _reads_as_number(value) -> bool:
+def reads_as_number(value) -> bool:
+    """A finite number, or text that reads as one (``"2.5"``); booleans are not numbers."""
     if isinstance(value, bool):
         return False
     try:
-        float(value)
+        return math.isfinite(float(value))
     except (TypeError, ValueError):
         return False
-    return True
 
 
 def _checked_number(config, name: str, target) -> float:

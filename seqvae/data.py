@@ -49,7 +49,7 @@ import pyarrow.compute as pc
 import torch
 from tqdm.auto import tqdm
 
-from .conditions import text_attribute
+from .conditions import reads_as_number, text_attribute
 from .chem import PROPERTIES, canonical_smiles, largest_fragment, molecule_properties, property_name, to_mol
 from .errors import SeqVAEError
 from .tokenization import REPRESENTATIONS, molecule_encoder, to_model_text
@@ -807,15 +807,8 @@ def _label_columns(tables, columns: list[str]) -> set[str]:
     """The attribute columns none of whose values reads as a number: labels."""
     return {
         column for column in columns
-        if not any(_reads_as_float(value) for _, _, found, _ in tables for value in found[column])
+        if not any(reads_as_number(value) for _, _, found, _ in tables for value in found[column])
     }
-
-
-def _reads_as_float(value) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
 
 
 def _attribute_value(cell, categorical: bool) -> tuple[object, str]:
@@ -823,7 +816,7 @@ def _attribute_value(cell, categorical: bool) -> tuple[object, str]:
     text = "" if cell is None else str(cell).strip()
     if categorical:
         return (text, "") if text else (None, "empty label")
-    if not _reads_as_float(text):
+    if not reads_as_number(text):
         return None, f"not a number ({text!r})" if text else "empty value"
     return float(text), ""
 

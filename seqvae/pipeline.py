@@ -258,8 +258,9 @@ class SeqVAEPipeline:
             return self._decode(path, self._condition_path(condition, steps), **options)
         return self.decode(path, condition=condition, **options)
 
-    def _condition_path(self, pair, steps: int) -> torch.Tensor:
-        """``[steps, condition_size]`` from the start condition to the end condition."""
+    def _condition_path(self, pair, steps: int) -> torch.Tensor | None:
+        """``[steps, condition_size]`` from the start condition to the end condition (``None``
+        when both are empty)."""
         if len(pair) != 2:
             raise SeqVAEError(f"an interpolated condition is a pair (at_start, at_end), got {len(pair)} items")
         first, last = (check_condition(self.config, condition) for condition in pair)
