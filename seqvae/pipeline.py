@@ -158,7 +158,7 @@ class SeqVAEPipeline:
             if text is None:
                 raise SeqVAEError(f"cannot convert {item!r} to {self.representation}")
             texts.append(text)
-        ids = self.tokenizer(texts, truncation=True, max_length=self.config.max_sequence_length)["input_ids"]
+        ids = self._cut_to_model_length(self.tokenizer(texts)["input_ids"], self._as_list(items))
         empty = [item for item, row in zip(self._as_list(items), ids) if len(row) <= 2]  # <bos> <eos> only
         if empty:
             what = "sentence" if self.representation == "text" else "molecule"
@@ -172,6 +172,21 @@ class SeqVAEPipeline:
             )
         batch = PaddingCollator(self.tokenizer.pad_token_id)([{"input_ids": x} for x in ids])
         return {key: value.to(self.model.device) for key, value in batch.items()}
+
+    def _cut_to_model_length(self, ids: list[list[int]], items: list[str]) -> list[list[int]]:
+        """Inputs longer than the model reads are cut to their first tokens and ``<eos>``, with
+        a warning that counts them: the latent then describes only their beginning."""
+        limit = self.config.max_sequence_length
+        too_long = [index for index, row in enumerate(ids) if len(row) > limit]
+        if too_long:
+            first = too_long[0]
+            logger.warning(
+                "%d of %d input(s) are longer than the model's max_sequence_length (%d tokens with <bos>/<eos>) "
+                "and were cut to it; the first, number %d, has %d tokens: %r",
+                len(too_long), len(ids), limit, first + 1, len(ids[first]), str(items[first])[:60],
+            )
+        eos = self.tokenizer.eos_token_id
+        return [row if len(row) <= limit else row[: limit - 1] + [eos] for row in ids]
 
     @torch.no_grad()
     def encode(self, items, batch_size: int = 512) -> torch.Tensor:

@@ -386,6 +386,22 @@ def test_iw_nll_refuses_sentences_longer_than_the_model_reads(text_pipeline):
         importance_weighted_nll(vae, ["the cat", " ".join(["the"] * 18)])
 
 
+def test_inputs_longer_than_the_model_reads_are_cut_with_eos_and_a_warning(text_pipeline, caplog):
+    vae = text_pipeline(latent_dim=4)  # max_sequence_length 16
+    long = " ".join(["the"] * 18)  # 20 tokens with <bos>/<eos>
+    with caplog.at_level("WARNING", logger="seqvae"):
+        batch = vae.tokenize(["the cat", long])
+    assert batch["input_ids"].shape == (2, 16)
+    assert batch["input_ids"][1, -1].item() == vae.tokenizer.eos_token_id  # cut, but still ends
+    assert batch["attention_mask"][0].sum().item() == 4  # the short one is untouched
+    assert "1 of 2 input(s) are longer than the model's max_sequence_length (16" in caplog.text
+    assert "number 2, has 20 tokens" in caplog.text
+    with caplog.at_level("WARNING", logger="seqvae"):
+        caplog.clear()
+        vae.tokenize(["the cat"])
+    assert "longer than" not in caplog.text
+
+
 def test_ptb_benchmark_writes_its_table_and_interpolations(text_run, tmp_path, monkeypatch):
     import sys
     from pathlib import Path
@@ -399,7 +415,8 @@ def test_ptb_benchmark_writes_its_table_and_interpolations(text_run, tmp_path, m
     _write_lines(data / "ptb.test.txt", ["the cat sat on the mat", "a dog and a cat", "the dog saw the cat"])
     output = tmp_path / "text_ptb.json"
     monkeypatch.setattr(sys, "argv", ["text_ptb.py", "--model", f"tiny VAE={text_run[0] / 'run'}",
-                                      "--data_dir", str(data), "--num_importance_samples", "2", "--output", str(output)])
+                                      "--data_dir", str(data), "--num_importance_samples", "2", "--output", str(output),
+                                      "--subset_size", "2", "--subset_importance_samples", "4"])
     text_ptb.main()
     result = json.loads(output.read_text())
     row = result["rows"][0]
@@ -409,7 +426,30 @@ def test_ptb_benchmark_writes_its_table_and_interpolations(text_run, tmp_path, m
     assert len(found["training_paths"]) == 5 and all(p["start"] in SENTENCES for p in found["training_paths"])
     assert 0.0 <= found["training_endpoints_reconstructed"] <= 1.0
     assert sum(v["sentences"] for v in found["training_reconstruction_by_length"].values()) == min(200, len(SENTENCES))
-    assert output.with_suffix(".md").read_text().startswith("| model | IW-NLL |")
+    table = output.with_suffix(".md").read_text()
+    assert table.startswith("| model | IW-NLL |") and "IW-NLL, K=4, 2 sentences" in table
+    assert row["subset"]["num_sentences"] == 2 and row["subset"]["num_importance_samples"] == 4
+    assert row["subset"]["iw_nll"] > 0 and result["subset"]["num_sentences"] == 2
+
+
+def test_ptb_verdict_compares_the_best_vae_that_keeps_its_latent(monkeypatch):
+    import sys
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from text_ptb import compare
+
+    def row(label, nll, kl=None, units=None, subset=None):
+        metrics = {"iw_nll": nll, "latent_dim": 32 if kl is not None else None, "kl": kl, "active_units": units}
+        return {"label": label, "metrics": metrics, "subset": {"iw_nll": subset}}
+
+    rows = [row("LM", 108.0, subset=111.0), row("collapsed", 107.5, 1.3, 14, 110.7), row("kept", 108.1, 6.0, 32, 110.8)]
+    verdict = compare(rows)
+    assert verdict["best_vae"] == "kept" and not verdict["vae_no_worse_than_lm"]  # 108.1 > 108.0
+    assert verdict["subset_vae_minus_lm"] == -0.2 and verdict["subset_vae_no_worse_than_lm"]
+    only_collapsed = compare(rows[:2])  # none keeps KL >= 5: the best of all, flagged
+    assert only_collapsed["best_vae"] == "collapsed" and not only_collapsed["kl_at_least_5"]
+    assert compare(rows[1:]) is None  # no language model to compare with
 
 
 def test_pretrained_tokenizer_with_one_token_for_bos_eos_and_unk_gets_distinct_ones(tmp_path):
