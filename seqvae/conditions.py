@@ -23,6 +23,7 @@ __all__ = [
     "text_attribute", "rule_labels"]
 
 logger = logging.getLogger(__name__)
+CONTAINS_LABELS = ("no", "yes")  # the labels of a contains:TOKEN attribute, sorted as learned labels are
 
 
 def resolve_property_name(name: str, known: list[str]) -> str | None:
@@ -64,7 +65,7 @@ def check_condition(config, condition: dict | None) -> dict[str, float]:
             )
         if canonical in checked:
             raise SeqVAEError(f"{canonical} is given twice in the condition ({', '.join(map(str, condition))})")
-        labels = config.property_labels[known.index(canonical)]
+        labels = config.labels_of(canonical)
         checked[canonical] = _checked_label(canonical, target, labels) if labels else _checked_number(config, canonical, target)
     return checked
 
@@ -124,9 +125,8 @@ def condition_values(config, condition: dict[str, float]) -> torch.Tensor:
     """Checked ``{property: target}`` -> ``[num_properties]`` values with NaN where not given."""
     values = torch.full((len(config.property_names),), float("nan"))
     for name, target in condition.items():
-        index = config.property_names.index(name)
-        labels = config.property_labels[index]
-        values[index] = labels.index(target) if labels else target
+        labels = config.labels_of(name)
+        values[config.property_names.index(name)] = labels.index(target) if labels else target
     return values
 
 
@@ -141,13 +141,14 @@ def text_attribute(rule: str, sentences: list[str]) -> list:
         return [float(len(sentence.split())) for sentence in sentences]
     kind, _, token = rule.partition(":")
     if kind == "contains" and token:
-        return ["yes" if token in sentence.split() else "no" for sentence in sentences]
+        absent, present = CONTAINS_LABELS
+        return [present if token in sentence.split() else absent for sentence in sentences]
     raise SeqVAEError(f"unknown attribute rule {rule!r}: use 'words' or 'contains:TOKEN' (e.g. 'contains:$')")
 
 
 def rule_labels(rule: str) -> list[str]:
     """The labels of a categorical rule (``[]``: the rule gives numbers)."""
-    return ["no", "yes"] if rule.startswith("contains:") else []
+    return list(CONTAINS_LABELS) if rule.startswith("contains:") else []
 
 
 def parse_condition_text(texts: list[str]) -> dict[str, str]:

@@ -169,8 +169,12 @@ class SeqVAEConfig(PretrainedConfig):
         label (categorical), and a given/not-given flag each."""
         return sum(len(labels) or 1 for labels in self.property_labels) + self.num_properties
 
+    def labels_of(self, name: str) -> list[str]:
+        """A property's labels (``[]``: it is numeric)."""
+        return self.property_labels[self.property_names.index(name)]
+
     def is_categorical(self, name: str) -> bool:
-        return bool(self.property_labels[self.property_names.index(name)])
+        return bool(self.labels_of(name))
 
 
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

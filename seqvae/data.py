@@ -63,6 +63,7 @@ __all__ = [
     "load_molecules",
     "load_texts",
     "encode_labels",
+    "cut_to_length",
     "tokenize_texts",
     "split_train_validation",
     "tokenize_molecules",
@@ -957,11 +958,15 @@ def tokenize_texts(
     return encoded
 
 
+def cut_to_length(ids: list[int], max_length: int, eos: int) -> list[int]:
+    """``ids`` when they fit, else their first ``max_length - 1`` tokens and ``<eos>``."""
+    return ids if len(ids) <= max_length else ids[: max_length - 1] + [eos]
+
+
 def _cut(row: dict, max_length: int, eos: int) -> dict:
-    """The first ``max_length - 1`` tokens and ``<eos>``."""
     if row["num_tokens"] <= max_length:
         return row
-    return {"input_ids": row["input_ids"][: max_length - 1] + [eos], "num_tokens": max_length}
+    return {"input_ids": cut_to_length(row["input_ids"], max_length, eos), "num_tokens": max_length}
 
 
 

@@ -30,7 +30,7 @@ from transformers import AutoTokenizer
 
 from .chem import canonical_smiles, compute_properties, is_valid, property_name, tanimoto_similarity, to_mol, without_rdkit_log
 from .conditions import check_condition, condition_values, property_table, rerank_order
-from .data import PaddingCollator
+from .data import PaddingCollator, cut_to_length
 from .errors import SeqVAEError
 from .generation import decode_latents, ids_to_strings, interpolate_latents, sample_prior
 from .metrics.molecules import reconstruction_accuracy, sample_quality
@@ -149,8 +149,9 @@ class SeqVAEPipeline:
 
     def tokenize(self, items) -> dict[str, torch.Tensor]:
         """Strings -> padded ``input_ids`` / ``attention_mask`` on the model's device."""
+        items = self._as_list(items)
         texts = []
-        for item in self._as_list(items):
+        for item in items:
             if self.representation != "text":
                 # Training canonicalises SMILES, so equivalent inputs should read the same.
                 item = canonical_smiles(item) or item
@@ -158,8 +159,9 @@ class SeqVAEPipeline:
             if text is None:
                 raise SeqVAEError(f"cannot convert {item!r} to {self.representation}")
             texts.append(text)
-        ids = self._cut_to_model_length(self.tokenizer(texts)["input_ids"], self._as_list(items))
-        empty = [item for item, row in zip(self._as_list(items), ids) if len(row) <= 2]  # <bos> <eos> only
+        # verbose=False: the warning about over-long inputs is ours, with the count and the first one
+        ids = self._cut_to_model_length(self.tokenizer(texts, verbose=False)["input_ids"], items)
+        empty = [item for item, row in zip(items, ids) if len(row) <= 2]  # <bos> <eos> only
         if empty:
             what = "sentence" if self.representation == "text" else "molecule"
             raise SeqVAEError(f"input {empty[0]!r} tokenizes to nothing: give a non-empty {what}")
@@ -185,8 +187,7 @@ class SeqVAEPipeline:
                 "and were cut to it; the first, number %d, has %d tokens: %r",
                 len(too_long), len(ids), limit, first + 1, len(ids[first]), str(items[first])[:60],
             )
-        eos = self.tokenizer.eos_token_id
-        return [row if len(row) <= limit else row[: limit - 1] + [eos] for row in ids]
+        return [cut_to_length(row, limit, self.tokenizer.eos_token_id) for row in ids]
 
     @torch.no_grad()
     def encode(self, items, batch_size: int = 512) -> torch.Tensor:
