@@ -23,7 +23,11 @@ the same molecules from MOSES train.
 * Sampling: 30,000 prior samples (``--quick``: 2,048) at temperature 1 from a model trained
   for ``--train_seconds``, decoded to SMILES; the peer at batch 512 (as seqvae) and at 32
   (its sampling script's default). The peer always runs ``max_len`` = 100 steps, so its speed
-  does not depend on how long it was trained.
+  does not depend on how long it was trained. seqvae samples again with ``precision="bf16"``
+  (a bfloat16 copy of the decoder); the validity of both seqvae runs (same seed, same model)
+  shows what the lower precision costs. Its speed-up (``sample_speedup_bf16``) is reported
+  beside, not instead of, the fp32 one: the peer runs in fp32. The matmul worker measures the
+  bf16 matmul rate too (``matmul_bf16_flops``), for reference.
 * Preprocessing: the MOSES train split (1.58M SMILES) read, checked (RDKit's check is cached
   on disk after the first run, as in normal use), split, vocabulary built and tokenised into
   the on-disk Arrow cache, with the tokenised cache cleared first; then peak memory while
@@ -100,9 +104,8 @@ def read_molecules(path: Path) -> list[str]:
 def worker_matmul(args) -> dict:
     import torch
 
-    results = {}
-    for m, k, n in [(512, 512, 1536), (1024, 1024, 1024)]:
-        a, b = torch.randn(m, k), torch.randn(k, n)
+    def rate(m: int, k: int, n: int, dtype) -> float:
+        a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
         for _ in range(10):
             a @ b
         times = []
@@ -110,8 +113,15 @@ def worker_matmul(args) -> dict:
             start = time.perf_counter()
             a @ b
             times.append(time.perf_counter() - start)
-        results[f"{m}x{k}x{n}"] = 2 * m * k * n / statistics.median(times)
-    return {"matmul_flops": max(results.values()), "by_shape": results, "threads": torch.get_num_threads()}
+        return 2 * m * k * n / statistics.median(times)
+
+    shapes = [(512, 512, 1536), (1024, 1024, 1024)]
+    results = {f"{m}x{k}x{n}": rate(m, k, n, torch.float32) for m, k, n in shapes}
+    bf16 = {f"{m}x{k}x{n}": rate(m, k, n, torch.bfloat16) for m, k, n in shapes}
+    return {
+        "matmul_flops": max(results.values()), "by_shape": results, "threads": torch.get_num_threads(),
+        "matmul_bf16_flops": max(bf16.values()), "bf16_by_shape": bf16,
+    }
 
 
 def worker_peer_train(args) -> dict:
@@ -219,13 +229,17 @@ def worker_seqvae_sample(args) -> dict:
 
     from seqvae.pipeline import load
 
+    from seqvae.chem import is_valid, without_rdkit_log
+
     vae = load(args.output_dir)
-    torch.manual_seed(0)
-    vae.sample(args.batch_size)  # warm-up
+    options = {"batch_size": args.batch_size, "temperature": 1.0, "precision": args.precision or "fp32"}
+    vae.sample(args.batch_size, seed=1, **options)  # warm-up
     started = time.perf_counter()
-    samples = vae.sample(args.num_samples, batch_size=args.batch_size, temperature=1.0)
+    samples = vae.sample(args.num_samples, seed=0, **options)
     seconds = time.perf_counter() - started
-    return {"molecules_per_second": len(samples) / seconds, "seconds": seconds, "peak_rss_gb": peak_rss_gb()}
+    with without_rdkit_log():
+        valid = sum(map(is_valid, samples)) / len(samples)
+    return {"molecules_per_second": len(samples) / seconds, "seconds": seconds, "peak_rss_gb": peak_rss_gb(), "valid": valid}
 
 
 def worker_preprocess(args) -> dict:
@@ -341,12 +355,18 @@ def markdown(report: dict) -> str:
             f"| {name} | {row['molecules_per_second']:.1f} | {row['tokens_per_second']:.0f} | "
             f"{row['model_flops_per_second'] / 1e9:.1f} ({fraction:.0%}) | {row['peak_rss_gb']:.2f} |"
         )
-    lines += ["", "| sampling | molecules/s | peak RSS GB |", "|---|---|---|"]
+    lines += ["", "| sampling | molecules/s | valid | peak RSS GB |", "|---|---|---|---|"]
     for name, row in report["sampling"].items():
-        lines.append(f"| {name} | {row['molecules_per_second']:.1f} | {row['peak_rss_gb']:.2f} |")
+        valid = f"{row['valid']:.1%}" if "valid" in row else "- (untrained)"
+        lines.append(f"| {name} | {row['molecules_per_second']:.1f} | {valid} | {row['peak_rss_gb']:.2f} |")
     lines += ["", "| ratio | value |", "|---|---|"]
-    for key in ("train_speedup", "train_token_speedup", "sample_speedup", "sample_speedup_vs_peer_default_batch", "matmul_fraction"):
-        lines.append(f"| {key} | {report[key]:.2f} |")
+    for key in ("train_speedup", "train_token_speedup", "sample_speedup", "sample_speedup_vs_peer_default_batch",
+                "sample_speedup_bf16", "matmul_fraction"):
+        if key in report:
+            lines.append(f"| {key} | {report[key]:.2f} |")
+    if "matmul_bf16_flops" in report.get("matmul", {}):
+        lines.append(f"\nMatmul rate: fp32 {report['matmul_flops'] / 1e9:.0f} GFLOP/s, "
+                     f"bf16 {report['matmul']['matmul_bf16_flops'] / 1e9:.0f} GFLOP/s.")
     if report.get("preprocessing"):
         p = report["preprocessing"]
         lines += ["", f"Preprocessing {p['molecules']:,} MOSES train SMILES: {p['seconds']:.1f} s "
@@ -411,7 +431,7 @@ def main() -> None:
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     for name, kind in [
         ("molecules", str), ("steps", int), ("recipe", str), ("output_dir", str), ("num_samples", int), ("batch_size", int),
-        ("max_tokens_per_chunk", int),
+        ("max_tokens_per_chunk", int), ("precision", str),
     ]:
         parser.add_argument(f"--{name}", type=kind, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -455,9 +475,10 @@ def main() -> None:
         report["sampling"][f"peer, batch {batch_size}"] = run_worker(
             "peer-sample", molecules=molecules_file, num_samples=count, batch_size=batch_size, peer_dir=args.peer_dir
         )
-    report["sampling"]["seqvae (moses_vae.yaml), batch 512"] = run_worker(
-        "seqvae-sample", output_dir=work / "moses_vae", num_samples=num_samples, batch_size=512
-    )
+    for precision, suffix in (("fp32", ""), ("bf16", ", bf16")):
+        report["sampling"][f"seqvae (moses_vae.yaml), batch 512{suffix}"] = run_worker(
+            "seqvae-sample", output_dir=work / "moses_vae", num_samples=num_samples, batch_size=512, precision=precision
+        )
 
     # The machine's matmul rate drifts (shared host): measured again at the end, the better kept.
     report["matmul_end"] = run_worker("matmul")
@@ -471,6 +492,9 @@ def main() -> None:
     report["sample_speedup"] = sampled["seqvae (moses_vae.yaml), batch 512"]["molecules_per_second"] / sampled["peer, batch 512"]["molecules_per_second"]
     report["sample_speedup_vs_peer_default_batch"] = (
         sampled["seqvae (moses_vae.yaml), batch 512"]["molecules_per_second"] / sampled["peer, batch 32"]["molecules_per_second"]
+    )
+    report["sample_speedup_bf16"] = (
+        sampled["seqvae (moses_vae.yaml), batch 512, bf16"]["molecules_per_second"] / sampled["peer, batch 512"]["molecules_per_second"]
     )
     if not (args.skip_preprocessing or quick):
         report["preprocessing"] = run_worker("preprocess", data_dir=args.data_dir)

@@ -55,6 +55,10 @@ def _add_decoding_options(parser: argparse.ArgumentParser, default_strategy: str
     group.add_argument(
         "--guidance_scale", type=float, default=0.0, help="classifier-free guidance toward --condition (0: off)"
     )
+    group.add_argument(
+        "--precision", choices=["fp32", "bf16"], default="fp32",
+        help="bf16: decode with a bfloat16 copy of the model (about 2x faster on CPUs with bf16 units and on GPUs)",
+    )
 
 
 def _decoding_options(args) -> dict:
@@ -65,6 +69,7 @@ def _decoding_options(args) -> dict:
         "top_p": args.top_p,
         "guidance_scale": args.guidance_scale,
         "num_beams": args.num_beams,
+        "precision": args.precision,
     }
 
 

@@ -626,10 +626,33 @@ def _cached_check(path: Path, num_rows: int, make_raw, check, num_proc: int, pro
         return datasets.load_from_disk(str(folder))
     checked = _run_check(make_raw(), check, num_proc, progress, desc)
     try:
-        checked.save_to_disk(str(folder))
+        save_cache_entry(checked, folder)
     except OSError as error:  # a read-only cache only costs time
         logger.warning("could not cache the checked table in %s: %s", folder, error)
     return checked
+
+
+def save_cache_entry(dataset: datasets.Dataset, folder: Path) -> Path:
+    """Save ``dataset`` as the cache entry ``folder``, written aside and renamed into place.
+
+    Two runs on the same corpus (a sweep, say) may both miss the cache and both save: a save
+    straight into ``folder`` would overwrite the Arrow file the other run has memory-mapped,
+    which kills that run with SIGBUS. The rename publishes a complete entry at once, and the
+    run that finds ``folder`` already there keeps the other run's copy instead of replacing it.
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = folder.with_name(f"{folder.name}.{os.getpid()}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    dataset.save_to_disk(str(staging))
+    if folder.is_dir() and not (folder / "dataset_info.json").is_file():
+        shutil.rmtree(folder, ignore_errors=True)  # left half-written by a crash (entries now appear whole)
+    try:
+        staging.rename(folder)
+    except OSError:  # another run published this entry first: its copy is the same rows
+        shutil.rmtree(staging, ignore_errors=True)
+        if not (folder / "dataset_info.json").is_file():
+            raise
+    return folder
 
 
 def _run_check(raw: datasets.Dataset, check, num_proc: int, progress: bool, desc: str):
@@ -1034,8 +1057,7 @@ def tokenize_molecules(dataset: datasets.Dataset, tokenizer, report: CorpusRepor
     )
     if folder is not None:  # written once, then read back memory-mapped
         try:
-            encoded.save_to_disk(str(folder))
-            encoded = datasets.load_from_disk(str(folder))
+            encoded = datasets.load_from_disk(str(save_cache_entry(encoded, folder)))
         except OSError as error:  # a read-only cache only costs memory
             logger.warning("could not cache the tokenised corpus in %s: %s", folder, error)
     return _counted(encoded, tokenizer, report)

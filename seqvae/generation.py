@@ -4,11 +4,14 @@ Decoding is batched and step by step; the decoder state (the recurrent state, or
 Transformer's prefix) is carried between steps, and the loop stops as soon as every sequence
 has produced ``<eos>``. Strategies: ``greedy`` (argmax), ``sample`` with ``temperature``,
 ``top_k`` and ``top_p`` (nucleus) filtering, or ``beam`` (``num_beams`` hypotheses per latent,
-the most probable finished one returned).
+the most probable finished one returned). ``precision="bf16"`` decodes with a bfloat16 copy
+of the model: about twice the speed on CPUs with bfloat16 units (AVX512-BF16, AMX) and on
+GPUs; the default ``fp32`` decodes with the model as it is.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -25,7 +28,22 @@ __all__ = [
     "interpolate_latents",
     "filter_logits",
     "ids_to_strings",
+    "in_precision",
 ]
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def in_precision(model: SeqVAE, precision: str) -> SeqVAE:
+    """``model`` itself for ``fp32`` (or when it already is bfloat16), else a bfloat16 copy.
+
+    A copy, so that the caller's model keeps its fp32 weights for training and scoring.
+    """
+    if precision not in PRECISIONS:
+        raise SeqVAEError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "fp32" or model.dtype == torch.bfloat16:
+        return model
+    return copy.deepcopy(model).to(torch.bfloat16)
 
 
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
@@ -63,6 +81,7 @@ def decode_latents(
     condition: torch.Tensor | None = None,
     guidance_scale: float = 0.0,
     num_beams: int = 4,
+    precision: str = "fp32",
 ) -> list[list[int]]:
     """Decode ``[B, latent_dim]`` latents into token id lists (without ``<bos>``/``<eos>``).
 
@@ -83,6 +102,8 @@ def decode_latents(
             conditions at random, so it knows both). 0 is plain conditional sampling; larger
             values follow the target more closely at some cost in diversity. Twice the work.
         num_beams: hypotheses kept per latent with ``strategy="beam"``.
+        precision: ``fp32`` or ``bf16`` (a bfloat16 copy of the model decodes; token choices
+            are still made from fp32 logits).
     """
     if strategy not in ("greedy", "sample", "beam"):
         raise SeqVAEError(f"strategy must be 'greedy', 'sample' or 'beam', got {strategy!r}")
@@ -93,6 +114,8 @@ def decode_latents(
     if top_k < 0:
         raise SeqVAEError(f"top_k must be >= 0 (0 keeps all tokens), got {top_k}")
     config = model.config
+    model = in_precision(model, precision)
+    z = z.to(model.dtype)
     if max_length is not None and max_length < 2:
         raise SeqVAEError(f"max_length must be at least 2 (<bos> and one token), got {max_length}")
     limit = min(max_length or config.max_sequence_length, config.max_sequence_length) - 1  # <bos> given
@@ -103,7 +126,7 @@ def decode_latents(
     if guidance_scale < 0:
         raise SeqVAEError(f"guidance_scale must be >= 0, got {guidance_scale}")
     if condition is not None:
-        condition = condition.to(z.device).expand(batch, -1)
+        condition = condition.to(z.device, model.dtype).expand(batch, -1)
     if strategy == "beam":
         if guidance_scale > 0:
             raise SeqVAEError("guidance_scale works with greedy or sampled decoding, not with beam search")
@@ -244,6 +267,7 @@ def sample_prior(
         raise SeqVAEError(f"num_samples must be at least 1, got {num_samples}")
     if batch_size < 1:
         raise SeqVAEError(f"batch_size must be at least 1, got {batch_size}")
+    model = in_precision(model, decode_options.get("precision", "fp32"))  # converted once, not per batch
     device = model.device
     results = []
     with tqdm(total=num_samples, desc="sampling", unit="seq", disable=not progress) as bar:

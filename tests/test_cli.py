@@ -220,6 +220,18 @@ def test_sample_with_a_seed_is_reproducible_and_prints_csv_without_output(capsys
     assert run_cli(capsys, *argv)[1] == first
 
 
+def test_sample_with_bf16_precision_decodes_in_bfloat16(capsys, trained_run, monkeypatch):
+    from seqvae import generation
+
+    asked = []
+    real = generation.in_precision
+    monkeypatch.setattr(generation, "in_precision", lambda model, precision: asked.append(precision) or real(model, precision))
+    status, out, err = run_cli(capsys, "sample", "--model", trained_run.output_dir, "--num_samples", 4, "--seed", 7, "--precision", "bf16")
+    assert status == 0, err
+    assert out.splitlines()[0] == "smiles,valid" and len(out.splitlines()) == 5
+    assert asked and set(asked) == {"bf16"}
+
+
 def test_encode_writes_posterior_means_as_npy(capsys, tmp_path, trained_run):
     molecules = tmp_path / "mols.smi"
     molecules.write_text("CCO ethanol\nc1ccccc1O phenol\nCC(=O)Nc1ccccc1 acetanilide\n")

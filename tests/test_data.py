@@ -497,6 +497,33 @@ def test_large_corpora_are_tokenised_once_into_a_memory_mapped_cache(monkeypatch
     assert other.cache_files[0]["filename"] != first.cache_files[0]["filename"]
 
 
+def test_a_second_run_saving_the_same_cache_entry_leaves_the_first_runs_file_alone(monkeypatch, tmp_path):
+    # Two trainings on one corpus both tokenise it; the second save must not overwrite the Arrow
+    # file the first has memory-mapped (that killed the first run with SIGBUS).
+    monkeypatch.setattr(data, "CACHE_DIR", tmp_path)
+    monkeypatch.setattr(data, "CACHE_MIN_ROWS", 3)
+    texts = ["CCO", "c1ccccc1", "CCN", "CC(=O)O"]
+    tokenizer = build_tokenizer(texts, "smiles")
+    first = tokenize_molecules(datasets.Dataset.from_dict({"smiles": texts, "text": texts}), tokenizer)
+    folder = Path(first.cache_files[0]["filename"]).parent
+    mapped = Path(first.cache_files[0]["filename"])
+    before = (mapped.stat().st_ino, mapped.read_bytes())
+    other = datasets.Dataset.from_dict({"text": ["N"] * 4, "input_ids": [[1]] * 4, "num_tokens": [1] * 4})
+    assert data.save_cache_entry(other, folder) == folder
+    assert (mapped.stat().st_ino, mapped.read_bytes()) == before
+    assert first["input_ids"][:] == datasets.load_from_disk(str(folder))["input_ids"][:] == tokenizer(texts)["input_ids"]
+    assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no staging folder left behind
+
+
+def test_a_half_written_cache_entry_is_replaced(monkeypatch, tmp_path):
+    folder = tmp_path / "tokenized" / "abc"
+    folder.mkdir(parents=True)
+    (folder / "data-00000-of-00001.arrow").write_bytes(b"cut short")  # no dataset_info.json
+    rows = datasets.Dataset.from_dict({"text": ["CCO", "CCN"]})
+    data.save_cache_entry(rows, folder)
+    assert datasets.load_from_disk(str(folder))["text"] == ["CCO", "CCN"]
+
+
 def test_rows_with_unknown_and_the_column_count_agree_with_the_list_count():
     tokenizer = build_tokenizer(["CCO"], "smiles")
     texts = ["CCO", "CCN", "NCCN", "OCO"]

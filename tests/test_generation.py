@@ -11,6 +11,7 @@ import torch
 
 from seqvae import SeqVAE
 from seqvae.errors import SeqVAEError
+from seqvae import generation
 from seqvae.generation import decode_latents, filter_logits, ids_to_strings, interpolate_latents, sample_prior
 from seqvae.tokenization import build_tokenizer
 
@@ -190,6 +191,46 @@ def test_decoding_restores_training_mode(tiny_model):
     model = tiny_model("gru").train()
     decode_latents(model, torch.randn(1, 8), strategy="greedy", max_length=3)
     assert model.training
+
+
+@pytest.mark.parametrize("decoder_type", KINDS)
+@pytest.mark.parametrize("strategy", ["greedy", "sample", "beam"])
+def test_bf16_decoding_runs_a_bfloat16_copy_and_leaves_the_model_fp32(tiny_model, decoder_type, strategy, monkeypatch):
+    model = tiny_model(decoder_type)
+    seen = []
+    original = SeqVAE.decode_logits
+
+    def recording(self, tokens, z, state=None, condition=None):
+        seen.append((self is model, z.dtype, next(self.decoder.parameters()).dtype))
+        return original(self, tokens, z, state, condition)
+
+    monkeypatch.setattr(SeqVAE, "decode_logits", recording)
+    out = decode_latents(model, torch.randn(3, 8), strategy=strategy, precision="bf16", generator=torch.Generator().manual_seed(0))
+    assert len(out) == 3 and all(isinstance(token, int) for row in out for token in row)
+    assert seen and set(seen) == {(False, torch.bfloat16, torch.bfloat16)}
+    assert model.dtype == torch.float32
+
+
+def test_bf16_and_fp32_agree_when_one_token_dominates(tiny_model):
+    model = tiny_model("gru")
+    model.decoder.output.bias.data[6] = 50.0
+    z = torch.randn(4, 8)
+    assert decode_latents(model, z, strategy="greedy", max_length=6, precision="bf16") == decode_latents(
+        model, z, strategy="greedy", max_length=6
+    ) == [[6] * 5] * 4
+
+
+def test_sample_prior_converts_the_model_once_for_all_batches(tiny_model, monkeypatch):
+    copies = []
+    real_deepcopy = generation.copy.deepcopy
+    monkeypatch.setattr(generation.copy, "deepcopy", lambda obj: copies.append(obj) or real_deepcopy(obj))
+    out = sample_prior(tiny_model("gru"), 10, batch_size=3, precision="bf16", max_length=6, generator=torch.Generator().manual_seed(0))
+    assert len(out) == 10 and len(copies) == 1
+
+
+def test_unknown_precision_is_a_clear_error(tiny_model):
+    with pytest.raises(SeqVAEError, match="precision must be one of fp32, bf16, got 'fp16'"):
+        decode_latents(tiny_model("gru"), torch.randn(1, 8), precision="fp16")
 
 
 # ---------------------------------------------------------------------------- sample_prior

@@ -53,3 +53,22 @@ def test_peer_patches_apply_to_the_released_text_and_fail_loudly_when_it_changed
     assert "dtype=torch.bool," in model.read_text()
     with pytest.raises(SystemExit, match="no longer holds"):
         throughput.apply_peer_patches(tmp_path)  # already patched: the old text is gone
+
+
+def test_markdown_shows_validity_of_seqvae_samples_and_the_bf16_ratio():
+    row = {"molecules_per_second": 100.0, "tokens_per_second": 3600.0, "model_flops_per_second": 9e10, "peak_rss_gb": 1.0}
+    report = {
+        "training": {"seqvae (moses_vae.yaml)": row}, "matmul_flops": 1e11,
+        "matmul": {"matmul_flops": 1e11, "matmul_bf16_flops": 2.2e11},
+        "sampling": {
+            "peer, batch 512": {"molecules_per_second": 120.0, "peak_rss_gb": 0.4},
+            "seqvae (moses_vae.yaml), batch 512, bf16": {"molecules_per_second": 600.0, "peak_rss_gb": 0.7, "valid": 0.8512},
+        },
+        "train_speedup": 3.0, "train_token_speedup": 3.0, "sample_speedup": 2.5,
+        "sample_speedup_vs_peer_default_batch": 5.0, "sample_speedup_bf16": 5.0, "matmul_fraction": 0.9,
+    }
+    text = throughput.markdown(report)
+    assert "| peer, batch 512 | 120.0 | - (untrained) | 0.40 |" in text
+    assert "| seqvae (moses_vae.yaml), batch 512, bf16 | 600.0 | 85.1% | 0.70 |" in text
+    assert "| sample_speedup_bf16 | 5.00 |" in text
+    assert "Matmul rate: fp32 100 GFLOP/s, bf16 220 GFLOP/s." in text
