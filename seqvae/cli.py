@@ -57,7 +57,7 @@ def _add_decoding_options(parser: argparse.ArgumentParser, default_strategy: str
     )
     group.add_argument(
         "--precision", choices=["fp32", "bf16"], default="fp32",
-        help="bf16: decode with a bfloat16 copy of the model (about 2x faster on CPUs with bf16 units and on GPUs)",
+        help="bf16: decode with a bfloat16 copy of the model (faster on GPUs and on CPUs with bf16 units; far slower on CPUs without them, e.g. AVX2-only)",
     )
 
 

@@ -1,17 +1,21 @@
 """Generation: decoding latents into sequences, prior sampling, interpolation.
 
 Decoding is batched and step by step; the decoder state (the recurrent state, or the
-Transformer's prefix) is carried between steps, and the loop stops as soon as every sequence
-has produced ``<eos>``. Strategies: ``greedy`` (argmax), ``sample`` with ``temperature``,
-``top_k`` and ``top_p`` (nucleus) filtering, or ``beam`` (``num_beams`` hypotheses per latent,
+Transformer's prefix) is carried between steps, a sequence leaves the batch once it has
+produced ``<eos>``, and with a recurrent decoder the next waiting latent takes its place, so
+prior sampling keeps its matrix products at full batch size until the last latents.
+Strategies: ``greedy`` (argmax), ``sample`` with ``temperature``, ``top_k`` and ``top_p``
+(nucleus) filtering, or ``beam`` (``num_beams`` hypotheses per latent,
 the most probable finished one returned). ``precision="bf16"`` decodes with a bfloat16 copy
-of the model: about twice the speed on CPUs with bfloat16 units (AVX512-BF16, AMX) and on
-GPUs; the default ``fp32`` decodes with the model as it is.
+of the model: faster on CPUs with bfloat16 units (AVX512-BF16, AMX) and on GPUs, but far slower
+on CPUs without them (AVX2 only: bf16 matmuls measured at 1 GFLOP/s against 175 in fp32), so
+it warns there; the default ``fp32`` decodes with the model as it is.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import math
 
 import torch
@@ -29,9 +33,22 @@ __all__ = [
     "filter_logits",
     "ids_to_strings",
     "in_precision",
+    "bf16_is_fast",
 ]
 
 PRECISIONS = ("fp32", "bf16")
+SAMPLING_BATCHES_PER_CHUNK = 64  # sample_prior: batches per decode_latents call (its tail runs part-empty)
+logger = logging.getLogger(__name__)
+
+
+def bf16_is_fast(device: torch.device | str) -> bool:
+    """Whether ``device`` has bfloat16 arithmetic units (CPU: AVX512-BF16 or AMX; CUDA: Ampere+)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return True  # other accelerators (mps, xpu...) decide for themselves
 
 
 def in_precision(model: SeqVAE, precision: str) -> SeqVAE:
@@ -43,6 +60,11 @@ def in_precision(model: SeqVAE, precision: str) -> SeqVAE:
         raise SeqVAEError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "fp32" or model.dtype == torch.bfloat16:
         return model
+    if not bf16_is_fast(model.device):
+        logger.warning(
+            "precision='bf16' on a %s without bfloat16 units: decoding will be much slower than fp32 "
+            "(emulated bf16 arithmetic); use precision='fp32' here", model.device.type.upper(),
+        )
     return copy.deepcopy(model).to(torch.bfloat16)
 
 
@@ -82,6 +104,8 @@ def decode_latents(
     guidance_scale: float = 0.0,
     num_beams: int = 4,
     precision: str = "fp32",
+    batch_size: int | None = None,
+    on_finished=None,
 ) -> list[list[int]]:
     """Decode ``[B, latent_dim]`` latents into token id lists (without ``<bos>``/``<eos>``).
 
@@ -104,6 +128,11 @@ def decode_latents(
         num_beams: hypotheses kept per latent with ``strategy="beam"``.
         precision: ``fp32`` or ``bf16`` (a bfloat16 copy of the model decodes; token choices
             are still made from fp32 logits).
+        batch_size: at most this many sequences are decoded at once (``None``: all of ``z``).
+            With a recurrent decoder (greedy or sampled), a sequence that ends hands its place
+            to the next waiting latent, so the batch stays full and its matrix products large
+            until the latents run out; a Transformer decoder works through ``z`` in slices.
+        on_finished: called with the number of sequences that ended, as they end (progress bars).
     """
     if strategy not in ("greedy", "sample", "beam"):
         raise SeqVAEError(f"strategy must be 'greedy', 'sample' or 'beam', got {strategy!r}")
@@ -127,54 +156,105 @@ def decode_latents(
         raise SeqVAEError(f"guidance_scale must be >= 0, got {guidance_scale}")
     if condition is not None:
         condition = condition.to(z.device, model.dtype).expand(batch, -1)
+    if batch_size is not None and batch_size < 1:
+        raise SeqVAEError(f"batch_size must be at least 1, got {batch_size}")
+    width = min(batch_size or batch, batch)
     if strategy == "beam":
         if guidance_scale > 0:
             raise SeqVAEError("guidance_scale works with greedy or sampled decoding, not with beam search")
-        ids = _beam_search(model, z, condition, num_beams, limit)
+        ids = []
+        for start in range(0, batch, width):
+            ids += _beam_search(model, z[start : start + width], _rows(condition, start, width), num_beams, limit)
+            if on_finished is not None:
+                on_finished(min(width, batch - start))
         model.train(was_training)
         return [_strip(sequence, config) for sequence in ids]
-    guided = guidance_scale > 0 and condition is not None
-    state = model.initial_decoder_state(z, condition)
-    if guided:
-        free_condition = torch.zeros_like(condition)
-        free_state = model.initial_decoder_state(z, free_condition)
-    # Rows that have produced <eos> leave the batch, so each step costs only the unfinished ones.
-    active = torch.arange(batch, device=z.device)
-    generated = torch.full((batch, limit), config.pad_token_id, dtype=torch.long, device=z.device)
-    for step in range(limit):
-        logits, state = model.decode_logits(tokens, z, state, condition)
-        logits = logits[:, -1].float()
-        if guided:
-            free_logits, free_state = model.decode_logits(tokens, z, free_state, free_condition)
-            conditional = F.log_softmax(logits, dim=-1)
-            logits = conditional + guidance_scale * (conditional - F.log_softmax(free_logits[:, -1].float(), dim=-1))
+
+    def choose(logits: torch.Tensor) -> torch.Tensor:
+        """``[B, V]`` fp32 logits -> ``[B]`` next tokens."""
         logits[:, config.pad_token_id] = float("-inf")
         logits[:, config.bos_token_id] = float("-inf")
         if strategy == "greedy":
-            next_tokens = logits.argmax(dim=-1)
-        else:
-            logits = filter_logits(logits / temperature, top_k, top_p)
-            probabilities = F.softmax(logits, dim=-1)
-            # Draw on the CPU when a (CPU) generator is given, so a seed means the same on any device.
-            if generator is not None:
-                probabilities = probabilities.cpu()
-            next_tokens = torch.multinomial(probabilities, 1, generator=generator).squeeze(1).to(z.device)
-        generated[active, step] = next_tokens
-        unfinished = next_tokens != config.eos_token_id
-        if not unfinished.any():
-            break
-        if not unfinished.all():
-            keep = unfinished.nonzero().squeeze(1)
-            active, next_tokens, z = active[keep], next_tokens[keep], z[keep]
-            state = _select_state(state, keep, config.decoder_type)
-            if condition is not None:
-                condition = condition[keep]
-            if guided:
-                free_condition = free_condition[keep]
-                free_state = _select_state(free_state, keep, config.decoder_type)
-        tokens = next_tokens.unsqueeze(1)
+            return logits.argmax(dim=-1)
+        probabilities = F.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1)
+        # Draw on the CPU when a (CPU) generator is given, so a seed means the same on any device.
+        if generator is not None:
+            probabilities = probabilities.cpu()
+        return torch.multinomial(probabilities, 1, generator=generator).squeeze(1).to(z.device)
+
+    if config.decoder_type == "transformer":
+        # all rows of a batch share the prefix length: slices, no refilling
+        generated = torch.cat([
+            _decode_rows(model, z[start : start + width], _rows(condition, start, width), guidance_scale, choose, limit, width, on_finished)
+            for start in range(0, batch, width)
+        ])
+    else:
+        generated = _decode_rows(model, z, condition, guidance_scale, choose, limit, width, on_finished)
     model.train(was_training)
     return [_strip(sequence, config) for sequence in generated.tolist()]
+
+
+def _rows(condition: torch.Tensor | None, start: int, count: int) -> torch.Tensor | None:
+    return None if condition is None else condition[start : start + count]
+
+
+def _decode_rows(
+    model: SeqVAE, z: torch.Tensor, condition, guidance_scale: float, choose, limit: int, width: int, on_finished=None
+) -> torch.Tensor:
+    """Decode every row of ``z`` with at most ``width`` at once; ``[len(z), limit]`` token ids.
+
+    Rows that have produced ``<eos>`` (or reached ``limit``) leave the working batch, so each step
+    costs only the unfinished ones, and waiting rows take their places.
+    """
+    config = model.config
+    guided = guidance_scale > 0 and condition is not None
+    total = z.size(0)
+    width = min(width, total)
+    generated = torch.full((total, limit), config.pad_token_id, dtype=torch.long, device=z.device)
+
+    def begin(rows: torch.Tensor):
+        """Working-batch entries for new rows: latents, conditions, states, ``<bos>`` tokens."""
+        z_rows, c_rows = z[rows], None if condition is None else condition[rows]
+        states = [model.initial_decoder_state(z_rows, c_rows)]
+        if guided:
+            states.append(model.initial_decoder_state(z_rows, torch.zeros_like(c_rows)))
+        bos = torch.full((rows.numel(),), config.bos_token_id, dtype=torch.long, device=z.device)
+        return z_rows, c_rows, states, bos
+
+    rows = torch.arange(width, device=z.device)  # the original row of each working row
+    waiting = width
+    z_work, c_work, states, next_tokens = begin(rows)
+    position = torch.zeros(width, dtype=torch.long, device=z.device)
+    while rows.numel():
+        tokens = next_tokens.unsqueeze(1)
+        logits, states[0] = model.decode_logits(tokens, z_work, states[0], c_work)
+        logits = logits[:, -1].float()
+        if guided:
+            free_logits, states[1] = model.decode_logits(tokens, z_work, states[1], torch.zeros_like(c_work))
+            conditional = F.log_softmax(logits, dim=-1)
+            logits = conditional + guidance_scale * (conditional - F.log_softmax(free_logits[:, -1].float(), dim=-1))
+        next_tokens = choose(logits)
+        generated[rows, position] = next_tokens
+        position += 1
+        unfinished = (next_tokens != config.eos_token_id) & (position < limit)
+        if unfinished.all():
+            continue
+        keep = unfinished.nonzero().squeeze(1)
+        if on_finished is not None:
+            on_finished(rows.numel() - keep.numel())
+        rows, position, next_tokens, z_work = rows[keep], position[keep], next_tokens[keep], z_work[keep]
+        c_work = None if c_work is None else c_work[keep]
+        states = [_select_state(state, keep, config.decoder_type) for state in states]
+        joining = min(width - rows.numel(), total - waiting)
+        if joining:
+            new_rows = torch.arange(waiting, waiting + joining, device=z.device)
+            waiting += joining
+            z_new, c_new, new_states, bos = begin(new_rows)
+            rows, next_tokens, z_work = torch.cat([rows, new_rows]), torch.cat([next_tokens, bos]), torch.cat([z_work, z_new])
+            position = torch.cat([position, torch.zeros(joining, dtype=torch.long, device=z.device)])
+            c_work = None if c_work is None else torch.cat([c_work, c_new])
+            states = [_concat_states(old, new) for old, new in zip(states, new_states)]
+    return generated
 
 
 def _beam_search(model: SeqVAE, z: torch.Tensor, condition, num_beams: int, limit: int) -> list[list[int]]:
@@ -223,6 +303,13 @@ def _select_state(state, index: torch.Tensor, decoder_type: str):
     return state[:, index]
 
 
+def _concat_states(first, second):
+    """Recurrent states (``[layers, B, H]``, or a pair for LSTM) joined along the batch axis."""
+    if isinstance(first, tuple):
+        return tuple(torch.cat(parts, dim=1) for parts in zip(first, second))
+    return torch.cat([first, second], dim=1)
+
+
 def _strip(sequence: list[int], config) -> list[int]:
     """Tokens up to (not including) the first ``<eos>``, padding removed."""
     out = []
@@ -269,16 +356,20 @@ def sample_prior(
         raise SeqVAEError(f"batch_size must be at least 1, got {batch_size}")
     model = in_precision(model, decode_options.get("precision", "fp32"))  # converted once, not per batch
     device = model.device
+    # Each call decodes several batches' worth, ``batch_size`` at a time with finished rows
+    # replaced (see decode_latents): the batch shrinks only at the end of a chunk.
+    chunk = batch_size * SAMPLING_BATCHES_PER_CHUNK
     results = []
     with tqdm(total=num_samples, desc="sampling", unit="seq", disable=not progress) as bar:
         while len(results) < num_samples:
-            size = min(batch_size, num_samples - len(results))
+            size = min(chunk, num_samples - len(results))
             z = torch.randn(size, model.config.latent_dim, generator=generator).to(device)
             rows = condition
             if condition is not None and condition.dim() == 2:
                 rows = condition[len(results) : len(results) + size]
-            results.extend(decode_latents(model, z, generator=generator, condition=rows, **decode_options))
-            bar.update(size)
+            results.extend(decode_latents(
+                model, z, generator=generator, condition=rows, batch_size=batch_size, on_finished=bar.update, **decode_options
+            ))
     return results
 
 

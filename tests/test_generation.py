@@ -228,6 +228,76 @@ def test_sample_prior_converts_the_model_once_for_all_batches(tiny_model, monkey
     assert len(out) == 10 and len(copies) == 1
 
 
+@pytest.mark.parametrize("decoder_type", KINDS)
+def test_decoding_in_a_smaller_batch_gives_each_latent_the_same_greedy_sequence(tiny_model, decoder_type):
+    model = tiny_model(decoder_type)
+    with torch.no_grad():
+        model.decoder.output.bias[model.config.eos_token_id] += 0.4  # rows end at different steps
+    torch.manual_seed(1)
+    z = 3 * torch.randn(11, model.config.latent_dim)
+    whole = decode_latents(model, z, strategy="greedy", max_length=12)
+    assert len({len(row) for row in whole}) > 1
+    assert decode_latents(model, z, strategy="greedy", max_length=12, batch_size=3) == whole
+
+
+@pytest.mark.parametrize("decoder_type", ["gru", "lstm"])
+def test_finished_rows_hand_their_place_to_waiting_latents(tiny_model, decoder_type, monkeypatch):
+    model = tiny_model(decoder_type)
+    with torch.no_grad():
+        model.decoder.output.bias[model.config.eos_token_id] = 2.0
+    events = []  # ("step", batch rows) and ("start", new rows), in order
+    decode, initial = SeqVAE.decode_logits, SeqVAE.initial_decoder_state
+    monkeypatch.setattr(SeqVAE, "decode_logits", lambda self, tokens, z, *a: events.append(("step", tokens.size(0))) or decode(self, tokens, z, *a))
+    monkeypatch.setattr(SeqVAE, "initial_decoder_state", lambda self, z, c=None: events.append(("start", z.size(0))) or initial(self, z, c))
+    limit = 11
+    out = decode_latents(model, torch.randn(23, 8), batch_size=4, max_length=limit + 1, generator=torch.Generator().manual_seed(0))
+    sizes = [n for kind, n in events if kind == "step"]
+    assert len(out) == 23 and sum(n for kind, n in events if kind == "start") == 23
+    assert max(sizes) == 4
+    # every row costs exactly its own steps (its tokens and <eos>, or the limit): no step is spent on a finished row
+    assert sum(sizes) == sum(min(len(row) + 1, limit) for row in out)
+    # the batch stays full while latents wait, then only shrinks
+    last_start = max(i for i, (kind, _) in enumerate(events) if kind == "start")
+    before = [n for kind, n in events[:last_start] if kind == "step"]
+    after = [n for kind, n in events[last_start:] if kind == "step"]
+    assert len(before) > 1 and set(before) == {4}
+    assert all(a >= b for a, b in zip(after, after[1:]))
+
+
+@pytest.mark.parametrize("decoder_type, strategy", [("gru", "sample"), ("lstm", "greedy"), ("transformer", "sample"), ("gru", "beam")])
+def test_on_finished_counts_every_sequence_once(tiny_model, decoder_type, strategy):
+    model = tiny_model(decoder_type)
+    with torch.no_grad():
+        model.decoder.output.bias[model.config.eos_token_id] = 1.0
+    counts = []
+    out = decode_latents(model, torch.randn(13, 8), strategy=strategy, batch_size=5, max_length=8, on_finished=counts.append,
+                         generator=torch.Generator().manual_seed(0))
+    assert len(out) == 13 and sum(counts) == 13 and len(counts) > 1
+
+
+def test_decoding_batch_size_must_be_positive(tiny_model):
+    with pytest.raises(SeqVAEError, match="batch_size must be at least 1, got 0"):
+        decode_latents(tiny_model("gru"), torch.randn(2, 8), batch_size=0)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_bf16_warns_only_where_the_device_has_no_bfloat16_units(tiny_model, monkeypatch, caplog, fast):
+    monkeypatch.setattr(generation, "bf16_is_fast", lambda device: fast)
+    with caplog.at_level("WARNING", logger="seqvae.generation"):
+        decode_latents(tiny_model("gru"), torch.randn(2, 8), strategy="greedy", max_length=3, precision="bf16")
+    warned = [r.getMessage() for r in caplog.records if "without bfloat16 units" in r.getMessage()]
+    assert len(warned) == (0 if fast else 1)
+    if warned:
+        assert "use precision='fp32'" in warned[0]
+
+
+def test_bf16_capability_follows_the_cpu_check(monkeypatch):
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    assert generation.bf16_is_fast("cpu") is False
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    assert generation.bf16_is_fast("cpu") is True
+
+
 def test_unknown_precision_is_a_clear_error(tiny_model):
     with pytest.raises(SeqVAEError, match="precision must be one of fp32, bf16, got 'fp16'"):
         decode_latents(tiny_model("gru"), torch.randn(1, 8), precision="fp16")

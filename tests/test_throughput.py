@@ -72,3 +72,28 @@ def test_markdown_shows_validity_of_seqvae_samples_and_the_bf16_ratio():
     assert "| seqvae (moses_vae.yaml), batch 512, bf16 | 600.0 | 85.1% | 0.70 |" in text
     assert "| sample_speedup_bf16 | 5.00 |" in text
     assert "Matmul rate: fp32 100 GFLOP/s, bf16 220 GFLOP/s." in text
+
+
+def test_sampling_ceiling_is_the_matmul_rate_over_each_molecules_decoder_work():
+    macs = throughput.decoder_macs_per_token(32, 128, 512, 3, 30)
+    assert macs == 3 * 512 * (160 + 512) + 2 * 3 * 512 * 1024 + 512 * 30
+    report = {
+        "matmul_flops": 1e11,
+        "training": {"seqvae (moses_vae.yaml)": {"tokens_per_molecule": 40.0}},
+        "sampling": {
+            # the peer: 99 steps per molecule at 100 molecules/s
+            "peer, batch 512": {"molecules_per_second": 100.0, "steps_per_molecule": 99, "decoder_macs_per_token": 4_000_000},
+            "seqvae (moses_vae.yaml), batch 512": {"molecules_per_second": 250.0, "steps_per_molecule": 50.0, "decoder_macs_per_token": 4_000_000},
+        },
+    }
+    ceiling = throughput.sampling_ceiling(report)
+    assert ceiling["peer_sampling_matmul_fraction"] == pytest.approx(100 * 99 * 8e6 / 1e11)
+    assert ceiling["seqvae_sampling_matmul_fraction"] == pytest.approx(250 * 50 * 8e6 / 1e11)
+    # at the full rate: 1e11 / (8e6 * 50) = 250 molecules/s, 2.5x the peer; 312.5/s at 40 steps
+    assert ceiling["sample_speedup_ceiling"] == pytest.approx(2.5)
+    assert ceiling["sample_speedup_ceiling_at_training_length"] == pytest.approx(3.125)
+    report.update(ceiling, bf16_skipped="this CPU has no bfloat16 units", train_speedup=2.0)
+    text = throughput.markdown({**report, "training": {}, "sampling": {}})
+    assert "| sample_speedup_ceiling | 2.50 |" in text
+    assert "seqvae would sample 2.50x the peer (3.12x at the training molecules' length)" in text
+    assert "bf16 sampling not run: this CPU has no bfloat16 units." in text
