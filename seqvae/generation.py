@@ -151,7 +151,6 @@ def decode_latents(
     was_training = model.training
     model.eval()
     batch = z.size(0)
-    tokens = torch.full((batch, 1), config.bos_token_id, dtype=torch.long, device=z.device)
     if guidance_scale < 0:
         raise SeqVAEError(f"guidance_scale must be >= 0, got {guidance_scale}")
     if condition is not None:
@@ -159,16 +158,8 @@ def decode_latents(
     if batch_size is not None and batch_size < 1:
         raise SeqVAEError(f"batch_size must be at least 1, got {batch_size}")
     width = min(batch_size or batch, batch)
-    if strategy == "beam":
-        if guidance_scale > 0:
-            raise SeqVAEError("guidance_scale works with greedy or sampled decoding, not with beam search")
-        ids = []
-        for start in range(0, batch, width):
-            ids += _beam_search(model, z[start : start + width], _rows(condition, start, width), num_beams, limit)
-            if on_finished is not None:
-                on_finished(min(width, batch - start))
-        model.train(was_training)
-        return [_strip(sequence, config) for sequence in ids]
+    if strategy == "beam" and guidance_scale > 0:
+        raise SeqVAEError("guidance_scale works with greedy or sampled decoding, not with beam search")
 
     def choose(logits: torch.Tensor) -> torch.Tensor:
         """``[B, V]`` fp32 logits -> ``[B]`` next tokens."""
@@ -182,20 +173,23 @@ def decode_latents(
             probabilities = probabilities.cpu()
         return torch.multinomial(probabilities, 1, generator=generator).squeeze(1).to(z.device)
 
-    if config.decoder_type == "transformer":
-        # all rows of a batch share the prefix length: slices, no refilling
-        generated = torch.cat([
-            _decode_rows(model, z[start : start + width], _rows(condition, start, width), guidance_scale, choose, limit, width, on_finished)
-            for start in range(0, batch, width)
-        ])
+    def decode(z_part: torch.Tensor, condition_part) -> list[list[int]]:
+        if strategy == "beam":
+            ids = _beam_search(model, z_part, condition_part, num_beams, limit)
+            if on_finished is not None:
+                on_finished(len(ids))
+            return ids
+        return _decode_rows(model, z_part, condition_part, guidance_scale, choose, limit, width, on_finished).tolist()
+
+    if strategy == "beam" or config.decoder_type == "transformer":
+        # beams, and a Transformer's prefix shared by the whole batch: slices, no refilling
+        slices = [(z[start : start + width], None if condition is None else condition[start : start + width])
+                  for start in range(0, batch, width)]
+        ids = [sequence for z_part, condition_part in slices for sequence in decode(z_part, condition_part)]
     else:
-        generated = _decode_rows(model, z, condition, guidance_scale, choose, limit, width, on_finished)
+        ids = decode(z, condition)
     model.train(was_training)
-    return [_strip(sequence, config) for sequence in generated.tolist()]
-
-
-def _rows(condition: torch.Tensor | None, start: int, count: int) -> torch.Tensor | None:
-    return None if condition is None else condition[start : start + count]
+    return [_strip(sequence, config) for sequence in ids]
 
 
 def _decode_rows(
@@ -211,13 +205,14 @@ def _decode_rows(
     total = z.size(0)
     width = min(width, total)
     generated = torch.full((total, limit), config.pad_token_id, dtype=torch.long, device=z.device)
+    no_condition = None if condition is None else condition.new_zeros(1, condition.size(1))  # guidance's unconditioned pass
 
     def begin(rows: torch.Tensor):
         """Working-batch entries for new rows: latents, conditions, states, ``<bos>`` tokens."""
         z_rows, c_rows = z[rows], None if condition is None else condition[rows]
         states = [model.initial_decoder_state(z_rows, c_rows)]
         if guided:
-            states.append(model.initial_decoder_state(z_rows, torch.zeros_like(c_rows)))
+            states.append(model.initial_decoder_state(z_rows, no_condition.expand(rows.numel(), -1)))
         bos = torch.full((rows.numel(),), config.bos_token_id, dtype=torch.long, device=z.device)
         return z_rows, c_rows, states, bos
 
@@ -230,7 +225,7 @@ def _decode_rows(
         logits, states[0] = model.decode_logits(tokens, z_work, states[0], c_work)
         logits = logits[:, -1].float()
         if guided:
-            free_logits, states[1] = model.decode_logits(tokens, z_work, states[1], torch.zeros_like(c_work))
+            free_logits, states[1] = model.decode_logits(tokens, z_work, states[1], no_condition.expand(rows.numel(), -1))
             conditional = F.log_softmax(logits, dim=-1)
             logits = conditional + guidance_scale * (conditional - F.log_softmax(free_logits[:, -1].float(), dim=-1))
         next_tokens = choose(logits)
