@@ -2,8 +2,9 @@
 
     python examples/make_pictures.py --model runs/zinc250k_cvae --output docs/images
 
-Writes molecule_grid.png, interpolation_strip.png, latent_map.png, training_curves.png,
-property_histograms.png, target_plot.png and report.png (training curves and samples).
+Writes molecule_grid.png, training_curves.png, property_histograms.png, target_plot.png and
+report.png (training curves and samples). The latent-space pictures (interpolation strip, latent
+map, optimisation paths) come from examples/latent_pictures.py.
 """
 
 from __future__ import annotations
@@ -33,10 +34,6 @@ def main() -> None:
     frame = vae.sample_frame(12, seed=args.seed, condition={"logP": 2.5}, temperature=0.8)
     written.append(viz.molecule_grid(frame, properties=["qed"], per_row=4).save(output / "molecule_grid.png"))
 
-    start, end = held_out[0], held_out[1]
-    written.append(viz.interpolation_strip(vae, start, end, steps=7).save(output / "interpolation_strip.png"))
-
-    written.append(viz.latent_map(vae, held_out, color_by="logP").save(output / "latent_map.png"))
     written.append(viz.training_curves(args.model).save(output / "training_curves.png"))
 
     generated = vae.sample(1000, seed=args.seed, temperature=0.8)

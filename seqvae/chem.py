@@ -28,6 +28,8 @@ __all__ = [
     "molecule_properties",
     "compute_properties",
     "tanimoto_similarity",
+    "count_tanimoto_similarity",
+    "penalized_logp",
 ]
 
 
@@ -110,6 +112,19 @@ def _sascorer():
     return module
 
 
+def largest_ring_penalty(mol: Chem.Mol) -> int:
+    """Atoms beyond 6 in the molecule's largest ring (0 without rings larger than 6)."""
+    rings = mol.GetRingInfo().AtomRings()
+    return max([len(ring) - 6 for ring in rings] + [0])
+
+
+def penalized_logp(mol: Chem.Mol) -> float:
+    """Crippen logP - SA score - (largest ring size - 6, when positive): the score of the
+    ZINC constrained-optimisation benchmark (Kusner et al. 2017; Jin et al. 2018, Table 3),
+    unnormalised, as the JT-VAE start file ``opt.test.logP-SA`` lists it."""
+    return Crippen.MolLogP(mol) - _sa_score(mol) - largest_ring_penalty(mol)
+
+
 PROPERTIES = {
     p.name: p
     for p in [
@@ -122,6 +137,7 @@ PROPERTIES = {
         MolecularProperty("HBA", "count", "hydrogen-bond acceptors (Lipinski)", Lipinski.NumHAcceptors),
         MolecularProperty("rotatable_bonds", "count", "rotatable bonds", Lipinski.NumRotatableBonds),
         MolecularProperty("rings", "count", "ring count", rdMolDescriptors.CalcNumRings),
+        MolecularProperty("plogP", "", "penalized logP: logP - SAS - ring atoms beyond 6 (Jin et al. 2018)", penalized_logp),
     ]
 }
 _ALIASES = {
@@ -130,6 +146,7 @@ _ALIASES = {
     "hbd": "HBD", "h_donors": "HBD", "hba": "HBA", "h_acceptors": "HBA",
     "rotatable_bonds": "rotatable_bonds", "rotb": "rotatable_bonds", "num_rotatable_bonds": "rotatable_bonds",
     "rings": "rings", "ring_count": "rings", "num_rings": "rings",
+    "plogp": "plogP", "penalized_logp": "plogP",
 }
 
 
@@ -187,3 +204,18 @@ def tanimoto_similarity(smiles_a: str, smiles_b: str, radius: int = 2, bits: int
         return math.nan
     generator = rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=bits)
     return DataStructs.TanimotoSimilarity(generator.GetFingerprint(mol_a), generator.GetFingerprint(mol_b))
+
+
+@functools.lru_cache(maxsize=1)
+def _count_morgan_generator():
+    return rdFingerprintGenerator.GetMorganGenerator(radius=2)
+
+
+def count_tanimoto_similarity(mol_a: Chem.Mol | None, mol_b: Chem.Mol | None) -> float:
+    """Tanimoto similarity of unhashed Morgan count fingerprints of radius 2, the similarity of
+    the JT-VAE constrained-optimisation protocol (its ``GetMorganFingerprint(mol, 2)``); NaN
+    when either molecule is missing."""
+    if mol_a is None or mol_b is None:
+        return math.nan
+    generator = _count_morgan_generator()
+    return DataStructs.TanimotoSimilarity(generator.GetSparseCountFingerprint(mol_a), generator.GetSparseCountFingerprint(mol_b))

@@ -24,6 +24,8 @@ from pathlib import Path
 
 from .errors import SeqVAEError
 
+MODEL_HELP = "run folder of a trained model, a shipped model (zinc250k) or a Hugging Face Hub id (user/repo)"
+
 __all__ = ["main"]
 
 logger = logging.getLogger("seqvae")
@@ -104,7 +106,7 @@ class Sample(Subcommand):
 
     @classmethod
     def add_arguments(cls, parser):
-        parser.add_argument("--model", required=True, help="run folder of a trained model")
+        parser.add_argument("--model", required=True, help=MODEL_HELP)
         parser.add_argument("--num_samples", type=int, default=100)
         parser.add_argument("--batch_size", type=int, default=500)
         parser.add_argument("--output", help="write a CSV (smiles, valid, properties; or text); default: print")
@@ -171,7 +173,7 @@ class Encode(Subcommand):
 
     @classmethod
     def add_arguments(cls, parser):
-        parser.add_argument("--model", required=True)
+        parser.add_argument("--model", required=True, help=MODEL_HELP)
         parser.add_argument("--input", required=True, help=".csv/.smi/.txt file of molecules")
         parser.add_argument("--smiles_column", help="CSV column with SMILES (detected if omitted)")
         parser.add_argument("--output", required=True, help="output .npy file [N, latent_dim]")
@@ -202,7 +204,7 @@ class Interpolate(Subcommand):
 
     @classmethod
     def add_arguments(cls, parser):
-        parser.add_argument("--model", required=True)
+        parser.add_argument("--model", required=True, help=MODEL_HELP)
         parser.add_argument("--start", required=True)
         parser.add_argument("--end", required=True)
         parser.add_argument("--steps", type=int, default=8)
@@ -249,7 +251,7 @@ class Evaluate(Subcommand):
     def add_arguments(cls, parser):
         source = parser.add_mutually_exclusive_group(required=True)
         source.add_argument("--samples", help="generated molecules (.csv/.smi/.txt), invalid ones included")
-        source.add_argument("--model", help="run folder: sample --num_samples molecules, then evaluate")
+        source.add_argument("--model", help=MODEL_HELP + ": sample --num_samples molecules, then evaluate")
         parser.add_argument("--num_samples", type=int, default=30000, help="molecules to draw with --model")
         parser.add_argument("--reference", help="test set for FCD/SNN/Frag/Scaf/properties: a file or moses:test")
         parser.add_argument(

@@ -104,11 +104,18 @@ NAMED_CORPORA = {
                 "250k_rndm_zinc_drugs_clean_3.csv",
                 "zinc250k_props_recomputed.csv.gz",
                 "250k_rndm_zinc_drugs_clean.smi.gz",
-            )
+            ),
+            # The DD-VAE split (Polykovskiy & Vetrov 2020) used by benchmarks/latent_quality.py;
+            # its test split is the first 5,000 molecules and holds JT-VAE's optimisation set.
+            **{f"ddvae_{split}": (f"ddvae_{split}.smi.gz",) for split in ("train", "valid", "test")},
         },
         urls={
             "train": "https://raw.githubusercontent.com/aspuru-guzik-group/chemical_vae/master/"
-            "models/zinc_properties/250k_rndm_zinc_drugs_clean_3.csv"
+            "models/zinc_properties/250k_rndm_zinc_drugs_clean_3.csv",
+            **{
+                f"ddvae_{split}": f"https://raw.githubusercontent.com/insilicomedicine/DD-VAE/master/data/zinc/{split}.csv.gz"
+                for split in ("train", "valid", "test")
+            },
         },
         citation="Gomez-Bombarelli et al. 2018, ACS Cent. Sci. 4:268",
     ),

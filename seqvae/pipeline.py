@@ -37,7 +37,7 @@ from .metrics.molecules import reconstruction_accuracy, sample_quality
 from .modeling import SeqVAE
 from .tokenization import count_unknown, to_model_text
 
-__all__ = ["SeqVAEPipeline", "load", "train", "evaluate_run", "train_and_evaluate"]
+__all__ = ["SeqVAEPipeline", "load", "shipped_models", "train", "evaluate_run", "train_and_evaluate"]
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +142,47 @@ class SeqVAEPipeline:
         )
         return f"<b>seqvae model</b><table>{body}</table>"
 
+    # --- sharing
+
+    SHARED_RUN_FILES = ("README.md", "metrics.json", "recipe.yaml", "data_report.json")  # copied when present
+
+    def save(self, folder: str | Path, dtype: str = "float32") -> Path:
+        """Write the model as a folder :func:`load` reads: config, safetensors weights (in
+        ``dtype``: ``float16`` halves the size; loading returns to float32), tokenizer, and the
+        run's model card, metrics and recipe when it has them."""
+        import copy
+        import shutil
+
+        if dtype not in ("float32", "float16", "bfloat16"):
+            raise SeqVAEError(f"dtype must be float32, float16 or bfloat16, got {dtype!r}")
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        model = self.model if dtype == "float32" else copy.deepcopy(self.model).to(getattr(torch, dtype))
+        model.save_pretrained(folder)  # safetensors + config.json
+        self.tokenizer.save_pretrained(folder)
+        source = Path(self.source) if self.source and Path(self.source).is_dir() else None
+        for name in self.SHARED_RUN_FILES if source else ():
+            if (source / name).is_file() and (source / name).resolve() != (folder / name).resolve():
+                shutil.copy(source / name, folder / name)
+        return folder
+
+    def push_to_hub(self, repo_id: str, private: bool = False, token: str | None = None, commit_message: str = "Upload seqvae model") -> str:
+        """Upload the model folder (see :meth:`save`) to the Hugging Face Hub as ``repo_id``;
+        ``seqvae.load(repo_id)`` then reads it anywhere. Returns the repository URL."""
+        import tempfile
+
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+        with tempfile.TemporaryDirectory() as staging:
+            self.save(staging)
+            try:
+                url = api.create_repo(repo_id, private=private, exist_ok=True)
+                api.upload_folder(repo_id=repo_id, folder_path=staging, commit_message=commit_message)
+            except OSError as error:  # requests' and huggingface_hub's errors derive from OSError
+                raise SeqVAEError(f"could not upload to the Hugging Face Hub as {repo_id!r}: {error}") from None
+        return str(url)
+
     # --- latents
 
     def _as_list(self, items) -> list[str]:
@@ -151,10 +192,14 @@ class SeqVAEPipeline:
         """Strings -> padded ``input_ids`` / ``attention_mask`` on the model's device."""
         items = self._as_list(items)
         texts = []
-        for item in items:
+        for position, item in enumerate(items):
             if self.representation != "text":
                 # Training canonicalises SMILES, so equivalent inputs should read the same.
-                item = canonical_smiles(item) or item
+                canonical = canonical_smiles(item) if isinstance(item, str) else None
+                if canonical is None:
+                    where = f" (input {position + 1} of {len(items)})" if len(items) > 1 else ""
+                    raise SeqVAEError(f"{item!r}{where} is not a valid SMILES (RDKit cannot parse it); fix or drop it")
+                item = canonical
             text = item if self.representation == "text" else to_model_text(item, self.representation)
             if text is None:
                 raise SeqVAEError(f"cannot convert {item!r} to {self.representation}")
@@ -445,29 +490,80 @@ def _generator(seed: int | None) -> torch.Generator | None:
     return None if seed is None else torch.Generator().manual_seed(seed)
 
 
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"  # models that ship with the package
+
+
+def shipped_models() -> list[str]:
+    """Names of the pretrained models in the package (``seqvae.load(name)`` reads them offline)."""
+    if not PRETRAINED_DIR.is_dir():
+        return []
+    return sorted(folder.name for folder in PRETRAINED_DIR.iterdir() if (folder / "config.json").is_file())
+
+
 def load(run_dir: str | Path, device: str | None = None) -> SeqVAEPipeline:
-    """Load a run folder (``config.json``, ``model.safetensors``, tokenizer files).
+    """Load a model: a run folder, a shipped model's name, or a Hugging Face Hub id.
 
     Args:
-        run_dir: the folder ``seqvae train`` wrote.
+        run_dir: the folder ``seqvae train`` wrote (``config.json``, ``model.safetensors``,
+            tokenizer files); or a name from :func:`shipped_models` (``"zinc250k"``), read from
+            the package with no network; or a Hub id ``"user/repo"``, fetched through
+            transformers' own download path (and its cache).
         device: ``"cpu"``, ``"cuda"``...; the GPU when one is available by default.
     """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise SeqVAEError(f"model folder not found: {run_dir}; give the output_dir of a training run")
-    missing = [name for name in REQUIRED_FILES if not (run_dir / name).is_file()]
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    folder = _model_folder(run_dir)
+    if folder is None:
+        return _load_from_hub(str(run_dir), device)
+    missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
     if missing:
         raise SeqVAEError(
-            f"{run_dir} is not a complete seqvae model folder: missing {', '.join(missing)}. "
+            f"{folder} is not a complete seqvae model folder: missing {', '.join(missing)}. "
             "Point to the output_dir of a finished run, or to one of its checkpoint-* folders"
         )
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        model = SeqVAE.from_pretrained(run_dir, use_safetensors=True).to(device)
-        tokenizer = AutoTokenizer.from_pretrained(run_dir)
+        # float32 on load: a shipped model may store its weights in float16 to stay small
+        model = SeqVAE.from_pretrained(folder, use_safetensors=True, dtype=torch.float32).to(device)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as error:
-        raise SeqVAEError(f"cannot load the model in {run_dir}: {error}") from None
-    return SeqVAEPipeline(model, tokenizer, source=str(run_dir))
+        raise SeqVAEError(f"cannot load the model in {folder}: {error}") from None
+    return SeqVAEPipeline(model, tokenizer, source=str(folder))
+
+
+def _model_folder(name: str | Path) -> Path | None:
+    """The local folder ``name`` stands for; ``None`` for a Hub id; an error listing the
+    choices when it is neither."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    if str(name) in shipped_models():
+        return PRETRAINED_DIR / str(name)
+    if _looks_like_hub_id(str(name)):
+        return None
+    shipped = ", ".join(shipped_models()) or "none in this install"
+    raise SeqVAEError(
+        f"model folder not found: {name}; give the output_dir of a training run, the name of a shipped "
+        f"model ({shipped}), or a Hugging Face Hub id such as user/repo"
+    )
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    """``user/repo``: two non-empty parts of Hub-legal characters, and no local path of that name."""
+    parts = name.split("/")
+    legal = all(part and all(c.isalnum() or c in "-_." for c in part) and not part.startswith(".") for part in parts)
+    return len(parts) == 2 and legal and not Path(name).exists()
+
+
+def _load_from_hub(repo_id: str, device: str) -> SeqVAEPipeline:
+    try:
+        model = SeqVAE.from_pretrained(repo_id, use_safetensors=True, dtype=torch.float32).to(device)
+        tokenizer = AutoTokenizer.from_pretrained(repo_id)
+    except (OSError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise SeqVAEError(
+            f"cannot load {repo_id!r} from the Hugging Face Hub (no local folder or shipped model has that name): "
+            f"{reason}. Check the id and your connection, or download it and pass its folder"
+        ) from None
+    return SeqVAEPipeline(model, tokenizer, source=repo_id)
 
 
 def evaluate_run(

@@ -3,7 +3,7 @@
 The trainer changes *what* is computed (:meth:`SeqVAETrainer.compute_loss`): at optimiser step
 ``t`` the loss is
 
-    recon + kl_weight_at(t) * free_bits_kl(kl_per_dim)
+    recon + kl_weight_at(t) * free_bits_kl(kl_per_dim) + mmd_weight * mmd_to_prior(z)
 
 where ``recon`` is the reconstruction NLL **per sequence** (summed over tokens, averaged over
 molecules) or **per token** (``loss_reduction="token"``, MOSES-style), and the KL is always per
@@ -40,7 +40,7 @@ from .chem import PROPERTIES
 from .conditions import rule_labels, text_attribute
 from .errors import SeqVAEError
 from .modeling import SeqVAE
-from .objectives import KL_SCHEDULES, KLSchedule, active_units, free_bits_kl, kl_weight_at, word_dropout
+from .objectives import KL_SCHEDULES, KLSchedule, active_units, free_bits_kl, kl_weight_at, mmd_to_prior, word_dropout
 from .recipe import EvaluationArguments, load_recipe
 from .tokenization import build_text_tokenizer, build_tokenizer, extend_vocabulary, molecule_encoder
 
@@ -62,6 +62,9 @@ class SeqVAETrainingArguments(TrainingArguments):
         free_bits: KL floor per latent dimension, in nats.
         free_bits_total: KL floor for the whole latent, in nats.
         word_dropout: probability of replacing a decoder input token by ``<unk>``.
+        mmd_weight: weight of the MMD between the batch's latents and N(0, I) draws
+            (:func:`~seqvae.objectives.mmd_to_prior`); with a low KL weight it keeps prior
+            samples where the molecules' latents are. 0: off.
         loss_reduction: ``sequence`` (NLL summed over tokens) or ``token`` (averaged).
         max_train_seconds: stop after this much wall time (0: no limit); a safety net for
             recipes sized to a time budget, the step count still drives the schedules.
@@ -91,6 +94,7 @@ class SeqVAETrainingArguments(TrainingArguments):
     free_bits: float = 0.0
     free_bits_total: float = 0.0
     word_dropout: float = 0.0
+    mmd_weight: float = 0.0
     loss_reduction: str = "sequence"
     max_train_seconds: float = 0.0
     condition_drop_probability: float = 0.3
@@ -115,7 +119,7 @@ class SeqVAETrainingArguments(TrainingArguments):
         if self.property_loss_weight < 0:
             raise SeqVAEError(f"property_loss_weight must be >= 0, got {self.property_loss_weight}")
         for name in (
-            "free_bits", "free_bits_total", "kl_warmup_steps", "kl_start_step", "max_train_seconds",
+            "free_bits", "free_bits_total", "mmd_weight", "kl_warmup_steps", "kl_start_step", "max_train_seconds",
             "autoencoder_pretraining_steps", "max_tokens_per_chunk",
         ):
             if getattr(self, name) < 0:
@@ -236,12 +240,16 @@ class SeqVAETrainer(Trainer):
         loss = recon_share * recon + rows_share * beta * kl_term
         if outputs.property_loss is not None:
             loss = loss + rows_share * self.args.property_loss_weight * outputs.property_loss
+        mmd = mmd_to_prior(outputs.z) if self.args.mmd_weight > 0 else None
+        if mmd is not None:
+            loss = loss + rows_share * self.args.mmd_weight * mmd
         if model.training:
             self._accumulate(
                 recon_per_sequence=outputs.recon_loss.item(),
                 recon_per_token=outputs.recon_loss_per_token.item(),
                 kl_per_sequence=outputs.kl.item(),
                 kl_weight=beta,
+                **({"mmd": mmd.item()} if mmd is not None else {}),
                 **({"property_mse": outputs.property_loss.item()} if outputs.property_loss is not None else {}),
             )
         return (loss, outputs) if return_outputs else loss

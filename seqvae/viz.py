@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .chem import compute_properties, tanimoto_similarity, to_mol, without_rdkit_log
+from .chem import canonical_smiles, compute_properties, tanimoto_similarity, to_mol, without_rdkit_log
 from .errors import SeqVAEError
 
 __all__ = [
@@ -225,8 +225,10 @@ def _grid_picture(mols: list, legends: list[str], per_row: int, cell_size: tuple
 
 
 def interpolation_strip(vae, start: str, end: str, steps: int = 8, method: str = "slerp", cell_size=(220, 200), **options) -> Picture:
-    """The molecules decoded on the latent path from ``start`` to ``end`` (both included), each
-    labelled with its Tanimoto similarity (Morgan radius 2) to the start and to the end.
+    """The two input molecules with, between them, the molecules decoded on the latent path
+    from ``start`` to ``end`` (both ends included). Each decoded molecule is labelled with its
+    Tanimoto similarity (Morgan radius 2) to the start and end inputs, or ``= start`` /
+    ``= end`` when it is that input: a path whose ends differ from the inputs shows it.
 
     ``options`` go to :meth:`~seqvae.pipeline.SeqVAEPipeline.interpolate` (decoding strategy).
     """
@@ -234,14 +236,18 @@ def interpolation_strip(vae, start: str, end: str, steps: int = 8, method: str =
         raise SeqVAEError("interpolation_strip draws molecules; for sentences use vae.homotopy(start, end), a table")
     path = vae.interpolate(start, end, steps=steps, method=method, **options)
     with without_rdkit_log():
-        mols = [to_mol(s) for s in path]
-        legends = []
+        mols = [to_mol(s) for s in [start, *path, end]]
+        start_key, end_key = canonical_smiles(start), canonical_smiles(end)
+        legends = ["input start"]
         for i, smiles in enumerate(path):
-            if mols[i] is None:
+            if mols[i + 1] is None:
                 legends.append(_invalid_label(smiles))
-                continue
-            to_start, to_end = tanimoto_similarity(smiles, path[0]), tanimoto_similarity(smiles, path[-1])
-            legends.append(f"{i}: sim start {to_start:.2f} / end {to_end:.2f}")
+            elif canonical_smiles(smiles) in (start_key, end_key):
+                legends.append(f"{i}: = {'start' if canonical_smiles(smiles) == start_key else 'end'}")
+            else:
+                to_start, to_end = tanimoto_similarity(smiles, start), tanimoto_similarity(smiles, end)
+                legends.append(f"{i}: sim start {to_start:.2f} / end {to_end:.2f}")
+        legends.append("input end")
     return _grid_picture(mols, legends, len(mols), cell_size)
 
 

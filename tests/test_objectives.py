@@ -201,3 +201,31 @@ def test_active_units_threshold_is_inclusive():
 
 def test_active_units_of_a_single_row_is_zero():
     assert active_units(torch.randn(1, 8)) == 0
+
+
+def test_mmd_to_prior_is_near_zero_for_prior_draws_and_large_for_a_shifted_batch():
+    from seqvae.objectives import mmd_to_prior
+
+    generator = torch.Generator().manual_seed(0)
+    matched = torch.randn(256, 16, generator=generator)
+    shifted = matched + 3.0
+    squeezed = matched * 0.05  # a near-deterministic encoder piling its codes near the origin
+    near_zero = mmd_to_prior(matched, torch.Generator().manual_seed(1)).item()
+    assert abs(near_zero) < 0.05
+    assert mmd_to_prior(shifted, torch.Generator().manual_seed(1)).item() > 20 * max(abs(near_zero), 1e-3)
+    assert mmd_to_prior(squeezed, torch.Generator().manual_seed(1)).item() > 20 * max(abs(near_zero), 1e-3)
+
+
+def test_mmd_to_prior_gradient_pulls_a_shifted_batch_toward_the_origin():
+    from seqvae.objectives import mmd_to_prior
+
+    z = (torch.randn(128, 8, generator=torch.Generator().manual_seed(0)) + 2.0).requires_grad_(True)
+    mmd_to_prior(z, torch.Generator().manual_seed(1)).backward()
+    # gradient descent moves z against the gradient: toward the prior's mean (every coordinate down)
+    assert (z.grad.mean(dim=0) > 0).all()
+
+
+def test_mmd_to_prior_of_a_single_row_is_zero():
+    from seqvae.objectives import mmd_to_prior
+
+    assert mmd_to_prior(torch.ones(1, 4)).item() == 0.0

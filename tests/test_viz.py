@@ -85,9 +85,9 @@ def test_picture_saves_png_and_svg_and_refuses_other_formats(tmp_path):
         picture.save(tmp_path / "grid.jpg")
 
 
-def test_interpolation_strip_draws_each_step(vae):
+def test_interpolation_strip_draws_each_step_between_the_two_inputs(vae):
     picture = viz.interpolation_strip(vae, "CCO", "c1ccccc1O", steps=4, cell_size=(180, 160))
-    assert picture.size == (4 * 180, 160)
+    assert picture.size == ((4 + 2) * 180, 160)  # the inputs at both ends, then the 4 decoded steps between
     assert ink(pixels(picture)) > 0.002
 
 
