@@ -47,9 +47,10 @@ from seqvae.metrics.latent_protocols import (
     optimisation_success,
     reconstruction_rate,
 )
-from seqvae.metrics.molecules import canonical_valid, fraction_valid
+from seqvae.metrics.molecules import canonical_set, canonical_valid, fraction_valid
 
 ROOT = Path(__file__).resolve().parents[1]
+SECTIONS = ("reconstruction", "prior_validity", "latent", "interpolation", "constrained_optimisation")
 OPTIMISATION_STARTS = "jtvae_opt_test.logP-SA.txt"
 
 # Published rows (percentages as fractions). Reconstruction and prior validity: Jin et al. 2018,
@@ -116,13 +117,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--pairs", type=int, default=200)
     parser.add_argument("--path_steps", type=int, default=10)
     parser.add_argument("--optimisation_starts", type=int, default=800)
+    parser.add_argument("--starts_file", default=OPTIMISATION_STARTS, help="start molecules (SMILES first on each line), in --data_dir or a path; "
+                        "the step length was chosen on the 800 lowest-penalized-logP molecules of the valid split, not on this file")
     parser.add_argument("--predictor_molecules", type=int, default=20000)
     parser.add_argument("--ascent_steps", type=int, default=80)
-    parser.add_argument("--ascent_step_length", type=float, default=0.25)
+    parser.add_argument("--ascent_step_length", type=float, default=0.05, help="chosen on the valid split's 800 lowest-penalized-logP molecules among 0.02, 0.05, 0.1, 0.25")
     parser.add_argument("--batch_size", type=int, default=1000, help="sequences decoded at once")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
-    parser.add_argument("--skip", nargs="*", default=[], help="sections to leave out")
+    parser.add_argument("--skip", nargs="*", default=[], choices=SECTIONS, help="sections to leave out")
     return parser.parse_args(argv)
 
 
@@ -181,10 +184,12 @@ def prior_validity(vae, test: list[str], data_dir: Path, args) -> dict:
     with tqdm(total=z.size(0), desc="prior samples", unit="seq") as bar:
         samples = decode(vae, z, "sample", generator, args.batch_size, bar)
     valid = canonical_valid(samples)
-    train = set(read_molecules(str(data_dir / "ddvae_train.smi.gz"), "train"))
+    train = canonical_set(read_molecules(str(data_dir / "ddvae_train.smi.gz"), "train"))
     distinct = set(valid)
+    # samples come 100 per latent: FCD / SNN read a random subset across all latents
+    chosen = np.random.default_rng(args.seed).choice(len(samples), size=min(args.fcd_samples, len(samples)), replace=False)
     with without_rdkit_log():
-        moses = evaluate(samples[: args.fcd_samples], reference=test, k=(1000,), n_jobs=2)
+        moses = evaluate([samples[i] for i in chosen], reference=test, k=(1000,), n_jobs=2)
     return {
         "validity": fraction_valid(samples),
         "uniqueness": len(distinct) / len(valid) if valid else None,
@@ -218,13 +223,16 @@ def interpolation(vae, test: list[str], args) -> dict:
 
 
 def constrained_optimisation(vae, data_dir: Path, args) -> dict:
-    starts = [line.split()[0] for line in (data_dir / OPTIMISATION_STARTS).read_text().splitlines() if line.strip()]
+    starts_file = data_dir / args.starts_file if (data_dir / args.starts_file).is_file() else Path(args.starts_file)
+    starts = [line.split()[0] for line in starts_file.read_text().splitlines() if line.strip()]
     starts = starts[: args.optimisation_starts]
     predictor = fit_score_predictor(vae, data_dir, args)
     mu, _ = posterior(vae, starts)
     path = ascend(predictor["model"], mu, args.ascent_steps, args.ascent_step_length)  # [steps+1, n, d]
     decoded = decode(vae, path.reshape(-1, path.size(-1)), "greedy", None, args.batch_size)
-    start_mols = [to_mol(s) for s in starts]
+    with without_rdkit_log():
+        start_mols = [to_mol(s) for s in starts]
+        path_validity = sum(to_mol(s) is not None for s in decoded) / len(decoded)
     scores = {"penalized_logP": _penalized_logp, "logP_minus_SA": _logp_minus_sa}
     start_scores = {name: [score(m) for m in start_mols] for name, score in scores.items()}
     candidates = {name: [[] for _ in starts] for name in scores}
@@ -243,7 +251,7 @@ def constrained_optimisation(vae, data_dir: Path, args) -> dict:
         **results["penalized_logP"],
         "example_paths": example_paths(starts, decoded, args.ascent_steps, count=4, every=10),
         "logP_minus_SA": results["logP_minus_SA"],
-        "path_validity": sum(to_mol(s) is not None for s in decoded) / len(decoded),
+        "path_validity": path_validity,
         "predictor_r2_validation": predictor["r2"],
         "num_starts": n,
         "ascent_steps": args.ascent_steps,
@@ -324,9 +332,10 @@ def ascend(predictor, z0: torch.Tensor, steps: int, step_length: float) -> torch
 
 def markdown_table(report: dict) -> str:
     """Our row beside the published ones."""
-    percent = lambda value: "-" if value is None else f"{100 * value:.1f}%"  # noqa: E731
+    percent = lambda value: "-" if value is None or value != value else f"{100 * value:.1f}%"  # noqa: E731 (NaN != NaN)
+    settings = report["settings"]
     lines = [
-        "| model | reconstruction (10x10) | greedy from mean | prior validity | uniqueness | novelty |",
+        f"| model | reconstruction ({settings['encodings']}x{settings['decodings']}) | greedy from mean | prior validity | uniqueness | novelty |",
         "|---|---|---|---|---|---|",
     ]
     for name, row in PUBLISHED.items():

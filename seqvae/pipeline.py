@@ -179,8 +179,9 @@ class SeqVAEPipeline:
             try:
                 url = api.create_repo(repo_id, private=private, exist_ok=True)
                 api.upload_folder(repo_id=repo_id, folder_path=staging, commit_message=commit_message)
-            except OSError as error:  # requests' and huggingface_hub's errors derive from OSError
-                raise SeqVAEError(f"could not upload to the Hugging Face Hub as {repo_id!r}: {error}") from None
+            except Exception as error:  # noqa: BLE001 - HTTP, network (httpx) and auth errors alike: one line
+                first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+                raise SeqVAEError(f"could not upload to the Hugging Face Hub as {repo_id!r}: {first_line}") from None
         return str(url)
 
     # --- latents
@@ -192,14 +193,10 @@ class SeqVAEPipeline:
         """Strings -> padded ``input_ids`` / ``attention_mask`` on the model's device."""
         items = self._as_list(items)
         texts = []
-        for position, item in enumerate(items):
-            if self.representation != "text":
-                # Training canonicalises SMILES, so equivalent inputs should read the same.
-                canonical = canonical_smiles(item) if isinstance(item, str) else None
-                if canonical is None:
-                    where = f" (input {position + 1} of {len(items)})" if len(items) > 1 else ""
-                    raise SeqVAEError(f"{item!r}{where} is not a valid SMILES (RDKit cannot parse it); fix or drop it")
-                item = canonical
+        if self.representation != "text":
+            # Training canonicalises SMILES, so equivalent inputs should read the same.
+            items = self._canonical_inputs(items)
+        for item in items:
             text = item if self.representation == "text" else to_model_text(item, self.representation)
             if text is None:
                 raise SeqVAEError(f"cannot convert {item!r} to {self.representation}")
@@ -219,6 +216,16 @@ class SeqVAEPipeline:
             )
         batch = PaddingCollator(self.tokenizer.pad_token_id)([{"input_ids": x} for x in ids])
         return {key: value.to(self.model.device) for key, value in batch.items()}
+
+    def _canonical_inputs(self, items: list[str]) -> list[str]:
+        """Canonical SMILES of each input; an invalid one is an error naming it and its place."""
+        canonical = [canonical_smiles(item) if isinstance(item, str) else None for item in items]
+        if None in canonical:
+            position = canonical.index(None)
+            bad = sum(value is None for value in canonical)
+            where = f" (input {position + 1} of {len(items)}; {bad} invalid in all)" if len(items) > 1 else ""
+            raise SeqVAEError(f"{items[position]!r}{where} is not a valid SMILES (RDKit cannot parse it); fix or drop it")
+        return canonical
 
     def _cut_to_model_length(self, ids: list[list[int]], items: list[str]) -> list[list[int]]:
         """Inputs longer than the model reads are cut to their first tokens and ``<eos>``, with
@@ -246,6 +253,8 @@ class SeqVAEPipeline:
                 "interpolate or reconstruct; it can sample and score sentences"
             )
         items = self._as_list(items)
+        if self.representation != "text":
+            items = self._canonical_inputs(items)  # all at once: an error names the input's place in the whole list
         means = []
         for start in range(0, len(items), batch_size):
             batch = self.tokenize(items[start : start + batch_size])
@@ -540,8 +549,10 @@ def _model_folder(name: str | Path) -> Path | None:
     if _looks_like_hub_id(str(name)):
         return None
     shipped = ", ".join(shipped_models()) or "none in this install"
+    parent = path.parent if len(path.parts) > 1 and path.parent.is_dir() else None
+    hint = f" ({parent} exists, but holds no folder {path.name!r})" if parent else ""
     raise SeqVAEError(
-        f"model folder not found: {name}; give the output_dir of a training run, the name of a shipped "
+        f"model folder not found: {name}{hint}; give the output_dir of a training run, the name of a shipped "
         f"model ({shipped}), or a Hugging Face Hub id such as user/repo"
     )
 
@@ -550,7 +561,8 @@ def _looks_like_hub_id(name: str) -> bool:
     """``user/repo``: two non-empty parts of Hub-legal characters, and no local path of that name."""
     parts = name.split("/")
     legal = all(part and all(c.isalnum() or c in "-_." for c in part) and not part.startswith(".") for part in parts)
-    return len(parts) == 2 and legal and not Path(name).exists()
+    # "runs/x" with a local runs/ folder is a mistyped run folder, not a Hub id
+    return len(parts) == 2 and legal and not Path(name).exists() and not Path(parts[0]).is_dir()
 
 
 def _load_from_hub(repo_id: str, device: str) -> SeqVAEPipeline:

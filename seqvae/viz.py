@@ -272,6 +272,14 @@ def latent_map(
         method: ``pca`` (numpy, always available) or ``umap`` (needs ``umap-learn``).
     """
     items = [molecules] if isinstance(molecules, str) else list(molecules)
+    if vae.representation != "text":  # invalid SMILES have no latent: left out, and counted
+        with without_rdkit_log():
+            keep = [to_mol(item) is not None for item in items]
+        if not all(keep):
+            logger.warning("latent_map: %d of %d molecules are not valid SMILES and are left out", keep.count(False), len(items))
+            if values is not None and len(values) == len(items):
+                values = [value for value, kept in zip(values, keep) if kept]
+            items = [item for item, kept in zip(items, keep) if kept]
     if len(items) < 3:
         raise SeqVAEError(f"a latent map needs at least 3 molecules, got {len(items)}")
     if method not in ("pca", "umap"):

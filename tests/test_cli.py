@@ -172,6 +172,16 @@ def test_encode_with_an_empty_row_names_its_line(capsys, tmp_path, trained_run):
     assert_user_error(*result, str(molecules), "line 3")
 
 
+def test_encode_with_an_invalid_smiles_names_its_line(capsys, tmp_path, trained_run):
+    molecules = tmp_path / "mols.csv"
+    molecules.write_text("smiles\nCCO\nCCN\nC1CC((\n")
+    result = run_cli(
+        capsys, "encode", "--model", trained_run.output_dir, "--input", molecules, "--output", tmp_path / "z.npy"
+    )
+    assert_user_error(*result, str(molecules), "line 4", "'C1CC(('", "1 invalid rows")
+    assert not (tmp_path / "z.npy").exists()
+
+
 @pytest.mark.parametrize(
     "argv, fragment",
     [

@@ -96,16 +96,67 @@ def test_an_invalid_smiles_input_is_an_error_naming_it(trained_run, method):
         call()
 
 
+def test_an_invalid_smiles_deep_in_a_long_list_is_named_by_its_place_in_the_whole_list(trained_run):
+    vae = seqvae.load(trained_run.output_dir, device="cpu")
+    with pytest.raises(SeqVAEError, match=r"input 601 of 602; 2 invalid in all"):
+        vae.encode(["CCO"] * 600 + ["C1CC((", "xx"], batch_size=512)
+
+
+def test_latent_map_leaves_invalid_molecules_out_and_says_so(trained_run, caplog):
+    from seqvae import viz
+
+    vae = seqvae.load(trained_run.output_dir, device="cpu")
+    with caplog.at_level("WARNING", logger="seqvae.viz"):
+        picture = viz.latent_map(vae, ["CCO", "CCN", "not valid", "c1ccccc1O", "CCCC"], values=[1, 2, 99, 3, 4], color_by="rank")
+    assert "1 of 5 molecules are not valid SMILES" in caplog.text
+    assert picture.size[0] > 0
+
+
+def test_a_mistyped_run_folder_is_not_taken_for_a_hub_id(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(SeqVAEError, match="model folder not found: runs/zinc250k_vea .*holds no folder"):
+        seqvae.load("runs/zinc250k_vea")
+
+
 def test_shipped_models_have_a_card_and_complete_metadata():
     from seqvae.pipeline import PRETRAINED_DIR
 
-    for name in shipped_models():
-        folder = PRETRAINED_DIR / name
+    folders = sorted(folder for folder in PRETRAINED_DIR.iterdir() if folder.is_dir())
+    assert "zinc250k" in [folder.name for folder in folders]
+    for folder in folders:  # every folder, so a broken one cannot hide from shipped_models()
+        assert folder.name in shipped_models(), f"{folder} lacks config.json"
         card = (folder / "README.md").read_text()
         for heading in ("## Data", "## Recipe", "## Measured", "## Intended use", "## Limits"):
-            assert heading in card, f"{name}: model card lacks {heading}"
+            assert heading in card, f"{folder.name}: model card lacks {heading}"
         config = json.loads((folder / "config.json").read_text())
         assert config["model_type"] == "seqvae"
         assert (folder / "model.safetensors").stat().st_size < 15 * 1024 * 1024
+        assert not list(folder.glob("*.bin")) and not list(folder.glob("*.pt"))
         metrics = json.loads((folder / "metrics.json").read_text())
         assert 0.0 <= metrics["reconstruction_accuracy"] <= 1.0
+
+
+# The first eight molecules of the DD-VAE ZINC250k test split (not seen in training).
+ZINC_TEST = [
+    "CC(C)(C)c1ccc2occ(CC(=O)Nc3ccccc3F)c2c1",
+    "C[C@@H]1CC(Nc2cncc(-c3nncn3C)c2)C[C@@H](C)C1",
+    "N#Cc1ccc(-c2ccc(O[C@@H](C(=O)N3CCCC3)c3ccccc3)cc2)cc1",
+    "CCOC(=O)[C@@H]1CCCN(C(=O)c2nc(-c3ccc(C)cc3)n3c2CCCCC3)C1",
+    "N#CC1=C(SCC(=O)Nc2cccc(Cl)c2)N=C([O-])[C@H](C#N)C12CCCCC2",
+    "CC[NH+](CC)[C@](C)(CC)[C@H](O)c1cscc1Br",
+    "COc1ccc(C(=O)N(C)[C@@H](C)C/C(N)=N/O)cc1O",
+    "O=C(Nc1nc[nH]n1)c1cccnc1Nc1cccc(F)c1",
+]
+
+
+def test_the_shipped_zinc250k_model_loads_offline_and_reconstructs_held_out_molecules(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)  # no run folder of that name around
+    vae = seqvae.load("zinc250k", device="cpu")
+    assert vae.config.latent_dim == 64 and vae.model.dtype.is_floating_point
+    assert str(vae.model.dtype) == "torch.float32"  # float16 on disk, float32 to compute
+    from seqvae.metrics.latent_protocols import reconstruction_rate
+
+    greedy = vae.reconstruct(ZINC_TEST)
+    assert reconstruction_rate(ZINC_TEST, [[s] for s in greedy]) >= 0.75  # 6 of 8 at release
