@@ -18,6 +18,7 @@ Conditional models (trained with ``properties``):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -531,11 +532,26 @@ def load(run_dir: str | Path, device: str | None = None) -> SeqVAEPipeline:
         )
     try:
         # float32 on load: a shipped model may store its weights in float16 to stay small
-        model = SeqVAE.from_pretrained(folder, use_safetensors=True, dtype=torch.float32).to(device)
+        with _quiet_loading():
+            model = SeqVAE.from_pretrained(folder, use_safetensors=True, dtype=torch.float32).to(device)
         tokenizer = AutoTokenizer.from_pretrained(folder)
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as error:
         raise SeqVAEError(f"cannot load the model in {folder}: {error}") from None
     return SeqVAEPipeline(model, tokenizer, source=str(folder))
+
+
+@contextlib.contextmanager
+def _quiet_loading():
+    """No "Loading weights" bar from transformers for a model this small: loading prints only warnings."""
+    from transformers.utils import logging as transformers_logging
+
+    was_enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            transformers_logging.enable_progress_bar()
 
 
 def _model_folder(name: str | Path) -> Path | None:
@@ -567,7 +583,8 @@ def _looks_like_hub_id(name: str) -> bool:
 
 def _load_from_hub(repo_id: str, device: str) -> SeqVAEPipeline:
     try:
-        model = SeqVAE.from_pretrained(repo_id, use_safetensors=True, dtype=torch.float32).to(device)
+        with _quiet_loading():
+            model = SeqVAE.from_pretrained(repo_id, use_safetensors=True, dtype=torch.float32).to(device)
         tokenizer = AutoTokenizer.from_pretrained(repo_id)
     except (OSError, ValueError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

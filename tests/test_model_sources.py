@@ -160,3 +160,13 @@ def test_the_shipped_zinc250k_model_loads_offline_and_reconstructs_held_out_mole
 
     greedy = vae.reconstruct(ZINC_TEST)
     assert reconstruction_rate(ZINC_TEST, [[s] for s in greedy]) >= 0.75  # 6 of 8 at release
+
+
+def test_loading_prints_no_progress_bar(trained_run, capfd):
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.enable_progress_bar()
+    seqvae.load(trained_run.output_dir, device="cpu")
+    captured = capfd.readouterr()
+    assert "Loading weights" not in captured.err + captured.out
+    assert transformers_logging.is_progress_bar_enabled()  # the user's setting is restored
