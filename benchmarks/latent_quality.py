@@ -47,7 +47,7 @@ from seqvae.metrics.latent_protocols import (
     optimisation_success,
     reconstruction_rate,
 )
-from seqvae.metrics.molecules import canonical_set, canonical_valid, fraction_valid
+from seqvae.metrics.molecules import canonical_set, sample_quality
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("reconstruction", "prior_validity", "latent", "interpolation", "constrained_optimisation")
@@ -183,17 +183,14 @@ def prior_validity(vae, test: list[str], data_dir: Path, args) -> dict:
     z = z.repeat_interleave(args.prior_decodings, dim=0)
     with tqdm(total=z.size(0), desc="prior samples", unit="seq") as bar:
         samples = decode(vae, z, "sample", generator, args.batch_size, bar)
-    valid = canonical_valid(samples)
     train = canonical_set(read_molecules(str(data_dir / "ddvae_train.smi.gz"), "train"))
-    distinct = set(valid)
+    quality = sample_quality(samples, train)  # validity, uniqueness among valid, novelty among distinct
     # samples come 100 per latent: FCD / SNN read a random subset across all latents
     chosen = np.random.default_rng(args.seed).choice(len(samples), size=min(args.fcd_samples, len(samples)), replace=False)
     with without_rdkit_log():
         moses = evaluate([samples[i] for i in chosen], reference=test, k=(1000,), n_jobs=2)
     return {
-        "validity": fraction_valid(samples),
-        "uniqueness": len(distinct) / len(valid) if valid else None,
-        "novelty": len(distinct - train) / len(distinct) if distinct else None,
+        **quality,
         "FCD/Test": moses.get("FCD/Test"),
         "SNN/Test": moses.get("SNN/Test"),
         "num_samples": len(samples),
@@ -232,16 +229,17 @@ def constrained_optimisation(vae, data_dir: Path, args) -> dict:
     decoded = decode(vae, path.reshape(-1, path.size(-1)), "greedy", None, args.batch_size)
     with without_rdkit_log():
         start_mols = [to_mol(s) for s in starts]
-        path_validity = sum(to_mol(s) is not None for s in decoded) / len(decoded)
     scores = {"penalized_logP": _penalized_logp, "logP_minus_SA": _logp_minus_sa}
     start_scores = {name: [score(m) for m in start_mols] for name, score in scores.items()}
     candidates = {name: [[] for _ in starts] for name in scores}
     n = len(starts)
+    valid_points = 0
     with without_rdkit_log():
         for index, smiles in enumerate(tqdm(decoded, desc="scoring the paths", unit="mol")):
             mol = to_mol(smiles)
             if mol is None:
                 continue
+            valid_points += 1
             start = index % n
             similarity = count_tanimoto_similarity(start_mols[start], mol)
             for name, score in scores.items():
@@ -251,7 +249,7 @@ def constrained_optimisation(vae, data_dir: Path, args) -> dict:
         **results["penalized_logP"],
         "example_paths": example_paths(starts, decoded, args.ascent_steps, count=4, every=10),
         "logP_minus_SA": results["logP_minus_SA"],
-        "path_validity": path_validity,
+        "path_validity": valid_points / len(decoded),
         "predictor_r2_validation": predictor["r2"],
         "num_starts": n,
         "ascent_steps": args.ascent_steps,

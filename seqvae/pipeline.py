@@ -193,10 +193,14 @@ class SeqVAEPipeline:
     def tokenize(self, items) -> dict[str, torch.Tensor]:
         """Strings -> padded ``input_ids`` / ``attention_mask`` on the model's device."""
         items = self._as_list(items)
-        texts = []
         if self.representation != "text":
             # Training canonicalises SMILES, so equivalent inputs should read the same.
             items = self._canonical_inputs(items)
+        return self._tokenize_checked(items)
+
+    def _tokenize_checked(self, items: list[str]) -> dict[str, torch.Tensor]:
+        """:meth:`tokenize` for inputs already canonicalised (molecules) or plain sentences."""
+        texts = []
         for item in items:
             text = item if self.representation == "text" else to_model_text(item, self.representation)
             if text is None:
@@ -258,7 +262,7 @@ class SeqVAEPipeline:
             items = self._canonical_inputs(items)  # all at once: an error names the input's place in the whole list
         means = []
         for start in range(0, len(items), batch_size):
-            batch = self.tokenize(items[start : start + batch_size])
+            batch = self._tokenize_checked(items[start : start + batch_size])
             mu, _ = self.model.encode(batch["input_ids"], batch["attention_mask"])
             means.append(mu)
         return torch.cat(means)
@@ -531,13 +535,18 @@ def load(run_dir: str | Path, device: str | None = None) -> SeqVAEPipeline:
             "Point to the output_dir of a finished run, or to one of its checkpoint-* folders"
         )
     try:
-        # float32 on load: a shipped model may store its weights in float16 to stay small
-        with _quiet_loading():
-            model = SeqVAE.from_pretrained(folder, use_safetensors=True, dtype=torch.float32).to(device)
-        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model, tokenizer = _read_model(folder, device)
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as error:
         raise SeqVAEError(f"cannot load the model in {folder}: {error}") from None
     return SeqVAEPipeline(model, tokenizer, source=str(folder))
+
+
+def _read_model(source: str | Path, device: str):
+    """Model and tokenizer from a folder or Hub id, through transformers; float32 on load (a
+    shipped model may store float16 weights to stay small)."""
+    with _quiet_loading():
+        model = SeqVAE.from_pretrained(source, use_safetensors=True, dtype=torch.float32).to(device)
+    return model, AutoTokenizer.from_pretrained(source)
 
 
 @contextlib.contextmanager
@@ -583,9 +592,7 @@ def _looks_like_hub_id(name: str) -> bool:
 
 def _load_from_hub(repo_id: str, device: str) -> SeqVAEPipeline:
     try:
-        with _quiet_loading():
-            model = SeqVAE.from_pretrained(repo_id, use_safetensors=True, dtype=torch.float32).to(device)
-        tokenizer = AutoTokenizer.from_pretrained(repo_id)
+        model, tokenizer = _read_model(repo_id, device)
     except (OSError, ValueError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise SeqVAEError(

@@ -239,11 +239,12 @@ def interpolation_strip(vae, start: str, end: str, steps: int = 8, method: str =
         mols = [to_mol(s) for s in [start, *path, end]]
         start_key, end_key = canonical_smiles(start), canonical_smiles(end)
         legends = ["input start"]
-        for i, smiles in enumerate(path):
-            if mols[i + 1] is None:
+        for i, (smiles, mol) in enumerate(zip(path, mols[1:-1])):
+            key = None if mol is None else canonical_smiles(smiles)
+            if mol is None:
                 legends.append(_invalid_label(smiles))
-            elif canonical_smiles(smiles) in (start_key, end_key):
-                legends.append(f"{i}: = {'start' if canonical_smiles(smiles) == start_key else 'end'}")
+            elif key in (start_key, end_key):
+                legends.append(f"{i}: = {'start' if key == start_key else 'end'}")
             else:
                 to_start, to_end = tanimoto_similarity(smiles, start), tanimoto_similarity(smiles, end)
                 legends.append(f"{i}: sim start {to_start:.2f} / end {to_end:.2f}")
