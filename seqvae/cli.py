@@ -191,16 +191,20 @@ class Encode(Subcommand):
         empty = [first_line + i for i, v in enumerate(molecules) if not v]
         if empty:
             raise SeqVAEError(f"{args.input}, line {empty[0]}: empty molecule ({len(empty)} empty rows); remove them")
-        if vae.representation != "text":  # one row of the array per input row: an invalid row is an error, by line
+        try:
+            latents = vae.encode(molecules).cpu().numpy()
+        except SeqVAEError:
+            # One row of the array per input row: an invalid row is an error, named by its line
+            # (looked for only on failure, so valid files are parsed once).
             from .chem import is_valid
 
             invalid = [first_line + i for i, v in enumerate(molecules) if not is_valid(v)]
-            if invalid:
-                value = molecules[invalid[0] - first_line]
-                raise SeqVAEError(
-                    f"{args.input}, line {invalid[0]}: {value!r} is not a valid SMILES ({len(invalid)} invalid rows); fix or remove them"
-                )
-        latents = vae.encode(molecules).cpu().numpy()
+            if vae.representation == "text" or not invalid:
+                raise
+            value = molecules[invalid[0] - first_line]
+            raise SeqVAEError(
+                f"{args.input}, line {invalid[0]}: {value!r} is not a valid SMILES ({len(invalid)} invalid rows); fix or remove them"
+            ) from None
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         np.save(args.output, latents)
         print(f"wrote {latents.shape[0]} x {latents.shape[1]} latents to {args.output}")

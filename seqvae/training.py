@@ -240,8 +240,9 @@ class SeqVAETrainer(Trainer):
         loss = recon_share * recon + rows_share * beta * kl_term
         if outputs.property_loss is not None:
             loss = loss + rows_share * self.args.property_loss_weight * outputs.property_loss
-        mmd = mmd_to_prior(outputs.z) if self.args.mmd_weight > 0 else None
-        if mmd is not None:
+        mmd = None
+        if self.args.mmd_weight > 0:
+            mmd = mmd_to_prior(outputs.z)
             loss = loss + rows_share * self.args.mmd_weight * mmd
         if model.training:
             self._accumulate(

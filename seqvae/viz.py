@@ -234,13 +234,15 @@ def interpolation_strip(vae, start: str, end: str, steps: int = 8, method: str =
     """
     if vae.representation == "text":
         raise SeqVAEError("interpolation_strip draws molecules; for sentences use vae.homotopy(start, end), a table")
+    from rdkit import Chem
+
     path = vae.interpolate(start, end, steps=steps, method=method, **options)
     with without_rdkit_log():
         mols = [to_mol(s) for s in [start, *path, end]]
         start_key, end_key = canonical_smiles(start), canonical_smiles(end)
         legends = ["input start"]
         for i, (smiles, mol) in enumerate(zip(path, mols[1:-1])):
-            key = None if mol is None else canonical_smiles(smiles)
+            key = None if mol is None else Chem.MolToSmiles(mol)  # canonical, from the parse above
             if mol is None:
                 legends.append(_invalid_label(smiles))
             elif key in (start_key, end_key):
