@@ -48,6 +48,7 @@ from seqvae.metrics.latent_protocols import (
     reconstruction_rate,
 )
 from seqvae.metrics.molecules import canonical_set, sample_quality
+from seqvae.modeling import SeqVAE
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("reconstruction", "prior_validity", "latent", "interpolation", "constrained_optimisation")
@@ -164,7 +165,7 @@ def reconstruction(vae, test: list[str], args) -> dict:
         for start in range(0, len(test), chunk):
             m, lv = mu[start : start + chunk], logvar[start : start + chunk]
             noise = torch.randn(m.size(0), args.encodings, m.size(1), generator=generator).to(m.device)
-            z = (m.unsqueeze(1) + torch.exp(0.5 * lv).unsqueeze(1) * noise)  # [n, encodings, d]
+            z = SeqVAE.reparameterize(m.unsqueeze(1), lv.unsqueeze(1), noise)  # [n, encodings, d]
             z = z.repeat_interleave(args.decodings, dim=1).reshape(-1, m.size(1))
             outputs = decode(vae, z, "sample", generator, args.batch_size, bar)
             decodings += [outputs[i * per_molecule : (i + 1) * per_molecule] for i in range(m.size(0))]

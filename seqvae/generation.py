@@ -23,7 +23,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from .errors import SeqVAEError
-from .modeling import SeqVAE
+from .modeling import SeqVAE, eval_mode
 from .tokenization import from_model_text
 
 __all__ = [
@@ -148,8 +148,6 @@ def decode_latents(
     if max_length is not None and max_length < 2:
         raise SeqVAEError(f"max_length must be at least 2 (<bos> and one token), got {max_length}")
     limit = min(max_length or config.max_sequence_length, config.max_sequence_length) - 1  # <bos> given
-    was_training = model.training
-    model.eval()
     batch = z.size(0)
     if guidance_scale < 0:
         raise SeqVAEError(f"guidance_scale must be >= 0, got {guidance_scale}")
@@ -181,14 +179,14 @@ def decode_latents(
             return ids
         return _decode_rows(model, z_part, condition_part, guidance_scale, choose, limit, width, on_finished).tolist()
 
-    if strategy == "beam" or config.decoder_type == "transformer":
-        # beams, and a Transformer's prefix shared by the whole batch: slices, no refilling
-        slices = [(z[start : start + width], None if condition is None else condition[start : start + width])
-                  for start in range(0, batch, width)]
-        ids = [sequence for z_part, condition_part in slices for sequence in decode(z_part, condition_part)]
-    else:
-        ids = decode(z, condition)
-    model.train(was_training)
+    with eval_mode(model):
+        if strategy == "beam" or config.decoder_type == "transformer":
+            # beams, and a Transformer's prefix shared by the whole batch: slices, no refilling
+            slices = [(z[start : start + width], None if condition is None else condition[start : start + width])
+                      for start in range(0, batch, width)]
+            ids = [sequence for z_part, condition_part in slices for sequence in decode(z_part, condition_part)]
+        else:
+            ids = decode(z, condition)
     return [_strip(sequence, config) for sequence in ids]
 
 

@@ -26,14 +26,16 @@ How ``z`` reaches the decoder:
 * Transformer decoder: ``z`` is projected to one prefix position that every token attends to,
   and also added to every token embedding (an offset), as in Optimus-style latent injection.
 
-The model computes the plain ELBO pieces (reconstruction, KL per dimension). Training-time
-choices that change the objective (KL schedules, free bits, word dropout) live in
-:mod:`seqvae.objectives` and are applied by the trainer.
+The model computes the plain ELBO pieces (reconstruction, KL per dimension, the property
+head's error). The training objective that weights them (KL schedules, free bits, MMD, word
+dropout, condition hiding) is composed once, in :mod:`seqvae.objectives`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -44,7 +46,7 @@ from transformers.utils import ModelOutput
 
 from .configuration import SeqVAEConfig
 
-__all__ = ["SeqVAE", "SeqVAEOutput"]
+__all__ = ["SeqVAE", "SeqVAEOutput", "eval_mode"]
 
 
 @dataclass
@@ -52,7 +54,7 @@ class SeqVAEOutput(ModelOutput):
     """What :meth:`SeqVAE.forward` returns.
 
     Attributes:
-        loss: ``recon_loss + kl_weight * kl`` (negative ELBO per sequence when ``kl_weight=1``).
+        loss: ``recon_loss + kl`` (+ ``property_loss``): the negative ELBO per sequence, unweighted.
         recon_loss: reconstruction NLL summed over tokens, averaged over sequences.
         recon_loss_per_token: the same NLL averaged over all target tokens.
         kl: KL(q(z|x) || N(0, I)) summed over dimensions, averaged over sequences.
@@ -371,9 +373,15 @@ class SeqVAE(PreTrainedModel):
         return mu, logvar
 
     @staticmethod
-    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        """Sample ``z ~ N(mu, exp(logvar))`` differentiably."""
-        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """``z = mu + noise * exp(logvar / 2)``: a differentiable draw of ``N(mu, exp(logvar))``.
+
+        ``noise`` (standard normal, broadcastable to ``mu``) is drawn when not given; callers
+        pass their own for seeded or repeated draws.
+        """
+        if noise is None:
+            noise = torch.randn_like(mu)
+        return mu + noise * torch.exp(0.5 * logvar)
 
     # --- decoding
 
@@ -409,27 +417,28 @@ class SeqVAE(PreTrainedModel):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         decoder_input_ids: torch.Tensor | None = None,
-        kl_weight: float = 1.0,
         use_posterior_mean: bool = False,
         properties: torch.Tensor | None = None,
         condition_mask: torch.Tensor | None = None,
-        property_loss_weight: float = 1.0,
         **kwargs,
     ) -> SeqVAEOutput:
-        """Encode, sample ``z``, reconstruct.
+        """Encode, sample ``z``, reconstruct, and return the ELBO's terms.
+
+        ``loss`` is the unweighted sum of the terms (the negative ELBO per sequence, plus the
+        property head's error): what a plain VAE minimises. seqvae's training objective weights
+        the terms (KL schedule, free bits, MMD, loss reduction) in :func:`seqvae.objectives.vae_loss`,
+        the one place they are composed.
 
         Args:
             input_ids: ``[B, T]`` ``<bos> tokens <eos>`` padded with ``pad_token_id``.
             attention_mask: ``[B, T]`` 1 for real tokens; derived from padding when omitted.
             decoder_input_ids: ``[B, T-1]`` what the decoder reads; defaults to
                 ``input_ids[:, :-1]`` (word dropout passes a corrupted copy).
-            kl_weight: weight of the KL term in ``loss``.
             use_posterior_mean: decode from ``mu`` instead of a sample.
             properties: ``[B, num_properties]`` true values in property units (NaN: unknown),
                 the property head's targets and the conditions.
             condition_mask: ``[B, num_properties]`` bool, which known properties to condition
                 on (default: all); the trainer hides some, or all, at random.
-            property_loss_weight: weight of the property head's loss in ``loss``.
         """
         if attention_mask is None:
             attention_mask = (input_ids != self.config.pad_token_id).long()
@@ -451,11 +460,11 @@ class SeqVAE(PreTrainedModel):
 
         kl_per_dim = gaussian_kl_per_dim(mu, logvar).mean(dim=0)
         kl = kl_per_dim.sum()
-        loss = recon_loss + kl_weight * kl
+        loss = recon_loss + kl
         property_loss = predicted = None
         if self.property_head is not None and properties is not None:
             property_loss, predicted = self.property_head_loss(z, properties, rows=unconditioned)
-            loss = loss + property_loss_weight * property_loss
+            loss = loss + property_loss
         return SeqVAEOutput(
             loss=loss,
             recon_loss=recon_loss,
@@ -481,3 +490,15 @@ def target_token_nll(logits: torch.Tensor, input_ids: torch.Tensor, attention_ma
 def gaussian_kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, exp(logvar)) || N(0, 1)) for each sequence and dimension, ``[B, latent_dim]``."""
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Dropout off inside the block; the caller's training / eval mode is restored afterwards,
+    also when the block raises."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)

@@ -1,5 +1,7 @@
-"""Training objectives against posterior collapse: KL schedules, free bits, word dropout, and a
-maximum mean discrepancy (MMD) between the batch's latents and the prior.
+"""The VAE objective, composed once (:func:`vae_loss`) from the model's ELBO terms, and the
+tools against posterior collapse: KL schedules, free bits, word dropout, condition hiding and a
+maximum mean discrepancy (MMD) between the batch's latents and the prior. Training and validation
+both call :func:`vae_loss`; the settings are :class:`~seqvae.arguments.ObjectiveArguments`.
 
 Schedules are pure functions of the optimiser step, so they can be plotted, tested at their
 boundaries and resumed from a checkpoint without hidden state.
@@ -8,81 +10,85 @@ boundaries and resumed from a checkpoint without hidden state.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 
+from .arguments import ObjectiveArguments
+
 __all__ = [
-    "KL_SCHEDULES",
-    "KLSchedule",
+    "vae_loss",
     "kl_weight_at",
     "free_bits_kl",
     "word_dropout",
+    "hide_conditions",
     "mmd_to_prior",
     "active_units",
 ]
 
-KL_SCHEDULES = ("constant", "linear", "sigmoid", "cyclical")
 
+def vae_loss(
+    outputs,
+    objective: ObjectiveArguments,
+    kl_weight: float,
+    row_share: float = 1.0,
+    token_share: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The training objective, composed here and nowhere else:
 
-@dataclass(frozen=True)
-class KLSchedule:
-    """How the KL weight (beta) moves with the optimiser step.
+        recon + kl_weight * free_bits_kl(kl_per_dim) + property_loss_weight * property_mse
+              + mmd_weight * mmd_to_prior(z)
 
-    Attributes:
-        kind: ``constant`` (always ``max_weight``), ``linear`` (``min_weight`` to ``max_weight``
-            over ``warmup_steps`` after ``start_step``), ``sigmoid`` (Bowman et al. 2016: a
-            logistic curve centred at ``start_step + warmup_steps / 2``) or ``cyclical``
-            (Fu et al. 2019: ``num_cycles`` cycles over ``total_steps``; in each, a linear rise
-            over ``ratio`` of the cycle, then ``max_weight`` for the rest).
-        min_weight, max_weight: the weight's range.
-        start_step: steps spent at ``min_weight`` before the rise (linear and sigmoid).
-        warmup_steps: length of the rise (linear and sigmoid).
-        total_steps: training length, used by the cyclical schedule.
-        num_cycles: cycles of the cyclical schedule.
-        ratio: rising fraction of each cycle.
-        sigmoid_steepness: slope of the sigmoid; 10 spans about 99% of the range over the rise.
+    Args:
+        outputs: a :class:`~seqvae.modeling.SeqVAEOutput` (the model's ELBO terms).
+        objective: the settings (reduction, free bits, weights).
+        kl_weight: beta at this step (:func:`kl_weight_at`); validation passes 1.
+        row_share, token_share: this chunk's share of its batch's rows and target tokens, when a
+            batch runs in chunks; per-sequence terms scale by rows, a per-token reconstruction by
+            tokens, so the chunks' gradients add up to the whole batch's.
+        generator: draws of the MMD's prior sample (validation passes a seeded one).
+
+    Returns:
+        ``(loss, mmd)``; ``mmd`` is ``None`` when ``mmd_weight`` is 0.
     """
-
-    kind: str = "linear"
-    min_weight: float = 0.0
-    max_weight: float = 1.0
-    start_step: int = 0
-    warmup_steps: int = 1000
-    total_steps: int = 10000
-    num_cycles: int = 4
-    ratio: float = 0.5
-    sigmoid_steepness: float = 10.0
-
-    def __post_init__(self):
-        if self.kind not in KL_SCHEDULES:
-            raise ValueError(
-                f"kl_schedule={self.kind!r} is not supported; choose one of {', '.join(KL_SCHEDULES)}"
-            )
-        if self.max_weight < self.min_weight:
-            raise ValueError(
-                f"kl max_weight ({self.max_weight}) is below min_weight ({self.min_weight})"
-            )
+    per_sequence = objective.loss_reduction == "sequence"
+    recon = outputs.recon_loss if per_sequence else outputs.recon_loss_per_token
+    kl_term = free_bits_kl(outputs.kl_per_dim, objective.free_bits, objective.free_bits_total)
+    loss = (row_share if per_sequence else token_share) * recon + row_share * kl_weight * kl_term
+    if outputs.property_loss is not None:
+        loss = loss + row_share * objective.property_loss_weight * outputs.property_loss
+    mmd = None
+    if objective.mmd_weight > 0:
+        mmd = mmd_to_prior(outputs.z, generator)
+        loss = loss + row_share * objective.mmd_weight * mmd
+    return loss, mmd
 
 
-def kl_weight_at(step: int, schedule: KLSchedule) -> float:
-    """KL weight at optimiser ``step`` (0-based) under ``schedule``."""
-    low, high = schedule.min_weight, schedule.max_weight
-    if schedule.kind == "constant":
+SIGMOID_STEEPNESS = 10.0  # the sigmoid schedule spans about 99% of its range over the rise
+
+
+def kl_weight_at(step: int, objective: ObjectiveArguments, total_steps: int = 10_000) -> float:
+    """KL weight at optimiser ``step`` (0-based) under ``objective``'s ``kl_*`` settings.
+
+    ``total_steps`` (the training length) sets the cycle length of the cyclical schedule.
+    """
+    low, high = objective.kl_min_weight, objective.kl_max_weight
+    start, warmup = objective.kl_start_step, objective.kl_warmup_steps
+    if objective.kl_schedule == "constant":
         return high
-    if schedule.kind == "linear":
-        if schedule.warmup_steps <= 0:
-            return high if step >= schedule.start_step else low
-        progress = (step - schedule.start_step) / schedule.warmup_steps
+    if objective.kl_schedule == "linear":
+        if warmup <= 0:
+            return high if step >= start else low
+        progress = (step - start) / warmup
         return low + (high - low) * min(max(progress, 0.0), 1.0)
-    if schedule.kind == "sigmoid":
-        centre = schedule.start_step + schedule.warmup_steps / 2
-        scale = max(schedule.warmup_steps, 1) / schedule.sigmoid_steepness
+    if objective.kl_schedule == "sigmoid":
+        centre = start + warmup / 2
+        scale = max(warmup, 1) / SIGMOID_STEEPNESS
         return low + (high - low) / (1.0 + math.exp(-(step - centre) / scale))
     # cyclical
-    cycle_length = max(schedule.total_steps / schedule.num_cycles, 1.0)
+    cycle_length = max(total_steps / objective.kl_num_cycles, 1.0)
     position = (step % cycle_length) / cycle_length
-    return low + (high - low) * min(position / schedule.ratio, 1.0)
+    return low + (high - low) * min(position / objective.kl_cycle_ratio, 1.0)
 
 
 def free_bits_kl(
@@ -127,6 +133,18 @@ def word_dropout(
     for token_id in keep_token_ids:
         drop &= decoder_input_ids != token_id
     return decoder_input_ids.masked_fill(drop, unk_token_id)
+
+
+def hide_conditions(shape, drop_probability: float, unconditional_probability: float) -> torch.Tensor:
+    """``[B, P]`` bool: which properties each training example is conditioned on.
+
+    The twin of word dropout for conditions: each property is hidden with ``drop_probability``
+    and whole rows with ``unconditional_probability``, so that any subset of conditions (and
+    none) works at sampling time.
+    """
+    keep = torch.rand(shape) >= drop_probability
+    unconditional = torch.rand(shape[0], 1) < unconditional_probability
+    return keep & ~unconditional
 
 
 def mmd_to_prior(z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

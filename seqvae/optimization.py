@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from .chem import PROPERTIES, compute_properties, is_valid, tanimoto_similarity
 from .conditions import resolve_property_name
 from .errors import SeqVAEError
+from .modeling import eval_mode
 
 __all__ = ["optimize_latents", "best_improvement"]
 
@@ -94,17 +95,15 @@ def optimize_latents(
     z = vae.encode(start_smiles).clone().requires_grad_(True)
     optimizer = torch.optim.Adam([z], lr=step_size)
     snapshots = [(0, z.detach().clone(), score(model.predict_properties(z)).detach())]
-    was_training = model.training
-    model.eval()
-    for step in tqdm(range(1, steps + 1), desc="optimising", disable=not progress):
-        predicted_score = score(model.predict_properties(z))
-        loss = -(predicted_score - prior_weight * 0.5 * z.pow(2).sum(dim=1)).sum()
-        (z.grad,) = torch.autograd.grad(loss, [z])  # gradients for z only, none left on the model
-        optimizer.step()
-        if step % decode_every == 0 or step == steps:
-            with torch.no_grad():
-                snapshots.append((step, z.detach().clone(), score(model.predict_properties(z))))
-    model.train(was_training)
+    with eval_mode(model):
+        for step in tqdm(range(1, steps + 1), desc="optimising", disable=not progress):
+            predicted_score = score(model.predict_properties(z))
+            loss = -(predicted_score - prior_weight * 0.5 * z.pow(2).sum(dim=1)).sum()
+            (z.grad,) = torch.autograd.grad(loss, [z])  # gradients for z only, none left on the model
+            optimizer.step()
+            if step % decode_every == 0 or step == steps:
+                with torch.no_grad():
+                    snapshots.append((step, z.detach().clone(), score(model.predict_properties(z))))
     return _measure_path(vae, start_smiles, snapshots)
 
 

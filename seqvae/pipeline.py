@@ -470,7 +470,7 @@ class SeqVAEPipeline:
         with torch.no_grad():
             mu, logvar = self.model.encode(batch["input_ids"], batch["attention_mask"])
         noise = torch.randn(num_samples, mu.size(1), generator=_generator(seed)).to(mu.device)
-        outputs = self.decode(mu + scale * torch.exp(0.5 * logvar) * noise)
+        outputs = self.decode(SeqVAE.reparameterize(mu, logvar, scale * noise))
         if self.representation == "text":
             return pd.DataFrame({"text": outputs})
         frame = samples_frame(outputs)

@@ -2,10 +2,11 @@
 
 A recipe sets three groups of keys, each checked against its owner:
 
-* data keys: the fields of :class:`DataArguments`;
+* data keys: the fields of :class:`~seqvae.arguments.DataArguments`;
 * model keys: the arguments of :class:`~seqvae.configuration.SeqVAEConfig`;
-* training keys: the fields of :class:`~seqvae.training.SeqVAETrainingArguments` (which extends
-  ``transformers.TrainingArguments``).
+* training keys: the fields of :class:`~seqvae.arguments.SeqVAETrainingArguments` (which extends
+  ``transformers.TrainingArguments`` with the objective's fields);
+* evaluation keys: the fields of :class:`~seqvae.arguments.EvaluationArguments`.
 
 Unknown keys and values of the wrong type are rejected with the file, key and a suggestion.
 Command-line ``key=value`` overrides win over the file.
@@ -19,104 +20,15 @@ import inspect
 import re
 import types
 import typing
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from .arguments import DataArguments, EvaluationArguments, SeqVAETrainingArguments
 from .configuration import SeqVAEConfig
 from .errors import SeqVAEError
 
-__all__ = ["DataArguments", "EvaluationArguments", "load_recipe", "parse_override", "model_keys"]
-
-
-@dataclass
-class DataArguments:
-    """Where the molecules (or sentences) come from and how they are cleaned.
-
-    Attributes:
-        data: a file path, ``bundled`` (RDKit's ~15k molecules), ``moses`` / ``zinc250k``, or
-            for text ``ptb`` or ``hub:NAME`` (a Hugging Face Hub dataset).
-        validation_data: held-out corpus for validation (e.g. ``ptb:valid``); when empty,
-            ``validation_fraction`` of ``data`` is held out.
-        data_dir: folder holding a named corpus locally (otherwise it is downloaded).
-        smiles_column: CSV column with SMILES; detected when empty.
-        representation: ``smiles``, ``selfies`` or ``text``.
-        canonicalize: rewrite SMILES in RDKit canonical form.
-        keep_largest_fragment: drop counter-ions and solvents.
-        deduplicate: skip repeated molecules.
-        max_length: longest sequence in tokens (``<bos>``/``<eos>`` included); longer rows are
-            skipped and reported.
-        validation_fraction: share of molecules held out for validation.
-        num_proc: processes for checking molecules.
-        properties: condition the model on these properties (a conditional VAE): built-in
-            RDKit properties (``logP``, ``qed``, ``SAS``, ``MW``, ``TPSA``, ``HBD``, ``HBA``,
-            ``rotatable_bonds``, ``rings``) or numeric CSV columns; for text, attributes: CSV /
-            Hub columns (labels or numbers) or attributes computed by ``attribute_rules``.
-        property_units: ``{column: unit}`` for CSV-column properties (built-ins know theirs).
-        attribute_rules: text attributes computed from each sentence, ``{name: rule}``:
-            ``words`` (word count) or ``contains:TOKEN`` (``yes`` / ``no``).
-        categorical_attributes: text attribute columns to read as labels although their values
-            look like numbers (class ids); a column without any number is read as labels anyway.
-        text_tokenizer: for text, ``word``, ``bpe`` (trained on the corpus) or a pretrained
-            Hugging Face tokenizer's Hub name or local folder.
-        tokenizer_vocab_size: vocabulary cap of a trained text tokenizer (specials included).
-        tokenizer_min_frequency: words (or BPE merges) seen fewer times are left out.
-        text_column: CSV / Hub column holding the sentences; detected when empty.
-        hub_split: split of a Hub dataset to read.
-        lowercase: lower-case sentences.
-        long_sentences: ``skip`` or ``truncate`` sentences longer than ``max_length`` tokens
-            (counted in the data report either way).
-    """
-
-    data: str = "bundled"
-    validation_data: str | None = None
-    data_dir: str | None = None
-    smiles_column: str | None = None
-    representation: str = "smiles"
-    canonicalize: bool = True
-    keep_largest_fragment: bool = False
-    deduplicate: bool = True
-    max_length: int = 100
-    validation_fraction: float = 0.05
-    num_proc: int = 1
-    properties: list[str] = dataclasses.field(default_factory=list)
-    property_units: dict[str, str] = dataclasses.field(default_factory=dict)
-    attribute_rules: dict[str, str] = dataclasses.field(default_factory=dict)
-    categorical_attributes: list[str] = dataclasses.field(default_factory=list)
-    text_tokenizer: str = "word"
-    tokenizer_vocab_size: int = 10000
-    tokenizer_min_frequency: int = 1
-    text_column: str | None = None
-    hub_split: str = "train"
-    lowercase: bool = False
-    long_sentences: str = "skip"
-
-
-@dataclass
-class EvaluationArguments:
-    """The evaluation at the end of training.
-
-    Attributes:
-        num_prior_samples: molecules sampled from the prior for validity / uniqueness / novelty.
-        sample_temperature: softmax temperature of those samples.
-        num_reconstruction_molecules: validation molecules (or sentences) for reconstruction
-            accuracy (and, for text, the likelihood and latent diagnostics).
-        num_importance_samples: text models: samples per sentence of the IW-NLL estimate.
-    """
-
-    num_prior_samples: int = 1000
-    sample_temperature: float = 1.0
-    num_reconstruction_molecules: int = 1000
-    num_importance_samples: int = 100
-
-    def __post_init__(self):
-        if self.num_importance_samples < 1:
-            raise SeqVAEError(f"num_importance_samples must be >= 1, got {self.num_importance_samples}")
-        if self.num_prior_samples < 1 or self.num_reconstruction_molecules < 0:
-            raise SeqVAEError("num_prior_samples must be >= 1 and num_reconstruction_molecules >= 0")
-        if self.sample_temperature <= 0:
-            raise SeqVAEError(f"sample_temperature must be > 0, got {self.sample_temperature}")
+__all__ = ["load_recipe", "parse_override", "model_keys"]
 
 
 class _RecipeLoader(yaml.SafeLoader):
@@ -166,8 +78,6 @@ def load_recipe(path: str | Path | None, overrides: dict | None = None):
         (the training kwargs still need ``output_dir`` before they build
         ``SeqVAETrainingArguments``).
     """
-    from .training import SeqVAETrainingArguments  # training imports this module
-
     source = str(path) if path else "command line"
     values = _read_yaml(Path(path)) if path else {}
     values.update(overrides or {})

@@ -24,6 +24,7 @@ import yaml
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from .arguments import EvaluationArguments, ObjectiveArguments, SeqVAETrainingArguments, training_arguments
 from .configuration import SeqVAEConfig
 from .data import (
     PaddingCollator,
@@ -39,117 +40,14 @@ from .data import (
 from .chem import PROPERTIES
 from .conditions import rule_labels, text_attribute
 from .errors import SeqVAEError
-from .modeling import SeqVAE
-from .objectives import KL_SCHEDULES, KLSchedule, active_units, free_bits_kl, kl_weight_at, mmd_to_prior, word_dropout
-from .recipe import EvaluationArguments, load_recipe
+from .modeling import SeqVAE, eval_mode
+from .objectives import active_units, hide_conditions, kl_weight_at, vae_loss, word_dropout
+from .recipe import load_recipe
 from .tokenization import build_text_tokenizer, build_tokenizer, extend_vocabulary, molecule_encoder
 
-__all__ = ["SeqVAETrainingArguments", "SeqVAETrainer", "train", "evaluate_validation"]
+__all__ = ["SeqVAETrainer", "train", "evaluate_validation"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class SeqVAETrainingArguments(TrainingArguments):
-    """``TrainingArguments`` plus the VAE objective.
-
-    Attributes:
-        kl_schedule: ``constant``, ``linear``, ``sigmoid`` or ``cyclical``.
-        kl_min_weight, kl_max_weight: range of the KL weight.
-        kl_start_step: steps at ``kl_min_weight`` before the rise (linear, sigmoid).
-        kl_warmup_steps: length of the rise (linear, sigmoid).
-        kl_num_cycles, kl_cycle_ratio: cyclical schedule (Fu et al. 2019).
-        free_bits: KL floor per latent dimension, in nats.
-        free_bits_total: KL floor for the whole latent, in nats.
-        word_dropout: probability of replacing a decoder input token by ``<unk>``.
-        mmd_weight: weight of the MMD between the batch's latents and N(0, I) draws
-            (:func:`~seqvae.objectives.mmd_to_prior`); with a low KL weight it keeps prior
-            samples where the molecules' latents are. 0: off.
-        loss_reduction: ``sequence`` (NLL summed over tokens) or ``token`` (averaged).
-        max_train_seconds: stop after this much wall time (0: no limit); a safety net for
-            recipes sized to a time budget, the step count still drives the schedules.
-        condition_drop_probability: conditional models: chance of hiding each property from
-            the model in a training example, so that any subset of conditions works.
-        unconditional_probability: chance of hiding all properties in an example, so that
-            sampling without conditions works (and the property head has examples to learn from).
-        property_loss_weight: weight of the property head's mean squared error (normalised
-            units) in the loss.
-        autoencoder_pretraining_steps: train this many steps as a plain autoencoder (KL weight
-            0), then re-initialise the decoder and train the VAE (Li et al. 2019); the KL
-            schedule starts after them. 0: off.
-        max_tokens_per_chunk: a batch holding more tokens (rows x padded length) runs its
-            forward and backward in row chunks of at most this many tokens, whose gradients add
-            up to the batch's: peak memory follows the chunk, not the longest batch. The sum is
-            exact without free bits (free bits floor each chunk's KL instead of the batch's).
-            0: whole batches.
-    """
-
-    kl_schedule: str = "linear"
-    kl_min_weight: float = 0.0
-    kl_max_weight: float = 1.0
-    kl_start_step: int = 0
-    kl_warmup_steps: int = 1000
-    kl_num_cycles: int = 4
-    kl_cycle_ratio: float = 0.5
-    free_bits: float = 0.0
-    free_bits_total: float = 0.0
-    word_dropout: float = 0.0
-    mmd_weight: float = 0.0
-    loss_reduction: str = "sequence"
-    max_train_seconds: float = 0.0
-    condition_drop_probability: float = 0.3
-    unconditional_probability: float = 0.2
-    property_loss_weight: float = 1.0
-    autoencoder_pretraining_steps: int = 0
-    max_tokens_per_chunk: int = 0
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.kl_schedule not in KL_SCHEDULES:
-            raise SeqVAEError(
-                f"kl_schedule={self.kl_schedule!r} is not supported; choose one of {', '.join(KL_SCHEDULES)}"
-            )
-        if self.loss_reduction not in ("sequence", "token"):
-            raise SeqVAEError(f"loss_reduction must be 'sequence' or 'token', got {self.loss_reduction!r}")
-        if not 0.0 <= self.word_dropout < 1.0:
-            raise SeqVAEError(f"word_dropout must be in [0, 1), got {self.word_dropout}")
-        for name in ("condition_drop_probability", "unconditional_probability"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise SeqVAEError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.property_loss_weight < 0:
-            raise SeqVAEError(f"property_loss_weight must be >= 0, got {self.property_loss_weight}")
-        for name in (
-            "free_bits", "free_bits_total", "mmd_weight", "kl_warmup_steps", "kl_start_step", "max_train_seconds",
-            "autoencoder_pretraining_steps", "max_tokens_per_chunk",
-        ):
-            if getattr(self, name) < 0:
-                raise SeqVAEError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.kl_num_cycles < 1 or not 0.0 < self.kl_cycle_ratio <= 1.0:
-            raise SeqVAEError(
-                f"cyclical KL needs kl_num_cycles >= 1 and 0 < kl_cycle_ratio <= 1, "
-                f"got {self.kl_num_cycles} and {self.kl_cycle_ratio}"
-            )
-        if self.max_steps > 0 and self.autoencoder_pretraining_steps >= self.max_steps:
-            raise SeqVAEError(
-                f"autoencoder_pretraining_steps ({self.autoencoder_pretraining_steps}) must be below max_steps "
-                f"({self.max_steps}): the decoder is re-initialised when pre-training ends"
-            )
-        try:
-            self.kl_schedule_spec(total_steps=1)
-        except ValueError as error:
-            raise SeqVAEError(str(error)) from None
-
-    def kl_schedule_spec(self, total_steps: int) -> KLSchedule:
-        return KLSchedule(
-            kind=self.kl_schedule,
-            min_weight=self.kl_min_weight,
-            max_weight=self.kl_max_weight,
-            start_step=self.kl_start_step,
-            warmup_steps=self.kl_warmup_steps,
-            total_steps=total_steps,
-            num_cycles=self.kl_num_cycles,
-            ratio=self.kl_cycle_ratio,
-        )
 
 
 class SeqVAETrainer(Trainer):
@@ -206,7 +104,7 @@ class SeqVAETrainer(Trainer):
         if step < pretraining:
             return 0.0  # autoencoder pre-training: no KL yet
         total = (self.state.max_steps or self.args.max_steps or 1) - pretraining
-        return kl_weight_at(step - pretraining, self.args.kl_schedule_spec(max(total, 1)))
+        return kl_weight_at(step - pretraining, self.args, max(total, 1))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         config = self.model.config  # `model` may be wrapped (DataParallel / DDP), self.model is not
@@ -222,28 +120,18 @@ class SeqVAETrainer(Trainer):
         properties = inputs.get("properties")
         condition_mask = None
         if properties is not None and model.training:
-            condition_mask = random_condition_mask(
+            condition_mask = hide_conditions(
                 properties.shape, self.args.condition_drop_probability, self.args.unconditional_probability
             ).to(properties.device)
         outputs = model(
             input_ids=inputs["input_ids"],
             attention_mask=inputs["attention_mask"],
             decoder_input_ids=decoder_input_ids,
-            kl_weight=beta,
             properties=properties,
             condition_mask=condition_mask,
         )
-        recon = outputs.recon_loss if self.args.loss_reduction == "sequence" else outputs.recon_loss_per_token
-        kl_term = free_bits_kl(outputs.kl_per_dim, self.args.free_bits, self.args.free_bits_total)
         rows_share, tokens_share = self._chunk_share or (1.0, 1.0)
-        recon_share = rows_share if self.args.loss_reduction == "sequence" else tokens_share
-        loss = recon_share * recon + rows_share * beta * kl_term
-        if outputs.property_loss is not None:
-            loss = loss + rows_share * self.args.property_loss_weight * outputs.property_loss
-        mmd = None
-        if self.args.mmd_weight > 0:
-            mmd = mmd_to_prior(outputs.z)
-            loss = loss + rows_share * self.args.mmd_weight * mmd
+        loss, mmd = vae_loss(outputs, self.args, beta, rows_share, tokens_share)
         if model.training:
             self._accumulate(
                 recon_per_sequence=outputs.recon_loss.item(),
@@ -270,64 +158,54 @@ class SeqVAETrainer(Trainer):
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
         """Validation ELBO terms, token accuracy and active units (teacher-forced, from ``mu``)."""
         dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
-        metrics = evaluate_validation(
-            self.model, self.get_eval_dataloader(dataset), self.args.loss_reduction
-        )
+        metrics = evaluate_validation(self.model, self.get_eval_dataloader(dataset), self.args)
         metrics = {f"{metric_key_prefix}_{key}": value for key, value in metrics.items()}
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
 
 
-def random_condition_mask(shape, drop_probability: float, unconditional_probability: float) -> torch.Tensor:
-    """``[B, P]`` bool: which properties each example is conditioned on during training.
-
-    Each property is hidden with ``drop_probability``; whole rows are hidden with
-    ``unconditional_probability``.
-    """
-    keep = torch.rand(shape) >= drop_probability
-    unconditional = torch.rand(shape[0], 1) < unconditional_probability
-    return keep & ~unconditional
-
-
 @torch.no_grad()
-def evaluate_validation(model: SeqVAE, dataloader, loss_reduction: str = "sequence") -> dict:
-    """ELBO pieces over a data loader, plus token accuracy of teacher-forced decoding from mu."""
-    was_training = model.training
-    model.eval()
+def evaluate_validation(model: SeqVAE, dataloader, objective: ObjectiveArguments) -> dict:
+    """ELBO pieces over a data loader, token accuracy of teacher-forced decoding from ``mu``, and
+    ``loss``: the training objective (:func:`~seqvae.objectives.vae_loss`) at KL weight 1 over
+    the whole set, for best-model selection (its MMD draws come from a seeded generator)."""
     sums = {"recon": 0.0, "kl": 0.0, "sequences": 0, "tokens": 0, "correct": 0, "property_mse": 0.0}
-    means = []
-    for batch in dataloader:
-        batch = {key: value.to(model.device) for key, value in batch.items()}
-        out = model(**batch, use_posterior_mean=True)
-        size = batch["input_ids"].size(0)
-        sums["recon"] += out.recon_loss.item() * size
-        sums["kl"] += out.kl.item() * size
-        sums["sequences"] += size
-        targets = batch["input_ids"][:, 1:]
-        real = batch["attention_mask"][:, 1:].bool()
-        sums["tokens"] += int(real.sum())
-        sums["correct"] += int(((out.logits.argmax(-1) == targets) & real).sum())
-        if model.property_head is not None:  # the head reads z encoded without conditions: encoder only
-            free_mu, _ = model.encode(batch["input_ids"], batch["attention_mask"], model.condition_vector(None, size))
-            sums["property_mse"] += model.property_head_loss(free_mu, batch["properties"])[0].item() * size
-        means.append(out.mu.float().cpu())
-    model.train(was_training)
-    mu = torch.cat(means)
-    recon = sums["recon"] / sums["sequences"]
-    kl = sums["kl"] / sums["sequences"]
-    recon_term = recon if loss_reduction == "sequence" else sums["recon"] / sums["tokens"]
+    terms, means = [], []
+    with eval_mode(model):
+        for batch in dataloader:
+            batch = {key: value.to(model.device) for key, value in batch.items()}
+            out = model(**batch, use_posterior_mean=True)
+            size = batch["input_ids"].size(0)
+            real = batch["attention_mask"][:, 1:].bool()
+            sums["recon"] += out.recon_loss.item() * size
+            sums["kl"] += out.kl.item() * size
+            sums["sequences"] += size
+            sums["tokens"] += int(real.sum())
+            sums["correct"] += int(((out.logits.argmax(-1) == batch["input_ids"][:, 1:]) & real).sum())
+            if model.property_head is not None:  # the head reads z encoded without conditions: encoder only
+                free_mu, _ = model.encode(batch["input_ids"], batch["attention_mask"], model.condition_vector(None, size))
+                sums["property_mse"] += model.property_head_loss(free_mu, batch["properties"])[0].item() * size
+            out.logits = None  # the objective needs the terms, not the logits [B, T, V]
+            terms.append((size, int(real.sum()), out))
+            means.append(out.mu.float().cpu())
+    generator = torch.Generator().manual_seed(0)
+    loss = sum(
+        vae_loss(out, objective, 1.0, size / sums["sequences"], tokens / max(sums["tokens"], 1), generator)[0].item()
+        for size, tokens, out in terms
+    )
+    recon, kl = sums["recon"] / sums["sequences"], sums["kl"] / sums["sequences"]
     extra = {}
     if model.property_head is not None:
         extra["property_mse"] = round(sums["property_mse"] / sums["sequences"], 4)
     return {
-        "loss": round(recon_term + kl, 4),  # the objective at KL weight 1, for best-model selection
+        "loss": round(loss, 4),
         "recon_per_sequence": round(recon, 4),
         "recon_per_token": round(sums["recon"] / sums["tokens"], 4),
-        "kl_per_sequence": round(sums["kl"] / sums["sequences"], 4),
-        "elbo_per_sequence": round(-(recon + sums["kl"] / sums["sequences"]), 4),
+        "kl_per_sequence": round(kl, 4),
+        "elbo_per_sequence": round(-(recon + kl), 4),
         "token_accuracy": round(sums["correct"] / sums["tokens"], 4),
-        "active_units": active_units(mu),
+        "active_units": active_units(torch.cat(means)),
         **extra,
     }
 
@@ -362,26 +240,6 @@ class TimeLimitCallback(TrainerCallback):
 
 
 # ------------------------------------------------------------------------------- train()
-
-DEFAULT_TRAINING = {
-    "per_device_train_batch_size": 128,
-    "per_device_eval_batch_size": 256,
-    "learning_rate": 1.0e-3,
-    "lr_scheduler_type": "constant",
-    "num_train_epochs": 10,
-    "logging_steps": 50,
-    "eval_strategy": "no",
-    "save_strategy": "steps",
-    "save_steps": 1000,
-    "save_total_limit": 2,
-    "report_to": ["tensorboard"],
-    "train_sampling_strategy": "group_by_length",
-    "dataloader_num_workers": 0,
-    "dataloader_pin_memory": torch.cuda.is_available(),  # pinning without a GPU only warns
-}
-# Fixed regardless of the recipe: our collator needs the raw columns, and lengths are computed.
-FIXED_TRAINING = {"remove_unused_columns": False, "length_column_name": "num_tokens"}
-
 
 @dataclass
 class TrainingRun:
@@ -453,7 +311,7 @@ def train(
     data_args, model_kwargs, training_kwargs, evaluation_args = load_recipe(recipe, overrides)
     output_dir = Path(output_dir or training_kwargs.pop("output_dir", None) or "runs/seqvae")
     training_kwargs.pop("output_dir", None)
-    args = _training_arguments(output_dir, training_kwargs)
+    args = training_arguments(output_dir, training_kwargs)
     _check_model_settings(model_kwargs)  # fail before the data is read, not after
     _check_attribute_settings(data_args)
     set_seed(args.seed)
@@ -704,27 +562,6 @@ def property_statistics(
         "property_labels": [labels.get(name, []) for name in names],
         "property_rules": [rules.get(name, "") for name in names],
     }
-
-
-def _training_arguments(output_dir: Path, training_kwargs: dict) -> SeqVAETrainingArguments:
-    kwargs = {**DEFAULT_TRAINING, **training_kwargs, **FIXED_TRAINING}
-    if kwargs.get("report_to") in (["tensorboard"], "tensorboard") and not _has_tensorboard():
-        logger.warning("tensorboard is not installed; training logs go to training_log.jsonl only")
-        kwargs["report_to"] = "none"
-    try:
-        return SeqVAETrainingArguments(output_dir=str(output_dir), **kwargs)
-    except (ValueError, TypeError) as error:
-        if isinstance(error, SeqVAEError):
-            raise
-        raise SeqVAEError(f"invalid training setting: {error}") from None
-
-
-def _has_tensorboard() -> bool:
-    try:
-        import tensorboard  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def _latest_checkpoint(output_dir: Path) -> Path | None:

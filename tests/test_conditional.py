@@ -29,7 +29,8 @@ from seqvae.conditions import check_condition, parse_condition_text, rerank_orde
 from seqvae.data import PaddingCollator, load_molecules
 from seqvae.metrics.conditional import control_metrics, spearman
 from seqvae.optimization import best_improvement
-from seqvae.training import property_statistics, random_condition_mask
+from seqvae.objectives import hide_conditions
+from seqvae.training import property_statistics
 
 # ------------------------------------------------------------------------------ properties
 
@@ -253,9 +254,9 @@ def test_unconditional_models_are_unchanged(tiny_config):
         model.predict_properties(torch.zeros(1, model.config.latent_dim))
 
 
-def test_random_condition_mask_rates():
+def test_hide_conditions_rates():
     torch.manual_seed(0)
-    mask = random_condition_mask((20000, 3), drop_probability=0.3, unconditional_probability=0.2)
+    mask = hide_conditions((20000, 3), drop_probability=0.3, unconditional_probability=0.2)
     all_hidden = (~mask).all(dim=1).float().mean().item()
     assert all_hidden == pytest.approx(0.2 + 0.8 * 0.3**3, abs=0.015)
     assert mask.float().mean().item() == pytest.approx(0.8 * 0.7, abs=0.015)

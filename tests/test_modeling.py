@@ -12,7 +12,9 @@ from torch.nn import functional as F
 
 import seqvae
 from seqvae import SeqVAE, SeqVAEConfig, SeqVAEOutput
+from seqvae.arguments import ObjectiveArguments
 from seqvae.modeling import gaussian_kl_per_dim
+from seqvae.objectives import vae_loss
 
 KINDS = ("gru", "lstm", "transformer")
 VOCAB = 16
@@ -33,7 +35,7 @@ def test_forward_returns_every_field_with_the_right_shape(tiny_config, encoder_t
     torch.manual_seed(0)
     model = SeqVAE(tiny_config(encoder_type=encoder_type, decoder_type=decoder_type))
     input_ids, mask = padded_batch()
-    out = model(input_ids=input_ids, attention_mask=mask, kl_weight=0.5)
+    out = model(input_ids=input_ids, attention_mask=mask)
 
     assert isinstance(out, SeqVAEOutput)
     batch, length = input_ids.shape
@@ -57,8 +59,10 @@ def test_loss_is_reconstruction_plus_weighted_kl(tiny_config):
     torch.manual_seed(0)
     model = SeqVAE(tiny_config()).eval()
     input_ids, mask = padded_batch()
-    out = model(input_ids=input_ids, attention_mask=mask, kl_weight=0.3)
-    assert torch.allclose(out.loss, out.recon_loss + 0.3 * out.kl)
+    out = model(input_ids=input_ids, attention_mask=mask)
+    assert torch.allclose(out.loss, out.recon_loss + out.kl)  # the negative ELBO
+    weighted, _ = vae_loss(out, ObjectiveArguments(), kl_weight=0.3)
+    assert torch.allclose(weighted, out.recon_loss + 0.3 * out.kl)
     assert torch.allclose(out.kl_per_dim.sum(), out.kl)
     assert (out.kl_per_dim >= 0).all()
 

@@ -6,18 +6,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seqvae.objectives import KLSchedule, active_units, free_bits_kl, kl_weight_at, word_dropout
+from seqvae.arguments import ObjectiveArguments
+from seqvae.objectives import active_units, free_bits_kl, kl_weight_at, word_dropout
 
 # ------------------------------------------------------------------------------ schedules
 
 
 def test_constant_schedule_is_always_max_weight():
-    schedule = KLSchedule(kind="constant", min_weight=0.1, max_weight=0.7, warmup_steps=10)
+    schedule = ObjectiveArguments(kl_schedule="constant", kl_min_weight=0.1, kl_max_weight=0.7, kl_warmup_steps=10)
     assert [kl_weight_at(step, schedule) for step in (0, 5, 10, 10_000)] == [0.7] * 4
 
 
 def test_linear_schedule_boundaries():
-    schedule = KLSchedule(kind="linear", min_weight=0.2, max_weight=1.0, start_step=100, warmup_steps=200)
+    schedule = ObjectiveArguments(kl_schedule="linear", kl_min_weight=0.2, kl_max_weight=1.0, kl_start_step=100, kl_warmup_steps=200)
     assert kl_weight_at(0, schedule) == pytest.approx(0.2)
     assert kl_weight_at(100, schedule) == pytest.approx(0.2)  # start_step: still the minimum
     assert kl_weight_at(200, schedule) == pytest.approx(0.6)  # half-way through the warm-up
@@ -26,27 +27,27 @@ def test_linear_schedule_boundaries():
 
 
 def test_linear_schedule_is_monotone_and_bounded():
-    schedule = KLSchedule(kind="linear", min_weight=0.0, max_weight=0.5, start_step=3, warmup_steps=17)
+    schedule = ObjectiveArguments(kl_schedule="linear", kl_min_weight=0.0, kl_max_weight=0.5, kl_start_step=3, kl_warmup_steps=17)
     weights = [kl_weight_at(step, schedule) for step in range(40)]
     assert weights == sorted(weights)
     assert min(weights) == 0.0 and max(weights) == 0.5
 
 
 def test_linear_schedule_without_warmup_jumps_at_start_step():
-    schedule = KLSchedule(kind="linear", min_weight=0.0, max_weight=1.0, start_step=10, warmup_steps=0)
+    schedule = ObjectiveArguments(kl_schedule="linear", kl_min_weight=0.0, kl_max_weight=1.0, kl_start_step=10, kl_warmup_steps=0)
     assert kl_weight_at(9, schedule) == 0.0
     assert kl_weight_at(10, schedule) == 1.0
 
 
 def test_sigmoid_schedule_is_the_midpoint_at_its_centre():
-    schedule = KLSchedule(kind="sigmoid", min_weight=0.0, max_weight=1.0, start_step=50, warmup_steps=100)
+    schedule = ObjectiveArguments(kl_schedule="sigmoid", kl_min_weight=0.0, kl_max_weight=1.0, kl_start_step=50, kl_warmup_steps=100)
     assert kl_weight_at(100, schedule) == pytest.approx(0.5, abs=1e-12)
-    shifted = KLSchedule(kind="sigmoid", min_weight=0.2, max_weight=0.6, start_step=0, warmup_steps=10)
+    shifted = ObjectiveArguments(kl_schedule="sigmoid", kl_min_weight=0.2, kl_max_weight=0.6, kl_start_step=0, kl_warmup_steps=10)
     assert kl_weight_at(5, shifted) == pytest.approx(0.4, abs=1e-12)
 
 
 def test_sigmoid_schedule_rises_monotonically_from_near_min_to_near_max():
-    schedule = KLSchedule(kind="sigmoid", min_weight=0.1, max_weight=1.0, start_step=20, warmup_steps=100)
+    schedule = ObjectiveArguments(kl_schedule="sigmoid", kl_min_weight=0.1, kl_max_weight=1.0, kl_start_step=20, kl_warmup_steps=100)
     weights = [kl_weight_at(step, schedule) for step in range(0, 200)]
     assert all(a < b for a, b in zip(weights, weights[1:]))
     assert kl_weight_at(20, schedule) == pytest.approx(0.1, abs=0.01 * 0.9)  # within 1% of the range
@@ -56,34 +57,34 @@ def test_sigmoid_schedule_rises_monotonically_from_near_min_to_near_max():
 
 def test_cyclical_schedule_boundaries():
     # 4 cycles over 400 steps: each cycle 100 steps, rising over the first half
-    schedule = KLSchedule(kind="cyclical", min_weight=0.0, max_weight=1.0, total_steps=400, num_cycles=4, ratio=0.5)
-    assert kl_weight_at(0, schedule) == 0.0
-    assert kl_weight_at(25, schedule) == pytest.approx(0.5)
-    assert kl_weight_at(50, schedule) == pytest.approx(1.0)  # ratio * cycle: at the maximum
-    assert [kl_weight_at(step, schedule) for step in range(50, 100)] == [1.0] * 50  # held to the end
-    assert kl_weight_at(100, schedule) == 0.0  # the next cycle starts from the minimum
-    assert kl_weight_at(150, schedule) == pytest.approx(1.0)
-    assert kl_weight_at(300, schedule) == 0.0
+    schedule = ObjectiveArguments(kl_schedule="cyclical", kl_min_weight=0.0, kl_max_weight=1.0, kl_num_cycles=4, kl_cycle_ratio=0.5)
+    assert kl_weight_at(0, schedule, total_steps=400) == 0.0
+    assert kl_weight_at(25, schedule, total_steps=400) == pytest.approx(0.5)
+    assert kl_weight_at(50, schedule, total_steps=400) == pytest.approx(1.0)  # ratio * cycle: at the maximum
+    assert [kl_weight_at(step, schedule, total_steps=400) for step in range(50, 100)] == [1.0] * 50  # held to the end
+    assert kl_weight_at(100, schedule, total_steps=400) == 0.0  # the next cycle starts from the minimum
+    assert kl_weight_at(150, schedule, total_steps=400) == pytest.approx(1.0)
+    assert kl_weight_at(300, schedule, total_steps=400) == 0.0
 
 
 def test_cyclical_schedule_respects_min_weight_and_ratio():
-    schedule = KLSchedule(kind="cyclical", min_weight=0.2, max_weight=1.0, total_steps=100, num_cycles=2, ratio=0.8)
-    assert kl_weight_at(0, schedule) == pytest.approx(0.2)
-    assert kl_weight_at(20, schedule) == pytest.approx(0.6)
-    assert kl_weight_at(40, schedule) == pytest.approx(1.0)
-    assert kl_weight_at(49, schedule) == pytest.approx(1.0)
-    assert kl_weight_at(50, schedule) == pytest.approx(0.2)
+    schedule = ObjectiveArguments(kl_schedule="cyclical", kl_min_weight=0.2, kl_max_weight=1.0, kl_num_cycles=2, kl_cycle_ratio=0.8)
+    assert kl_weight_at(0, schedule, total_steps=100) == pytest.approx(0.2)
+    assert kl_weight_at(20, schedule, total_steps=100) == pytest.approx(0.6)
+    assert kl_weight_at(40, schedule, total_steps=100) == pytest.approx(1.0)
+    assert kl_weight_at(49, schedule, total_steps=100) == pytest.approx(1.0)
+    assert kl_weight_at(50, schedule, total_steps=100) == pytest.approx(0.2)
 
 
 def test_kl_schedule_rejects_unknown_kind():
     with pytest.raises(ValueError, match="kl_schedule='exponential'") as info:
-        KLSchedule(kind="exponential")
+        ObjectiveArguments(kl_schedule="exponential")
     assert "constant, linear, sigmoid, cyclical" in str(info.value)
 
 
 def test_kl_schedule_rejects_max_below_min():
-    with pytest.raises(ValueError, match="below min_weight"):
-        KLSchedule(kind="linear", min_weight=1.0, max_weight=0.5)
+    with pytest.raises(ValueError, match="below kl_min_weight"):
+        ObjectiveArguments(kl_schedule="linear", kl_min_weight=1.0, kl_max_weight=0.5)
 
 
 # ------------------------------------------------------------------------------ free bits

@@ -8,7 +8,8 @@ import pytest
 
 from seqvae import SeqVAEConfig
 from seqvae.errors import SeqVAEError
-from seqvae.recipe import DataArguments, EvaluationArguments, load_recipe, model_keys, parse_override
+from seqvae.arguments import DataArguments, EvaluationArguments
+from seqvae.recipe import load_recipe, model_keys, parse_override
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
 
@@ -206,7 +207,7 @@ def test_model_keys_are_the_config_arguments_a_recipe_may_set():
     ids=[p.name for p in RECIPES] or ["no-recipes"],
 )
 def test_every_shipped_recipe_loads_and_builds_its_arguments(recipe, tmp_path):
-    from seqvae.training import _training_arguments
+    from seqvae.arguments import training_arguments as _training_arguments
 
     data_args, model_kwargs, training_kwargs, eval_args = load_recipe(recipe)
     assert data_args.data

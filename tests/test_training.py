@@ -15,7 +15,8 @@ from safetensors.torch import load_file
 import seqvae
 from seqvae import SeqVAE, SeqVAEConfig
 from seqvae.errors import SeqVAEError
-from seqvae.objectives import KLSchedule, kl_weight_at
+from seqvae.arguments import ObjectiveArguments
+from seqvae.objectives import kl_weight_at
 from seqvae.pipeline import SeqVAEPipeline
 from seqvae.recipe import load_recipe
 from seqvae.training import train
@@ -94,7 +95,7 @@ def test_training_log_names_the_units_of_the_vae_terms(trained_run):
 
 
 def test_logged_kl_weight_follows_the_linear_schedule(trained_run):
-    schedule = KLSchedule(kind="linear", min_weight=0.0, max_weight=1.0, start_step=0, warmup_steps=10)
+    schedule = ObjectiveArguments(kl_schedule="linear", kl_min_weight=0.0, kl_max_weight=1.0, kl_start_step=0, kl_warmup_steps=10)
     records = [r for r in read_log(trained_run.output_dir) if "loss" in r]
     # the record at global step s averages the weight used for optimiser step s - 1 (0-based)
     logged = [r["kl_weight"] for r in records]
@@ -339,7 +340,8 @@ def _atoms_have_selfies_valence_rules(smiles: str) -> bool:
 @pytest.mark.parametrize("loss_reduction", ["sequence", "token"])
 def test_a_batch_run_in_chunks_gives_the_whole_batch_gradient(tiny_config, loss_reduction, monkeypatch, tmp_path):
     from seqvae.data import PaddingCollator
-    from seqvae.training import SeqVAETrainer, SeqVAETrainingArguments
+    from seqvae.arguments import SeqVAETrainingArguments
+    from seqvae.training import SeqVAETrainer
 
     # Without the latent's noise both ways see the same z, so the gradients must agree.
     monkeypatch.setattr(SeqVAE, "reparameterize", staticmethod(lambda mu, logvar: mu))

@@ -13,9 +13,7 @@ Everything is computed with the encoder in evaluation mode and without gradients
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -23,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ..chem import canonical_smiles
 from ..errors import SeqVAEError
-from ..modeling import SeqVAE, gaussian_kl_per_dim
+from ..modeling import SeqVAE, eval_mode, gaussian_kl_per_dim
 from ..objectives import active_units
 from .molecules import fraction_valid, reconstruction_accuracy
 from .text import reconstruction_bleu
@@ -84,7 +82,7 @@ def mutual_information(
     mu = mu.detach().to("cpu", torch.float64)
     logvar = logvar.detach().to("cpu", torch.float64)
     noise = torch.randn(mu.shape, generator=generator, dtype=torch.float64)
-    z = mu + noise * torch.exp(0.5 * logvar)
+    z = SeqVAE.reparameterize(mu, logvar, noise)
     own = _diagonal_gaussian_log_density(z, mu, logvar)
     aggregate = _log_mixture_density(z, mu, logvar)
     estimate = (own - aggregate).mean().item()
@@ -200,7 +198,7 @@ def latent_diagnostics(
     _check_int_at_least("seed", seed, minimum=0)
     usable = [item for item in items if _is_usable(item, vae.representation)]
     noise = torch.Generator().manual_seed(seed)
-    with torch.no_grad(), _evaluation_mode(vae.model):
+    with torch.no_grad(), eval_mode(vae.model):
         collected = _posterior_pass(vae, usable, batch_size, noise, progress)
         collected.skipped += len(items) - len(usable)
         if not collected.inputs:
@@ -247,7 +245,7 @@ def _posterior_pass(vae, usable: list[str], batch_size: int, noise: torch.Genera
             mu, logvar = model.encode(batch["input_ids"], batch["attention_mask"])  # no condition
             correct, total = teacher_forced_token_counts(model, batch["input_ids"], batch["attention_mask"], mu)
             epsilon = torch.randn(mu.shape, generator=noise).to(mu.device)
-            z = mu + epsilon * torch.exp(0.5 * logvar)
+            z = SeqVAE.reparameterize(mu, logvar, epsilon)
             collected.inputs.extend(kept)
             collected.means.append(mu.float().cpu())
             collected.logvars.append(logvar.float().cpu())
@@ -310,14 +308,3 @@ def _check_int_at_least(name: str, value, minimum: int) -> None:
 def _draw_seed(generator: torch.Generator) -> int:
     """A fresh seed from ``generator``, so that each random consumer gets its own stream."""
     return int(torch.randint(0, 2**62, (), generator=generator))
-
-
-@contextlib.contextmanager
-def _evaluation_mode(model: torch.nn.Module) -> Iterator[None]:
-    """Dropout off while measuring; the caller's training/eval mode is restored afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)

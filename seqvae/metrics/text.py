@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import SeqVAEError
-from ..modeling import target_token_nll
+from ..modeling import SeqVAE, eval_mode, target_token_nll
 
 __all__ = ["IW_NLL_ESTIMATOR", "importance_weighted_nll", "reconstruction_bleu", "text_metrics"]
 
@@ -76,9 +76,7 @@ def _importance_weighted_nll(vae, sentences, num_importance_samples, batch_size,
     generator = torch.Generator().manual_seed(seed)
     order = sorted(range(len(sentences)), key=lambda i: len(sentences[i].split()))  # less padding per batch
     total_nll, total_tokens = 0.0, 0
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         with tqdm(total=len(sentences), desc="IW-NLL", unit="sentence", disable=not progress) as bar:
             for start in range(0, len(order), batch_size):
                 batch = vae.tokenize([sentences[i] for i in order[start : start + batch_size]])
@@ -87,8 +85,6 @@ def _importance_weighted_nll(vae, sentences, num_importance_samples, batch_size,
                 total_nll -= float((torch.logsumexp(log_weights, dim=1) - math.log(samples)).sum())
                 total_tokens += int(batch["attention_mask"][:, 1:].sum())
                 bar.update(batch["input_ids"].size(0))
-    finally:
-        model.train(was_training)
     return {
         "iw_nll": total_nll / len(sentences),
         "perplexity": math.exp(total_nll / total_tokens),
@@ -135,7 +131,7 @@ def _log_weights(model, batch: dict, samples: int, per_pass: int, generator: tor
     for done in range(0, samples, per_pass):
         k = min(per_pass, samples - done)
         epsilon = torch.randn((size, k, mu.size(1)), generator=generator).to(mu.device)
-        z = (mu.unsqueeze(1) + epsilon * torch.exp(0.5 * logvar).unsqueeze(1)).reshape(size * k, -1)
+        z = SeqVAE.reparameterize(mu.unsqueeze(1), logvar.unsqueeze(1), epsilon).reshape(size * k, -1)
         repeated_ids, repeated_mask = input_ids.repeat_interleave(k, dim=0), mask.repeat_interleave(k, dim=0)
         logits, _ = model.decode_logits(repeated_ids[:, :-1], z)
         log_likelihood = -target_token_nll(logits, repeated_ids, repeated_mask).sum(dim=1).view(size, k)
