@@ -34,7 +34,7 @@ import torch
 
 import seqvae
 from seqvae.data import load_texts
-from seqvae.metrics.text import text_metrics
+from seqvae.evaluation import text_metrics
 from seqvae.viz import target_plot
 
 TARGETS = {"money_yes_rate_at_least": 0.9, "money_no_rate_at_most": 0.1, "length_mae_at_most": 3.0, "kl_at_least": 3.0}

@@ -28,7 +28,8 @@ import torch
 
 import seqvae
 from seqvae.data import load_texts
-from seqvae.metrics.text import importance_weighted_nll, text_metrics
+from seqvae.evaluation import text_metrics
+from seqvae.metrics.text import importance_weighted_nll
 
 COLUMNS = ("iw_nll", "perplexity", "kl", "mutual_information", "active_units", "reconstruction_bleu")
 

@@ -324,9 +324,9 @@ def worker_preprocess(args) -> dict:
 
     from seqvae import data
     from seqvae.recipe import load_recipe
-    from seqvae.training import load_training_corpus, tokenize_training_corpus
+    from seqvae.data.corpus import load_training_corpus, tokenize_training_corpus
 
-    shutil.rmtree(data.CACHE_DIR / "tokenized", ignore_errors=True)
+    shutil.rmtree(data.cache_root() / "tokenized", ignore_errors=True)
     data_args, *_ = load_recipe("recipes/moses_vae.yaml", {"data_dir": args.data_dir})
     started = time.perf_counter()
     train_rows, validation_rows, report = load_training_corpus(data_args, seed=0)
@@ -350,7 +350,7 @@ def worker_train_full(args) -> dict:
         overrides["max_tokens_per_chunk"] = args.max_tokens_per_chunk
     run = train("recipes/moses_vae.yaml", overrides, output_dir=args.output_dir)
     chunk = json.loads((Path(args.output_dir) / "training_args.json").read_text())["max_tokens_per_chunk"]
-    return {"molecules": len(run.train_smiles), "steps": args.steps, "max_tokens_per_chunk": chunk, "peak_rss_gb": peak_rss_gb()}
+    return {"molecules": len(run.training_texts), "steps": args.steps, "max_tokens_per_chunk": chunk, "peak_rss_gb": peak_rss_gb()}
 
 
 WORKERS = {

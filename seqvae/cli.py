@@ -90,7 +90,7 @@ class Train(Subcommand):
     @classmethod
     def run(cls, args):
         from .recipe import parse_override
-        from .pipeline import train_and_evaluate
+        from .workflow import train_and_evaluate
 
         overrides = dict(parse_override(text) for text in args.overrides)
         if args.max_steps is not None:
@@ -290,7 +290,7 @@ class Evaluate(Subcommand):
 
     @classmethod
     def run(cls, args):
-        from .evaluation import evaluate, format_metrics_table, read_molecules, write_report
+        from .evaluation import evaluate, format_metrics_table, read_molecules, write_metrics_json
         from .metrics.moses import DEFAULT_CACHE_DIR
 
         if args.num_samples < 1:
@@ -323,7 +323,7 @@ class Evaluate(Subcommand):
                 args.num_samples, seed=args.seed, batch_size=args.batch_size, progress=True, **_decoding_options(args)
             )
             if args.save_samples:
-                from .pipeline import samples_frame
+                from .inference import samples_frame
 
                 _write_table(samples_frame(samples), args.save_samples)
                 print(f"wrote {len(samples)} samples to {args.save_samples}")
@@ -335,24 +335,22 @@ class Evaluate(Subcommand):
             print(f"warning: {message}", file=sys.stderr)
         print(format_metrics_table(report))
         if args.output:
-            print(f"wrote {write_report(report, args.output)}")
+            print(f"wrote {write_metrics_json(report, args.output)}")
         return 0
 
 
     @classmethod
     def run_text(cls, args):
         from .data import load_texts
-        from .metrics.text import text_metrics
+        from .evaluation import text_metrics
         from .pipeline import load
-        from .recipe import load_recipe
 
         vae = load(args.model)
         if vae.representation != "text":
             raise SeqVAEError(f"{args.model} is a molecule model; --text_test is for text models")
         if args.num_importance_samples < 1:
             raise SeqVAEError(f"--num_importance_samples must be at least 1, not {args.num_importance_samples}")
-        recipe = Path(args.model) / "recipe.yaml"
-        lowercase = recipe.is_file() and load_recipe(recipe)[0].lowercase  # read test text as training did
+        lowercase = vae.normalization.lowercase  # read test text as training did
         rows, report = load_texts(args.text_test, data_dir=args.data_dir, hub_split=args.hub_split, lowercase=lowercase)
         print(f"test sentences: {report.summary()}")
         metrics = text_metrics(
@@ -378,15 +376,15 @@ class Report(Subcommand):
 
     @classmethod
     def run(cls, args):
-        from .pipeline import read_run_metrics
+        from .runs import read_metrics, report_path
         from .viz import run_report
 
         run_dir = Path(args.run_dir)
         if not run_dir.is_dir():
             raise SeqVAEError(f"run folder not found: {run_dir}")
-        path = run_report(run_dir).save(args.output or run_dir / "report.png")
+        path = run_report(run_dir).save(args.output or report_path(run_dir))
         print(f"wrote {path}")
-        metrics = read_run_metrics(run_dir)
+        metrics = read_metrics(run_dir)
         if metrics:
             print(_format_metrics({k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}))
         return 0
@@ -412,7 +410,7 @@ def _format_metrics(metrics: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from ._version import __version__
 
     parser = argparse.ArgumentParser(prog="seqvae", description="Sequence VAEs for molecules and text.")
     parser.add_argument("--version", action="version", version=f"seqvae {__version__}")

@@ -15,15 +15,14 @@ import pandas as pd
 import torch
 
 from .chem import PROPERTIES, compute_properties, property_name
+from .data.attributes import reads_as_number, text_attribute
 from .errors import SeqVAEError
 
 __all__ = [
     "resolve_property_name",
-    "check_condition", "condition_values", "parse_condition_text", "property_table", "rerank_order",
-    "text_attribute", "rule_labels"]
+    "check_condition", "condition_values", "parse_condition_text", "property_table", "rerank_order"]
 
 logger = logging.getLogger(__name__)
-CONTAINS_LABELS = ("no", "yes")  # the labels of a contains:TOKEN attribute, sorted as learned labels are
 
 
 def resolve_property_name(name: str, known: list[str]) -> str | None:
@@ -79,16 +78,6 @@ def _checked_label(name: str, target, labels: list[str]) -> str:
     raise SeqVAEError(f"unknown label {target!r} for {name}: this model knows {', '.join(labels)}")
 
 
-def reads_as_number(value) -> bool:
-    """A finite number, or text that reads as one (``"2.5"``); booleans are not numbers."""
-    if isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
-
-
 def _checked_number(config, name: str, target) -> float:
     """A numeric target: a finite number (text that reads as one is accepted), range-checked."""
     message = f"the target for {name} must be a number, got {target!r} ({name} is numeric, not a label)"
@@ -128,27 +117,6 @@ def condition_values(config, condition: dict[str, float]) -> torch.Tensor:
         labels = config.labels_of(name)
         values[config.property_names.index(name)] = labels.index(target) if labels else target
     return values
-
-
-def text_attribute(rule: str, sentences: list[str]) -> list:
-    """A text attribute computed from each sentence, by the rule a recipe names:
-
-    * ``words``: the number of whitespace-separated words (PTB counts ``$``, ``N`` and ``<unk>``
-      as words);
-    * ``contains:TOKEN``: ``"yes"`` when ``TOKEN`` is one of the sentence's words, else ``"no"``.
-    """
-    if rule == "words":
-        return [float(len(sentence.split())) for sentence in sentences]
-    kind, _, token = rule.partition(":")
-    if kind == "contains" and token:
-        absent, present = CONTAINS_LABELS
-        return [present if token in sentence.split() else absent for sentence in sentences]
-    raise SeqVAEError(f"unknown attribute rule {rule!r}: use 'words' or 'contains:TOKEN' (e.g. 'contains:$')")
-
-
-def rule_labels(rule: str) -> list[str]:
-    """The labels of a categorical rule (``[]``: the rule gives numbers)."""
-    return list(CONTAINS_LABELS) if rule.startswith("contains:") else []
 
 
 def parse_condition_text(texts: list[str]) -> dict[str, str]:

@@ -1,9 +1,12 @@
-"""``seqvae evaluate``: the MOSES metrics of a sample file or of a model's samples.
+"""Evaluations that combine the metrics: ``seqvae evaluate`` and the end of training.
 
-Reads the files (a path, or a MOSES split by name: ``moses:test``, ``moses:test_scaffolds``,
+``seqvae evaluate`` reads the files (a path, or a MOSES split by name: ``moses:test``, ``moses:test_scaffolds``,
 ``moses:train``, from ``data_dir`` or downloaded), runs :func:`seqvae.metrics.moses_metrics`,
 adds the latent diagnostics when a model is given, and lays the result out as MOSES's
 ``get_all_metrics`` keys in JSON and as a table for the terminal.
+
+At the end of training, :func:`final_molecule_metrics` and :func:`final_text_metrics` measure
+reconstruction and prior samples of the trained model (what ``metrics.json`` holds).
 """
 
 from __future__ import annotations
@@ -15,9 +18,22 @@ from pathlib import Path
 
 from .data import read_smiles_column, resolve_corpus
 from .errors import SeqVAEError
+from .inference import SeqVAEInference
+from .metrics.latent import latent_diagnostics
+from .metrics.molecules import reconstruction_accuracy, sample_quality
 from .metrics.moses import DEFAULT_CACHE_DIR, moses_metrics
+from .metrics.text import checked_sentences, importance_weighted_nll
 
-__all__ = ["read_molecules", "evaluate", "format_metrics_table", "write_report", "METRIC_DIRECTIONS"]
+__all__ = [
+    "read_molecules",
+    "evaluate",
+    "format_metrics_table",
+    "write_metrics_json",
+    "METRIC_DIRECTIONS",
+    "text_metrics",
+    "final_molecule_metrics",
+    "final_text_metrics",
+]
 
 # Which way is better, for the table: MOSES prints the same arrows.
 METRIC_DIRECTIONS = {
@@ -92,8 +108,6 @@ def evaluate(
         )
     report: dict = dict(metrics)
     if model is not None and reference is not None and num_diagnostic_molecules > 0:
-        from .metrics.latent import latent_diagnostics
-
         report["latent"] = latent_diagnostics(model, reference[:num_diagnostic_molecules], seed=seed or 0, progress=progress)
     details.update(
         num_samples=len(samples),
@@ -126,9 +140,107 @@ def format_metrics_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def write_report(report: dict, path: str | Path) -> Path:
+def write_metrics_json(report: dict, path: str | Path) -> Path:
     """Write ``report`` as JSON (``null`` for metrics that are not defined)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
     return path
+
+
+# ------------------------------------------------------------------ text models
+
+
+def text_metrics(
+    vae,
+    sentences: list[str],
+    *,
+    num_importance_samples: int = 500,
+    num_diagnostic_sentences: int = 2000,
+    batch_size: int = 32,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict:
+    """IW-NLL, PPL, KL, MI, AU, reconstruction BLEU and exact match on ``sentences`` (the
+    measures of :mod:`seqvae.metrics.text`, with their definitions).
+
+    IW-NLL and PPL use every sentence; the latent diagnostics (KL, MI, AU, reconstructions) use
+    the first ``num_diagnostic_sentences`` (MI compares all pairs: ``N^2`` work).
+    """
+    sentences = checked_sentences(vae, sentences)
+    likelihood = importance_weighted_nll(
+        vae, sentences, num_importance_samples=num_importance_samples, batch_size=batch_size, seed=seed, progress=progress
+    )
+    metrics = {"iw_nll": likelihood["iw_nll"], "perplexity": likelihood["perplexity"]}
+    if vae.config.latent_dim > 0:
+        subset = sentences[:num_diagnostic_sentences]
+        diagnostics = latent_diagnostics(vae, subset, batch_size=batch_size * 4, num_samples=0, seed=seed, progress=progress)
+        metrics.update(
+            kl=diagnostics["kl_total"],
+            mutual_information=diagnostics["mutual_information"],
+            active_units=diagnostics["active_units"],
+            latent_dim=diagnostics["latent_dim"],
+            reconstruction_bleu=diagnostics["reconstruction_bleu"],
+            reconstruction_exact_match=diagnostics["reconstruction_accuracy"],
+            mutual_information_estimator=diagnostics["mutual_information_estimator"],
+        )
+    metrics["likelihood"] = likelihood
+    return metrics
+
+
+# ------------------------------------------------------------------ at the end of training
+
+
+def final_molecule_metrics(
+    vae: SeqVAEInference,
+    train_smiles: list[str],
+    validation_smiles: list[str],
+    *,
+    num_prior_samples: int = 1000,
+    temperature: float = 1.0,
+    num_reconstruction_molecules: int = 1000,
+    seed: int = 0,
+) -> tuple[dict, list[str]]:
+    """The end-of-training evaluation of a molecule model; returns ``(metrics, samples)``.
+
+    Reconstruction accuracy: greedy decoding from the posterior mean of validation molecules,
+    exact canonical match. Prior samples: ``num_prior_samples`` at ``temperature``; validity,
+    uniqueness among valid, novelty against ``train_smiles``.
+    """
+    started = time.monotonic()
+    held_out = list(validation_smiles[:num_reconstruction_molecules])
+    reconstructed = vae.reconstruct(held_out) if held_out else []
+    samples = vae.sample(num_prior_samples, seed=seed, temperature=temperature, progress=True)
+    quality = sample_quality(samples, train_smiles)
+    return {
+        "reconstruction_accuracy": round(reconstruction_accuracy(held_out, reconstructed), 4),
+        "num_reconstructed": len(held_out),
+        "prior_samples": num_prior_samples,
+        "temperature": temperature,
+        **{name: round(value, 4) for name, value in quality.items()},
+        "sampling_seconds": round(time.monotonic() - started, 2),
+    }, samples
+
+
+def final_text_metrics(vae: SeqVAEInference, train_texts: list[str], validation_texts: list[str], eval_args) -> tuple[dict, list[str]]:
+    """The end-of-training evaluation of a text model: :func:`seqvae.metrics.text.text_metrics`
+    on held-out sentences, and prior samples with the share that are new and distinct."""
+    started = time.monotonic()
+    held_out = list(validation_texts[: eval_args.num_reconstruction_molecules])
+    metrics = {}
+    if held_out:
+        metrics = text_metrics(vae, held_out, num_importance_samples=eval_args.num_importance_samples, progress=True)
+        metrics.pop("likelihood")
+    samples = vae.sample(eval_args.num_prior_samples, seed=0, temperature=eval_args.sample_temperature, progress=True)
+    training = set(train_texts)
+    metrics.update(
+        num_evaluated_sentences=len(held_out),
+        num_importance_samples=eval_args.num_importance_samples if vae.config.latent_dim else 1,
+        prior_samples=len(samples),
+        temperature=eval_args.sample_temperature,
+        empty_samples=sum(not text.strip() for text in samples) / len(samples),
+        unique_samples=len(set(samples)) / len(samples),
+        novel_samples=sum(text not in training for text in samples) / len(samples),
+        evaluation_seconds=round(time.monotonic() - started, 2),
+    )
+    return metrics, samples

@@ -21,78 +21,45 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import time
 from pathlib import Path
 
 import pandas as pd
 import torch
 from transformers import AutoTokenizer
 
-from .chem import canonical_smiles, compute_properties, is_valid, property_name, tanimoto_similarity, to_mol, without_rdkit_log
-from .conditions import check_condition, condition_values, property_table, rerank_order
-from .data import PaddingCollator, cut_to_length
+from . import runs
+from .chem import (
+    compute_properties,
+    property_name,
+    tanimoto_similarity,
+    to_mol,
+    without_rdkit_log,
+)
+from .conditions import check_condition, property_table
+from .data.normalization import InputNormalization
 from .errors import SeqVAEError
-from .generation import decode_latents, ids_to_strings, interpolate_latents, sample_prior
-from .metrics.molecules import reconstruction_accuracy, sample_quality
+from .inference import SeqVAEInference, _generator, samples_frame
 from .modeling import SeqVAE
-from .tokenization import count_unknown, to_model_text
 
-__all__ = ["SeqVAEPipeline", "load", "shipped_models", "train", "evaluate_run", "train_and_evaluate"]
+__all__ = ["SeqVAEPipeline", "load", "shipped_models", "train", "with_mol_column"]
 
 logger = logging.getLogger(__name__)
 
-REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json")
 
-
-class SeqVAEPipeline:
-    """A trained model with its tokenizer, taking and returning plain strings."""
-
-    def __init__(self, model: SeqVAE, tokenizer, source: str | None = None):
-        self.model = model.eval()
-        self.tokenizer = tokenizer
-        self.source = source
-
-    @property
-    def device(self) -> torch.device:
-        return self.model.device
-
-    def to(self, device: str | torch.device) -> "SeqVAEPipeline":
-        """Move the model (``"cpu"``, ``"cuda"``, ``"cuda:1"``...); returns ``self``."""
-        self.model.to(device)
-        return self
+class SeqVAEPipeline(SeqVAEInference):
+    """What ``seqvae.load`` returns: :class:`~seqvae.inference.SeqVAEInference` (strings in,
+    strings out) plus tables with pictures, neighbours, latent optimisation, the run's metrics,
+    and saving and sharing."""
 
     @property
     def metrics(self) -> dict:
         """What training measured (the run folder's ``metrics.json``; empty when there is none)."""
-        return read_run_metrics(self.source) if self.source else {}
+        return runs.read_metrics(self.source) if self.source else {}
 
     @property
     def trained_on(self) -> str | None:
         """The ``data`` the model was trained on, as its run folder's ``recipe.yaml`` names it."""
-        recipe = Path(self.source) / "recipe.yaml" if self.source else None
-        if recipe is None or not recipe.is_file():
-            return None
-        import yaml
-
-        try:
-            data = (yaml.safe_load(recipe.read_text()) or {}).get("data")
-        except yaml.YAMLError:
-            return None
-        return None if data is None else str(data)
-
-    @property
-    def config(self):
-        return self.model.config
-
-    @property
-    def representation(self) -> str:
-        return self.model.config.representation
-
-    @property
-    def property_names(self) -> list[str]:
-        """Properties the model can be conditioned on (empty for an unconditional model)."""
-        return list(self.config.property_names)
+        return runs.trained_on(self.source) if self.source else None
 
     def __repr__(self) -> str:
         c = self.config
@@ -145,8 +112,6 @@ class SeqVAEPipeline:
 
     # --- sharing
 
-    SHARED_RUN_FILES = ("README.md", "metrics.json", "recipe.yaml", "data_report.json")  # copied when present
-
     def save(self, folder: str | Path, dtype: str = "float32") -> Path:
         """Write the model as a folder :func:`load` reads: config, safetensors weights (in
         ``dtype``: ``float16`` halves the size; loading returns to float32), tokenizer, and the
@@ -162,7 +127,7 @@ class SeqVAEPipeline:
         model.save_pretrained(folder)  # safetensors + config.json
         self.tokenizer.save_pretrained(folder)
         source = Path(self.source) if self.source and Path(self.source).is_dir() else None
-        for name in self.SHARED_RUN_FILES if source else ():
+        for name in runs.SHARED_FILES if source else ():  # the run's card, metrics and settings
             if (source / name).is_file() and (source / name).resolve() != (folder / name).resolve():
                 shutil.copy(source / name, folder / name)
         return folder
@@ -185,123 +150,6 @@ class SeqVAEPipeline:
                 raise SeqVAEError(f"could not upload to the Hugging Face Hub as {repo_id!r}: {first_line}") from None
         return str(url)
 
-    # --- latents
-
-    def _as_list(self, items) -> list[str]:
-        return [items] if isinstance(items, str) else list(items)
-
-    def tokenize(self, items) -> dict[str, torch.Tensor]:
-        """Strings -> padded ``input_ids`` / ``attention_mask`` on the model's device."""
-        items = self._as_list(items)
-        if self.representation != "text":
-            # Training canonicalises SMILES, so equivalent inputs should read the same.
-            items = self._canonical_inputs(items)
-        return self._tokenize_checked(items)
-
-    def _tokenize_checked(self, items: list[str]) -> dict[str, torch.Tensor]:
-        """:meth:`tokenize` for inputs already canonicalised (molecules) or plain sentences."""
-        texts = []
-        for item in items:
-            text = item if self.representation == "text" else to_model_text(item, self.representation)
-            if text is None:
-                raise SeqVAEError(f"cannot convert {item!r} to {self.representation}")
-            texts.append(text)
-        # verbose=False: the warning about over-long inputs is ours, with the count and the first one
-        ids = self._cut_to_model_length(self.tokenizer(texts, verbose=False)["input_ids"], items)
-        empty = [item for item, row in zip(items, ids) if len(row) <= 2]  # <bos> <eos> only
-        if empty:
-            what = "sentence" if self.representation == "text" else "molecule"
-            raise SeqVAEError(f"input {empty[0]!r} tokenizes to nothing: give a non-empty {what}")
-        written = [text.split().count(self.tokenizer.unk_token) for text in texts] if self.representation == "text" else None
-        unknown = count_unknown(ids, self.tokenizer.unk_token_id, written)
-        if unknown.tokens:
-            logger.warning(
-                "%d symbol(s) in %d of %d input(s) are not in the model's vocabulary and were read as <unk>",
-                unknown.tokens, unknown.sequences, len(ids),
-            )
-        batch = PaddingCollator(self.tokenizer.pad_token_id)([{"input_ids": x} for x in ids])
-        return {key: value.to(self.model.device) for key, value in batch.items()}
-
-    def _canonical_inputs(self, items: list[str]) -> list[str]:
-        """Canonical SMILES of each input; an invalid one is an error naming it and its place."""
-        canonical = [canonical_smiles(item) if isinstance(item, str) else None for item in items]
-        if None in canonical:
-            position = canonical.index(None)
-            bad = sum(value is None for value in canonical)
-            where = f" (input {position + 1} of {len(items)}; {bad} invalid in all)" if len(items) > 1 else ""
-            raise SeqVAEError(f"{items[position]!r}{where} is not a valid SMILES (RDKit cannot parse it); fix or drop it")
-        return canonical
-
-    def _cut_to_model_length(self, ids: list[list[int]], items: list[str]) -> list[list[int]]:
-        """Inputs longer than the model reads are cut to their first tokens and ``<eos>``, with
-        a warning that counts them: the latent then describes only their beginning."""
-        limit = self.config.max_sequence_length
-        too_long = [index for index, row in enumerate(ids) if len(row) > limit]
-        if too_long:
-            first = too_long[0]
-            logger.warning(
-                "%d of %d input(s) are longer than the model's max_sequence_length (%d tokens with <bos>/<eos>) "
-                "and were cut to it; the first, number %d, has %d tokens: %r",
-                len(too_long), len(ids), limit, first + 1, len(ids[first]), str(items[first])[:60],
-            )
-        return [cut_to_length(row, limit, self.tokenizer.eos_token_id) for row in ids]
-
-    @torch.no_grad()
-    def encode(self, items, batch_size: int = 512) -> torch.Tensor:
-        """Posterior means ``[B, latent_dim]`` of one string or a list of strings.
-
-        Conditional models encode without conditions, so ``z`` carries the properties too.
-        """
-        if self.config.latent_dim == 0:
-            raise SeqVAEError(
-                "this model has no latent (latent_dim 0, a language model): there is nothing to encode, "
-                "interpolate or reconstruct; it can sample and score sentences"
-            )
-        items = self._as_list(items)
-        if self.representation != "text":
-            items = self._canonical_inputs(items)  # all at once: an error names the input's place in the whole list
-        means = []
-        for start in range(0, len(items), batch_size):
-            batch = self._tokenize_checked(items[start : start + batch_size])
-            mu, _ = self.model.encode(batch["input_ids"], batch["attention_mask"])
-            means.append(mu)
-        return torch.cat(means)
-
-    def decode(
-        self, z: torch.Tensor, strategy: str = "greedy", seed: int | None = None, condition: dict | None = None, **options
-    ):
-        """Latents ``[B, latent_dim]`` (or one ``[latent_dim]``) -> list of strings.
-
-        ``condition``: ``{property: target}`` for conditional models (default: none).
-        """
-        return self._decode(z, self._condition_vector(check_condition(self.config, condition)), strategy, seed, **options)
-
-    def _decode(self, z, condition: torch.Tensor | None, strategy: str = "greedy", seed: int | None = None, **options):
-        """:meth:`decode` with the condition as the model's input: one row, or one per latent."""
-        z = torch.as_tensor(z, dtype=torch.float32, device=self.model.device)
-        if z.dim() == 1:
-            z = z.unsqueeze(0)
-        ids = decode_latents(self.model, z, strategy=strategy, generator=_generator(seed), condition=condition, **options)
-        return ids_to_strings(self.tokenizer, ids, self.representation)
-
-    def _condition_vector(self, checked: dict[str, float]) -> torch.Tensor | None:
-        """A checked ``{property: target}`` -> the model's ``[condition_size]`` input."""
-        if not self.config.num_properties:
-            return None
-        values = condition_values(self.config, checked).unsqueeze(0)
-        return self.model.condition_vector(values, 1)[0]
-
-    @torch.no_grad()
-    def predict_properties(self, items, batch_size: int = 512) -> pd.DataFrame:
-        """The property head's estimate for each string (no RDKit involved), one column per property."""
-        if self.model.property_head is None:
-            raise SeqVAEError(
-                "this model has no property head; train with property_head_hidden_size > 0 and properties set"
-            )
-        predicted = self.model.predict_properties(self.encode(items, batch_size)).cpu().numpy()
-        numeric = self.model.numeric_properties().cpu().numpy()  # the head is trained on numbers only
-        return pd.DataFrame(predicted[:, numeric], columns=[n for n, keep in zip(self.property_names, numeric) if keep])
-
     def optimize(self, start, objective, steps: int = 100, **options) -> pd.DataFrame:
         """Move molecules through latent space toward a better predicted property.
 
@@ -312,41 +160,6 @@ class SeqVAEPipeline:
         from .optimization import optimize_latents
 
         return optimize_latents(self, self._as_list(start), objective, steps=steps, **options)
-
-    def reconstruct(self, items, **options) -> list[str]:
-        """Encode to the posterior mean and decode greedily."""
-        return self.decode(self.encode(items), strategy="greedy", **options)
-
-    def interpolate(self, start: str, end: str, steps: int = 8, method: str = "linear", condition=None, **options):
-        """Decoded points on the path between the posterior means of ``start`` and ``end``
-        (both included): ``method`` is ``linear`` or ``slerp``; ``options`` choose the decoding
-        (greedy by default; ``strategy="beam"``, or ``"sample"`` with ``top_k`` / ``top_p``).
-
-        Conditional models: ``condition`` is held fixed along the path (a dict such as
-        ``{"money": "yes"}``), or interpolated too when it is a pair ``(at_start, at_end)``
-        naming the same properties: numbers move from one target to the other, and labels
-        blend their one-hot codes.
-        """
-        z = self.encode([start, end])
-        path = interpolate_latents(z[0], z[1], steps, method)
-        if isinstance(condition, (tuple, list)):
-            return self._decode(path, self._condition_path(condition, steps), **options)
-        return self.decode(path, condition=condition, **options)
-
-    def _condition_path(self, pair, steps: int) -> torch.Tensor | None:
-        """``[steps, condition_size]`` from the start condition to the end condition (``None``
-        when both are empty)."""
-        if len(pair) != 2:
-            raise SeqVAEError(f"an interpolated condition is a pair (at_start, at_end), got {len(pair)} items")
-        first, last = (check_condition(self.config, condition) for condition in pair)
-        if set(first) != set(last):
-            raise SeqVAEError(
-                f"the start and end conditions must name the same properties, got {sorted(first)} and {sorted(last)}"
-            )
-        if not first:
-            return None
-        start, end = (self._condition_vector(checked) for checked in (first, last))
-        return interpolate_latents(start, end, steps, "linear")
 
     def homotopy(self, start: str, end: str, steps: int = 8, method: str = "linear", **options) -> pd.DataFrame:
         """:meth:`interpolate` as a table: ``step``, ``weight`` (0 at ``start``, 1 at ``end``),
@@ -360,66 +173,6 @@ class SeqVAEPipeline:
                 "changed": [True] + [a != b for a, b in zip(outputs, outputs[1:])],
             }
         )
-
-    def analogy(self, a: str, b: str, c: str, **options) -> str:
-        """"``a`` is to ``b`` as ``c`` is to ?": decodes ``z_c + z_b - z_a`` (posterior means)."""
-        z = self.encode([a, b, c])
-        return self.decode(z[2] + z[1] - z[0], **options)[0]
-
-    # --- sampling
-
-    def sample(
-        self,
-        num_samples: int = 1,
-        seed: int | None = None,
-        progress: bool = False,
-        condition: dict | None = None,
-        rerank: int = 1,
-        **options,
-    ) -> list[str]:
-        """Strings decoded from prior samples ``z ~ N(0, I)``.
-
-        Args:
-            condition: ``{property: target}`` (conditional models); e.g. ``{"logP": 2.5}``.
-            rerank: draw ``rerank`` times as many candidates and keep the ``num_samples`` whose
-                head-predicted properties are closest to the targets (needs a property head).
-            options: ``strategy`` (``sample``/``greedy``), ``temperature``, ``top_k``, ``top_p``,
-                ``batch_size``, ``guidance_scale`` (classifier-free guidance toward the condition),
-                ``precision`` (``bf16`` decodes with a bfloat16 copy of the model, about twice as
-                fast on CPUs with bfloat16 units and on GPUs); see :func:`seqvae.generation.decode_latents`.
-        """
-        return self._sample(num_samples, seed, progress, check_condition(self.config, condition), rerank, options)
-
-    def _sample(self, num_samples, seed, progress, checked: dict, rerank: int, options: dict) -> list[str]:
-        if not isinstance(rerank, int) or rerank < 1:
-            raise SeqVAEError(f"rerank must be an integer >= 1 (1: no re-ranking), got {rerank!r}")
-        if rerank > 1 and not checked:
-            raise SeqVAEError("rerank needs a condition to rank against, e.g. condition={'logP': 2.5}")
-        if rerank > 1 and self.model.property_head is None:
-            raise SeqVAEError("rerank needs a model with a property head (property_head_hidden_size > 0)")
-        ids = sample_prior(
-            self.model,
-            num_samples * rerank,
-            generator=_generator(seed),
-            progress=progress,
-            condition=self._condition_vector(checked),
-            **options,
-        )
-        strings = ids_to_strings(self.tokenizer, ids, self.representation)
-        if rerank > 1:
-            strings = self._rerank(strings, checked, num_samples)
-        return strings
-
-    def _rerank(self, candidates: list[str], checked: dict[str, float], keep: int) -> list[str]:
-        """The ``keep`` valid candidates whose predicted properties are closest to the targets;
-        invalid ones only fill up the list when too few are valid."""
-        flags = [is_valid(s) for s in candidates]
-        valid = [s for s, ok in zip(candidates, flags) if ok]
-        invalid = [s for s, ok in zip(candidates, flags) if not ok]
-        if valid:
-            predicted = torch.tensor(self.predict_properties(valid).to_numpy())
-            valid = [valid[i] for i in rerank_order(predicted, self.config, checked)]
-        return (valid + invalid)[:keep]
 
     def sample_frame(
         self,
@@ -479,17 +232,6 @@ class SeqVAEPipeline:
         return with_mol_column(frame) if mols else frame
 
 
-def samples_frame(smiles: list[str]) -> pd.DataFrame:
-    """Generated SMILES with a ``valid`` column."""
-    return pd.DataFrame({"smiles": smiles, "valid": [is_valid(s) for s in smiles]})
-
-
-def read_run_metrics(run_dir: str | Path) -> dict:
-    """A run folder's ``metrics.json`` (empty when training has not written it)."""
-    path = Path(run_dir) / "metrics.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
 def with_mol_column(frame: pd.DataFrame) -> pd.DataFrame:
     """Add a ``mol`` column (RDKit molecules from ``smiles``) that Jupyter renders as images."""
     from rdkit.Chem import PandasTools
@@ -500,10 +242,6 @@ def with_mol_column(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _generator(seed: int | None) -> torch.Generator | None:
-    return None if seed is None else torch.Generator().manual_seed(seed)
-
-
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"  # models that ship with the package
 
 
@@ -511,7 +249,7 @@ def shipped_models() -> list[str]:
     """Names of the pretrained models in the package (``seqvae.load(name)`` reads them offline)."""
     if not PRETRAINED_DIR.is_dir():
         return []
-    return sorted(folder.name for folder in PRETRAINED_DIR.iterdir() if (folder / "config.json").is_file())
+    return sorted(folder.name for folder in PRETRAINED_DIR.iterdir() if runs.is_model_folder(folder))
 
 
 def load(run_dir: str | Path, device: str | None = None) -> SeqVAEPipeline:
@@ -528,7 +266,7 @@ def load(run_dir: str | Path, device: str | None = None) -> SeqVAEPipeline:
     folder = _model_folder(run_dir)
     if folder is None:
         return _load_from_hub(str(run_dir), device)
-    missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
+    missing = runs.missing_model_files(folder)
     if missing:
         raise SeqVAEError(
             f"{folder} is not a complete seqvae model folder: missing {', '.join(missing)}. "
@@ -538,7 +276,13 @@ def load(run_dir: str | Path, device: str | None = None) -> SeqVAEPipeline:
         model, tokenizer = _read_model(folder, device)
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as error:
         raise SeqVAEError(f"cannot load the model in {folder}: {error}") from None
-    return SeqVAEPipeline(model, tokenizer, source=str(folder))
+    return SeqVAEPipeline(model, tokenizer, str(folder), _input_normalization(model, folder))
+
+
+def _input_normalization(model: SeqVAE, folder: Path) -> InputNormalization:
+    """Inputs are read as the run read its training rows (its saved data settings)."""
+    data = runs.read_data_settings(folder)
+    return InputNormalization(model.config.representation, data.canonicalize, data.keep_largest_fragment, data.lowercase)
 
 
 def _read_model(source: str | Path, device: str):
@@ -602,101 +346,6 @@ def _load_from_hub(repo_id: str, device: str) -> SeqVAEPipeline:
     return SeqVAEPipeline(model, tokenizer, source=repo_id)
 
 
-def evaluate_run(
-    vae: SeqVAEPipeline,
-    train_smiles: list[str],
-    validation_smiles: list[str],
-    *,
-    num_prior_samples: int = 1000,
-    temperature: float = 1.0,
-    num_reconstruction_molecules: int = 1000,
-    seed: int = 0,
-) -> dict:
-    """The end-of-training evaluation written to ``metrics.json``; returns ``(metrics, samples)``.
-
-    Reconstruction accuracy: greedy decoding from the posterior mean of validation molecules,
-    exact canonical match. Prior samples: ``num_prior_samples`` at ``temperature``; validity,
-    uniqueness among valid, novelty against ``train_smiles``.
-    """
-    started = time.monotonic()
-    held_out = list(validation_smiles[:num_reconstruction_molecules])
-    reconstructed = vae.reconstruct(held_out) if held_out else []
-    samples = vae.sample(num_prior_samples, seed=seed, temperature=temperature, progress=True)
-    quality = sample_quality(samples, train_smiles)
-    return {
-        "reconstruction_accuracy": round(reconstruction_accuracy(held_out, reconstructed), 4),
-        "num_reconstructed": len(held_out),
-        "prior_samples": num_prior_samples,
-        "temperature": temperature,
-        **{name: round(value, 4) for name, value in quality.items()},
-        "sampling_seconds": round(time.monotonic() - started, 2),
-    }, samples
-
-
-def train_and_evaluate(
-    recipe: str | Path | None = None,
-    overrides: dict | None = None,
-    output_dir: str | Path | None = None,
-    resume: bool = False,
-) -> dict:
-    """Train from a recipe, evaluate, and write ``metrics.json``, ``samples.csv`` and
-    ``report.png`` in the run.
-
-    This is what ``seqvae train`` runs. Returns the metrics: validation ELBO terms, token
-    accuracy and active units, reconstruction accuracy, and validity / uniqueness / novelty of
-    prior samples, with wall times.
-    """
-    return _train_and_evaluate(recipe, overrides, output_dir, resume)[1]
-
-
-def _train_and_evaluate(recipe, overrides, output_dir, resume: bool) -> tuple[Path, dict]:
-    from .training import train
-
-    started = time.monotonic()
-    run = train(recipe, overrides, output_dir, resume=resume)
-    if int(os.environ.get("RANK", "0")) != 0:  # multi-process launch: rank 0 evaluates and writes
-        return run.output_dir, run.validation_metrics
-    eval_args = run.evaluation_args
-    vae = SeqVAEPipeline(run.model, run.tokenizer, source=str(run.output_dir))
-    if vae.representation == "text":
-        generation_metrics, samples = evaluate_text_run(vae, run.train_smiles, run.validation["text"], eval_args)
-    else:
-        # Canonicalised training SMILES can be compared as they are (no minute-long re-parse).
-        train_smiles = set(run.train_smiles) if run.data_args.canonicalize else run.train_smiles
-        generation_metrics, samples = evaluate_run(
-            vae,
-            train_smiles,
-            run.validation["smiles"],
-            num_prior_samples=eval_args.num_prior_samples,
-            temperature=eval_args.sample_temperature,
-            num_reconstruction_molecules=eval_args.num_reconstruction_molecules,
-            seed=0,
-        )
-    metrics = {
-        **{key.removeprefix("eval_"): value for key, value in run.validation_metrics.items() if key != "epoch"},
-        **generation_metrics,
-        "train_seconds": round(run.train_seconds, 1),
-        "total_seconds": round(time.monotonic() - started, 1),
-        "data": run.report.summary(),
-    }
-    (run.output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    frame = pd.DataFrame({"text": samples}) if vae.representation == "text" else samples_frame(samples)
-    frame.to_csv(run.output_dir / "samples.csv", index=False)  # the same columns as sample_frame
-    _write_report(run.output_dir)
-    return run.output_dir, metrics
-
-
-def _write_report(run_dir: Path) -> None:
-    """``report.png`` in the run folder; a failed picture must not fail a finished training run."""
-    from .viz import write_report
-
-    try:
-        path = write_report(run_dir)
-        logger.info("wrote %s (training curves and samples; `seqvae report %s` redraws it)", path, run_dir)
-    except Exception as error:  # noqa: BLE001 - the run's model and metrics are already saved
-        logger.warning("could not draw %s/report.png: %s", run_dir, error)
-
-
 def train(recipe: str | Path | None = None, output_dir: str | Path | None = None, **overrides) -> SeqVAEPipeline:
     """Train from a recipe (and/or recipe keys as keyword arguments), evaluate, and return the
     loaded model, as ``seqvae train`` does from the command line.
@@ -704,31 +353,9 @@ def train(recipe: str | Path | None = None, output_dir: str | Path | None = None
         vae = seqvae.train("recipes/quickstart.yaml", data="my_molecules.csv", max_steps=500)
         vae.metrics                  # what the run measured (also in its metrics.json)
     """
-    run_dir, _ = _train_and_evaluate(recipe, overrides, output_dir, resume=False)
-    return load(run_dir)
-
-
-def evaluate_text_run(vae: SeqVAEPipeline, train_texts: list[str], validation_texts: list[str], eval_args) -> tuple[dict, list[str]]:
-    """The end-of-training evaluation of a text model: :func:`seqvae.metrics.text.text_metrics`
-    on held-out sentences, and prior samples with the share that are new and distinct."""
-    from .metrics.text import text_metrics
-
-    started = time.monotonic()
-    held_out = list(validation_texts[: eval_args.num_reconstruction_molecules])
-    metrics = {}
-    if held_out:
-        metrics = text_metrics(vae, held_out, num_importance_samples=eval_args.num_importance_samples, progress=True)
-        metrics.pop("likelihood")
-    samples = vae.sample(eval_args.num_prior_samples, seed=0, temperature=eval_args.sample_temperature, progress=True)
-    training = set(train_texts)
-    metrics.update(
-        num_evaluated_sentences=len(held_out),
-        num_importance_samples=eval_args.num_importance_samples if vae.config.latent_dim else 1,
-        prior_samples=len(samples),
-        temperature=eval_args.sample_temperature,
-        empty_samples=sum(not text.strip() for text in samples) / len(samples),
-        unique_samples=len(set(samples)) / len(samples),
-        novel_samples=sum(text not in training for text in samples) / len(samples),
-        evaluation_seconds=round(time.monotonic() - started, 2),
+    from .workflow import (
+        run_and_evaluate,  # training's stack loads on first use, not on `import seqvae`
     )
-    return metrics, samples
+
+    run_dir, _ = run_and_evaluate(recipe, overrides, output_dir)
+    return load(run_dir)

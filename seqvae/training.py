@@ -20,32 +20,36 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
-from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers import (
+    AutoTokenizer,
+    Trainer,
+    TrainerCallback,
+    set_seed,
+)
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from .arguments import EvaluationArguments, ObjectiveArguments, SeqVAETrainingArguments, training_arguments
-from .configuration import SeqVAEConfig
-from .data import (
-    PaddingCollator,
-    arrow_table,
-    encode_labels,
-    load_molecules,
-    load_texts,
-    rows_with_unknown,
-    split_train_validation,
-    tokenize_molecules,
-    tokenize_texts,
+from . import runs
+from .arguments import (
+    EvaluationArguments,
+    ObjectiveArguments,
+    SeqVAETrainingArguments,
+    training_arguments,
 )
-from .chem import PROPERTIES
-from .conditions import rule_labels, text_attribute
+from .configuration import SeqVAEConfig
+from .data import PaddingCollator, PreparedCorpus, prepare_corpus
+from .data.attributes import check_attribute_settings
 from .errors import SeqVAEError
 from .modeling import SeqVAE, eval_mode
-from .objectives import active_units, hide_conditions, kl_weight_at, vae_loss, word_dropout
+from .objectives import (
+    active_units,
+    hide_conditions,
+    kl_weight_at,
+    vae_loss,
+    word_dropout,
+)
 from .recipe import load_recipe
-from .tokenization import build_text_tokenizer, build_tokenizer, extend_vocabulary, molecule_encoder
 
-__all__ = ["SeqVAETrainer", "train", "evaluate_validation"]
+__all__ = ["SeqVAETrainer", "train", "validation_metrics"]
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +162,7 @@ class SeqVAETrainer(Trainer):
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
         """Validation ELBO terms, token accuracy and active units (teacher-forced, from ``mu``)."""
         dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
-        metrics = evaluate_validation(self.model, self.get_eval_dataloader(dataset), self.args)
+        metrics = validation_metrics(self.model, self.get_eval_dataloader(dataset), self.args)
         metrics = {f"{metric_key_prefix}_{key}": value for key, value in metrics.items()}
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
@@ -166,7 +170,7 @@ class SeqVAETrainer(Trainer):
 
 
 @torch.no_grad()
-def evaluate_validation(model: SeqVAE, dataloader, objective: ObjectiveArguments) -> dict:
+def validation_metrics(model: SeqVAE, dataloader, objective: ObjectiveArguments) -> dict:
     """ELBO pieces over a data loader, token accuracy of teacher-forced decoding from ``mu``, and
     ``loss``: the training objective (:func:`~seqvae.objectives.vae_loss`) at KL weight 1 over
     the whole set, for best-model selection (its MMD draws come from a seeded generator)."""
@@ -248,7 +252,7 @@ class TrainingRun:
     output_dir: Path
     model: SeqVAE
     tokenizer: object
-    train_smiles: list
+    training_texts: list
     validation: object
     report: object
     validation_metrics: dict
@@ -313,88 +317,83 @@ def train(
     training_kwargs.pop("output_dir", None)
     args = training_arguments(output_dir, training_kwargs)
     _check_model_settings(model_kwargs)  # fail before the data is read, not after
-    _check_attribute_settings(data_args)
+    check_attribute_settings(data_args)
     set_seed(args.seed)
     output_dir.mkdir(parents=True, exist_ok=True)
 
-    train_rows, validation_rows, report = load_training_corpus(data_args, args.seed)
-    labels = attribute_labels(train_rows, data_args)  # categorical attributes are read as label indices
-    train_rows, validation_rows = encode_labels(train_rows, labels), encode_labels(validation_rows, labels, report)
-    checkpoint = _latest_checkpoint(output_dir) if resume else None
-    if resume and checkpoint is None:
-        raise SeqVAEError(f"--resume: no checkpoint-* folder in {output_dir}; start without --resume")
-    tokenizer = None
-    if checkpoint is not None:
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(output_dir)
-    train_set, validation_set, tokenizer = tokenize_training_corpus(
-        train_rows, validation_rows, data_args, report, tokenizer, seed=args.seed
-    )
-    if checkpoint is not None:
-        config = SeqVAEConfig.from_pretrained(checkpoint)
-    else:
-        tokenizer.save_pretrained(output_dir)
-        config = SeqVAEConfig(
-            vocab_size=len(tokenizer),
-            representation=data_args.representation,
-            max_sequence_length=data_args.max_length,
-            pad_token_id=tokenizer.pad_token_id,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            unk_token_id=tokenizer.unk_token_id,
-            **property_statistics(
-                train_rows,
-                _property_columns(train_rows, data_args),
-                data_args.property_units,
-                labels=labels,
-                rules=data_args.attribute_rules,
-            ),
-            **model_kwargs,
-        )
+    checkpoint = _checkpoint_to_resume(output_dir) if resume else None
+    corpus = prepare_corpus(data_args, args.seed, AutoTokenizer.from_pretrained(output_dir) if checkpoint else None)
+    config = SeqVAEConfig.from_pretrained(checkpoint) if checkpoint else _new_config(corpus, data_args, model_kwargs, output_dir)
     _warn_about_the_property_head(config)
     if config.latent_dim == 0 and args.autoencoder_pretraining_steps:
         raise SeqVAEError("autoencoder_pretraining_steps needs a latent: this is a language model (latent_dim 0)")
-    report.write(output_dir / "data_report.json")
-    logger.info("data: %s (report: %s)", report.summary(), output_dir / "data_report.json")
-    _write_recipe(output_dir, data_args, model_kwargs, training_kwargs, evaluation_args)
+    corpus.report.write(runs.data_report_path(output_dir))
+    logger.info("data: %s (report: %s)", corpus.report.summary(), runs.data_report_path(output_dir))
+    runs.write_recipe(output_dir, data_args, model_kwargs, training_kwargs, evaluation_args)
 
-    model = SeqVAE(config)
-    log_path = output_dir / "training_log.jsonl"
-    if checkpoint is None:
-        log_path.unlink(missing_ok=True)  # a fresh run in an old folder starts a fresh log
-    callbacks = [JsonlLogCallback(log_path), *(callbacks or [])]
-    if args.max_train_seconds:
-        callbacks.append(TimeLimitCallback(args.max_train_seconds))
-    if args.autoencoder_pretraining_steps:
-        callbacks.append(DecoderResetCallback(args.autoencoder_pretraining_steps))
     trainer = SeqVAETrainer(
-        model=model,
+        model=SeqVAE(config),
         args=args,
-        train_dataset=train_set,
-        eval_dataset=validation_set,
-        data_collator=PaddingCollator(tokenizer.pad_token_id, config.property_names),
-        processing_class=tokenizer,
-        callbacks=callbacks,
+        train_dataset=corpus.train_set,
+        eval_dataset=corpus.validation_set,
+        data_collator=PaddingCollator(corpus.tokenizer.pad_token_id, config.property_names),
+        processing_class=corpus.tokenizer,
+        callbacks=_callbacks(args, output_dir, fresh=checkpoint is None, extra=callbacks),
     )
     started = time.monotonic()
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     train_seconds = time.monotonic() - started
     trainer.save_model(str(output_dir))
-    _replace_pickled_args(output_dir, args)
-    validation_metrics = trainer.evaluate()
+    runs.write_training_args(output_dir, args)
     return TrainingRun(
         output_dir=output_dir,
         model=trainer.model,
-        tokenizer=tokenizer,
-        train_smiles=arrow_table(train_rows)["smiles" if "smiles" in train_rows.column_names else "text"].to_pylist(),
-        validation=validation_set,  # the rows the model read (text: long sentences left out)
-        report=report,
-        validation_metrics=validation_metrics,
+        tokenizer=corpus.tokenizer,
+        training_texts=corpus.training_texts(),
+        validation=corpus.validation_set,  # the rows the model read (text: long sentences left out)
+        report=corpus.report,
+        validation_metrics=trainer.evaluate(),
         train_seconds=train_seconds,
         evaluation_args=evaluation_args,
         data_args=data_args,
     )
+
+
+def _checkpoint_to_resume(output_dir: Path) -> Path:
+    checkpoint = runs.latest_checkpoint(output_dir)
+    if checkpoint is None:
+        raise SeqVAEError(f"--resume: no checkpoint-* folder in {output_dir}; start without --resume")
+    return checkpoint
+
+
+def _new_config(corpus: PreparedCorpus, data_args, model_kwargs: dict, output_dir: Path) -> SeqVAEConfig:
+    """The config of a fresh model: the recipe's model keys, the corpus's vocabulary and
+    properties. Saves the tokenizer in the run folder."""
+    tokenizer = corpus.tokenizer
+    tokenizer.save_pretrained(output_dir)
+    return SeqVAEConfig(
+        vocab_size=len(tokenizer),
+        representation=data_args.representation,
+        max_sequence_length=data_args.max_length,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        unk_token_id=tokenizer.unk_token_id,
+        **corpus.properties,
+        **model_kwargs,
+    )
+
+
+def _callbacks(args: SeqVAETrainingArguments, output_dir: Path, fresh: bool, extra: list | None) -> list[TrainerCallback]:
+    log_path = runs.training_log_path(output_dir)
+    if fresh:
+        log_path.unlink(missing_ok=True)  # a fresh run in an old folder starts a fresh log
+    callbacks = [JsonlLogCallback(log_path), *(extra or [])]
+    if args.max_train_seconds:
+        callbacks.append(TimeLimitCallback(args.max_train_seconds))
+    if args.autoencoder_pretraining_steps:
+        callbacks.append(DecoderResetCallback(args.autoencoder_pretraining_steps))
+    return callbacks
 
 
 def _warn_about_the_property_head(config: SeqVAEConfig) -> None:
@@ -404,207 +403,8 @@ def _warn_about_the_property_head(config: SeqVAEConfig) -> None:
         logger.info("no property head (property_head_hidden_size: 0): re-ranking and latent optimisation unavailable")
 
 
-def load_corpus(data_args, progress: bool = False, source: str | None = None):
-    """``load_molecules`` (or ``load_texts``) with a recipe's data settings."""
-    source = source or data_args.data
-    if data_args.representation == "text":
-        return load_texts(
-            source,
-            text_column=data_args.text_column,
-            data_dir=data_args.data_dir,
-            hub_split=data_args.hub_split,
-            lowercase=data_args.lowercase,
-            attributes=data_args.properties,
-            attribute_rules=data_args.attribute_rules,
-            categorical_attributes=data_args.categorical_attributes,
-        )
-    return load_molecules(
-        source,
-        smiles_column=data_args.smiles_column,
-        canonicalize=data_args.canonicalize,
-        keep_largest_fragment=data_args.keep_largest_fragment,
-        representation=data_args.representation,
-        max_length=data_args.max_length,
-        deduplicate=data_args.deduplicate,
-        data_dir=data_args.data_dir,
-        progress=progress,
-        num_proc=data_args.num_proc,
-        properties=data_args.properties,
-    )
-
-
-def load_training_corpus(data_args, seed: int):
-    """``(train rows, validation rows, report)``: a held-out ``validation_data`` corpus when the
-    recipe names one, else a seeded random split of ``data``."""
-    corpus, report = load_corpus(data_args, progress=True)
-    if not data_args.validation_data:
-        return *split_train_validation(corpus, data_args.validation_fraction, seed), report
-    validation, validation_report = load_corpus(data_args, progress=True, source=data_args.validation_data)
-    report.merge(validation_report)
-    return corpus, validation, report
-
-
-def attribute_labels(train_rows, data_args) -> dict[str, list[str]]:
-    """``{attribute: labels}`` of the categorical text attributes: a rule's fixed labels, or
-    the sorted labels of the training rows."""
-    if data_args.representation != "text":
-        return {}
-    labels = {}
-    for name in data_args.properties:
-        rule = data_args.attribute_rules.get(name)
-        if rule:
-            found = rule_labels(rule)
-        elif train_rows.features[name].dtype in ("string", "large_string"):
-            found = sorted(set(train_rows[name]))
-        else:
-            continue
-        if found:
-            labels[name] = found
-    return labels
-
-
-def build_corpus_tokenizer(data_args, texts, seed: int = 0):
-    """The tokenizer a recipe asks for, trained on the training rows' ``texts`` (a molecule
-    vocabulary on a sample of a large corpus: see :func:`tokenize_training_rows`)."""
-    if data_args.representation == "text":
-        return build_text_tokenizer(
-            texts,
-            data_args.text_tokenizer,
-            vocab_size=data_args.tokenizer_vocab_size,
-            min_frequency=data_args.tokenizer_min_frequency,
-            model_max_length=data_args.max_length,
-        )
-    return build_tokenizer(texts, data_args.representation, data_args.max_length, seed=seed)
-
-
-def tokenize_training_corpus(train_rows, validation_rows, data_args, report, tokenizer=None, seed: int = 0):
-    """``(train set, validation set, tokenizer)``, encoded; the tokenizer is built on the training
-    rows unless one is given (a resumed run keeps its own)."""
-    if tokenizer is None:
-        tokenizer = build_corpus_tokenizer(data_args, arrow_table(train_rows)["text"].to_pylist(), seed=seed)
-        train_set, tokenizer = tokenize_training_rows(train_rows, tokenizer, data_args, report)
-    else:
-        train_set = tokenize_corpus(train_rows, tokenizer, data_args, report)
-    return train_set, tokenize_corpus(validation_rows, tokenizer, data_args, report), tokenizer
-
-
-def tokenize_training_rows(train_rows, tokenizer, data_args, report):
-    """``(encoded rows, tokenizer)``. A molecule vocabulary learned from a sample of a large
-    corpus gets the tokens the sample missed, and the rows are encoded again with them, so no
-    training token becomes ``<unk>``."""
-    if data_args.representation == "text":
-        return tokenize_corpus(train_rows, tokenizer, data_args, report), tokenizer
-    encoded = tokenize_corpus(train_rows, tokenizer, data_args)
-    unknown_rows = rows_with_unknown(encoded, tokenizer.unk_token_id)
-    missing = molecule_encoder(tokenizer).unknown_tokens(encoded.select(unknown_rows)["text"]) if unknown_rows else set()
-    if missing:
-        logger.info("adding %d token(s) the vocabulary sample missed: %s", len(missing), " ".join(sorted(missing)))
-        tokenizer = extend_vocabulary(tokenizer, sorted(missing))
-        encoded = tokenize_corpus(train_rows, tokenizer, data_args)
-    report.count_unknown_in(encoded, tokenizer.unk_token_id)
-    return encoded, tokenizer
-
-
-def tokenize_corpus(rows, tokenizer, data_args, report=None):
-    """Token ids for molecules (already length-checked) or sentences (checked here)."""
-    if data_args.representation == "text":
-        return tokenize_texts(rows, tokenizer, data_args.max_length, data_args.long_sentences, report)
-    return tokenize_molecules(rows, tokenizer, report)
-
-
-def run_split(run_dir: str | Path):
-    """The ``(train, validation)`` rows of a finished run, re-created from its ``recipe.yaml``.
-
-    Reading the corpus with the run's settings and splitting with its seed gives the same rows
-    (large corpora come from the on-disk cache of checked tables). Used for novelty against
-    the training set and for held-out molecules in benchmarks.
-    """
-    recipe = Path(run_dir) / "recipe.yaml"
-    data_args, _, training_kwargs, _ = load_recipe(recipe)
-    train_rows, validation_rows, _ = load_training_corpus(data_args, training_kwargs.get("seed", 42))
-    return train_rows, validation_rows
-
-
-def _property_columns(rows, data_args) -> list[str]:
-    """Molecule tables hold ``smiles``, ``text``, then one column per property; text tables
-    ``text``, ``file``, ``line``, then one column per attribute."""
-    return rows.column_names[3:] if data_args.representation == "text" else rows.column_names[2:]
-
-
-def property_statistics(
-    rows, names: list[str], units: dict[str, str], labels: dict[str, list[str]] | None = None, rules: dict[str, str] | None = None
-) -> dict:
-    """Config entries describing the properties: names, units, mean / std and range; the labels
-    of categorical ones (whose values are label indices, used as they are) and the rules of
-    computed text attributes."""
-    if not names:
-        return {}
-    labels, rules = labels or {}, rules or {}
-    unknown_units = sorted(set(units) - set(names))
-    if unknown_units:
-        raise SeqVAEError(f"property_units names {unknown_units}, which are not among properties {names}")
-    table = rows.select_columns(names).to_pandas()
-    stds = table.std(ddof=0)
-    constant = [name for name in names if not stds[name] > 0]
-    if constant:
-        raise SeqVAEError(
-            f"property {', '.join(constant)} has the same value in every training row; "
-            "a constant cannot be a condition, leave it out of properties"
-        )
-    numeric = {name: name not in labels for name in names}
-    return {
-        "property_names": names,
-        "property_units": [PROPERTIES[name].unit if name in PROPERTIES else units.get(name, "") for name in names],
-        "property_means": [float(table[name].mean()) if numeric[name] else 0.0 for name in names],
-        "property_stds": [float(stds[name]) if numeric[name] else 1.0 for name in names],
-        "property_min": [float(table[name].min()) for name in names],
-        "property_max": [float(table[name].max()) for name in names],
-        "property_labels": [labels.get(name, []) for name in names],
-        "property_rules": [rules.get(name, "") for name in names],
-    }
-
-
-def _latest_checkpoint(output_dir: Path) -> Path | None:
-    checkpoints = sorted(
-        (p for p in output_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
-        key=lambda p: int(p.name.split("-")[-1]),
-    )
-    return checkpoints[-1] if checkpoints else None
-
-
-def _check_attribute_settings(data_args) -> None:
-    names = set(data_args.properties)
-    given = set(data_args.attribute_rules) | set(data_args.categorical_attributes)
-    if given and data_args.representation != "text":
-        raise SeqVAEError("attribute_rules and categorical_attributes are for text (representation: text)")
-    if given - names:
-        raise SeqVAEError(
-            f"attribute_rules / categorical_attributes name {', '.join(sorted(given - names))}, which "
-            f"{'is' if len(given - names) == 1 else 'are'} not in properties ({', '.join(data_args.properties) or 'empty'}); add them there"
-        )
-    reserved = names & {"text", "file", "line", "smiles", "input_ids", "num_tokens"}
-    if reserved:
-        raise SeqVAEError(f"{', '.join(sorted(reserved))}: reserved column name(s); give the property another name")
-    for name, rule in data_args.attribute_rules.items():
-        text_attribute(rule, [])  # an unknown rule fails here, before the corpus is read
-
-
 def _check_model_settings(model_kwargs: dict) -> None:
     try:
         SeqVAEConfig(**model_kwargs)
     except ValueError as error:
         raise SeqVAEError(f"invalid model setting: {error}") from None
-
-
-def _write_recipe(output_dir: Path, data_args, model_kwargs, training_kwargs, evaluation_args) -> None:
-    """The exact settings of this run, as a recipe that ``seqvae train --config`` accepts."""
-    from dataclasses import asdict
-
-    resolved = {**asdict(data_args), **model_kwargs, **training_kwargs, **asdict(evaluation_args)}
-    (output_dir / "recipe.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
-
-
-def _replace_pickled_args(output_dir: Path, args: TrainingArguments) -> None:
-    """Trainer saves ``training_args.bin`` with pickle; run folders keep JSON only."""
-    (output_dir / "training_args.bin").unlink(missing_ok=True)
-    (output_dir / "training_args.json").write_text(args.to_json_string())

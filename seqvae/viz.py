@@ -19,7 +19,6 @@ Invalid SMILES never raise here: a grid shows them as an empty cell with a label
 from __future__ import annotations
 
 import io
-import json
 import logging
 import math
 import textwrap
@@ -31,6 +30,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .chem import canonical_smiles, compute_properties, tanimoto_similarity, to_mol, without_rdkit_log
+from . import runs
 from .errors import SeqVAEError
 
 __all__ = [
@@ -42,7 +42,7 @@ __all__ = [
     "property_histograms",
     "target_plot",
     "run_report",
-    "write_report",
+    "write_run_report",
 ]
 
 logger = logging.getLogger(__name__)
@@ -348,32 +348,11 @@ def _project(latents: np.ndarray, method: str) -> tuple[np.ndarray, tuple[str, s
 def training_curves(run_dir: str | Path, size: tuple[float, float] = (10.0, 7.0)) -> Picture:
     """Reconstruction, KL, KL weight and active units over the steps of a training run, from
     the ``training_log.jsonl`` that ``seqvae train`` writes in its run folder."""
-    log = read_training_log(run_dir)
+    log = runs.read_training_log(run_dir)
     figure = Figure(figsize=size, layout="constrained")
     _draw_curves(figure.subplots(2, 2).ravel(), log)
     figure.suptitle(f"training curves: {Path(run_dir).name}")
     return Picture.from_figure(figure)
-
-
-def read_training_log(run_dir: str | Path) -> pd.DataFrame:
-    """The run's ``training_log.jsonl`` as a DataFrame (one row per logged step)."""
-    path = Path(run_dir) / "training_log.jsonl"
-    if not path.is_file():
-        raise SeqVAEError(
-            f"no training log in {run_dir} (expected {path.name}): give the output_dir of a `seqvae train` run"
-        )
-    rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            raise SeqVAEError(f"{path}, line {number}: not JSON ({line[:60]!r}); the log is damaged") from None
-    log = pd.DataFrame(rows)
-    if log.empty or "step" not in log.columns or not ({"recon_per_token", "eval_recon_per_token"} & set(log.columns)):
-        raise SeqVAEError(f"{path} holds no logged training steps yet (is the run still starting?)")
-    return log
 
 
 def _draw_curves(axes, log: pd.DataFrame) -> None:
@@ -490,7 +469,7 @@ def run_report(run_dir: str | Path, num_samples: int = 12) -> Picture:
     """Training curves and the first valid samples of a run folder in one picture, from its
     ``training_log.jsonl``, ``samples.csv`` and ``metrics.json``."""
     run_dir = Path(run_dir)
-    log = read_training_log(run_dir)
+    log = runs.read_training_log(run_dir)
     figure = Figure(figsize=(15.0, 7.0), layout="constrained")
     left, right = figure.subfigures(1, 2, width_ratios=[1.1, 1.0])
     _draw_curves(left.subplots(2, 2).ravel(), log)
@@ -502,17 +481,16 @@ def run_report(run_dir: str | Path, num_samples: int = 12) -> Picture:
     return Picture.from_figure(figure)
 
 
-def write_report(run_dir: str | Path) -> Path:
-    """Render :func:`run_report` to ``report.png`` in the run folder."""
-    return run_report(run_dir).save(Path(run_dir) / "report.png")
+def write_run_report(run_dir: str | Path) -> Path:
+    """Render :func:`run_report` into the run folder (``report.png``)."""
+    return run_report(run_dir).save(runs.report_path(run_dir))
 
 
 def _draw_samples(axes, run_dir: Path, count: int) -> None:
-    path = run_dir / "samples.csv"
-    if not path.is_file():
+    samples = runs.read_samples(run_dir)
+    if samples is None:
         axes.text(0.5, 0.5, "no samples.csv in this run", ha="center", va="center", color="grey")
         return
-    samples = pd.read_csv(path, keep_default_na=False)
     if "text" in samples.columns:
         lines = [textwrap.shorten(str(t), 90) or "(empty)" for t in samples["text"].head(count * 2)]
         axes.text(0, 1, "prior samples:\n\n" + "\n".join(f"- {line}" for line in lines), va="top", family="monospace", fontsize=8, transform=axes.transAxes, parse_math=False)  # PTB writes "$"
@@ -529,9 +507,7 @@ def _draw_samples(axes, run_dir: Path, count: int) -> None:
 
 
 def _metrics_line(run_dir: Path) -> str:
-    from .pipeline import read_run_metrics
-
-    metrics = read_run_metrics(run_dir)
+    metrics = runs.read_metrics(run_dir)
     shown = [("validity", "valid {:.0%}"), ("uniqueness", "unique {:.0%}"), ("novelty", "novel {:.0%}"),
              ("reconstruction_accuracy", "reconstructed {:.0%}"), ("kl_per_sequence", "KL {:.1f} nats"),
              ("active_units", "{} active units"), ("iw_nll", "IW-NLL {:.1f}"), ("perplexity", "PPL {:.1f}")]

@@ -135,7 +135,7 @@ def trained_run(tmp_path_factory, tiny_csv):
     Also records the model's parameters just before training starts (``initial_state``), so that
     tests can check that training changed them.
     """
-    from seqvae.pipeline import train_and_evaluate
+    from seqvae.workflow import train_and_evaluate
     from seqvae.training import SeqVAETrainer
 
     output_dir = tmp_path_factory.mktemp("trained") / "run"
@@ -176,7 +176,8 @@ def conditional_run(tmp_path_factory, conditional_corpus):
     Big enough that conditioning visibly moves the generated molecules' properties, which the
     behaviour tests check against RDKit.
     """
-    from seqvae.pipeline import load, train_and_evaluate
+    from seqvae.pipeline import load
+    from seqvae.workflow import train_and_evaluate
 
     output_dir = tmp_path_factory.mktemp("conditional_run") / "run"
     overrides = training_overrides(

@@ -324,7 +324,7 @@ def test_encoding_a_symbol_outside_the_vocabulary_warns(trained_run, caplog):
 @pytest.mark.parametrize(
     "setting, fragment",
     [
-        (["kl_min_weight=0.5", "kl_max_weight=0.1"], "below min_weight"),
+        (["kl_min_weight=0.5", "kl_max_weight=0.1"], "below kl_min_weight"),
         (["kl_schedule=cyclical", "kl_cycle_ratio=0"], "kl_cycle_ratio"),
         (["kl_schedule=cyclical", "kl_num_cycles=0"], "kl_num_cycles"),
         (["free_bits=-1"], "free_bits must be >= 0"),

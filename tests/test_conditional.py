@@ -30,7 +30,7 @@ from seqvae.data import PaddingCollator, load_molecules
 from seqvae.metrics.conditional import control_metrics, spearman
 from seqvae.optimization import best_improvement
 from seqvae.objectives import hide_conditions
-from seqvae.training import property_statistics
+from seqvae.data import property_statistics
 
 # ------------------------------------------------------------------------------ properties
 
@@ -110,14 +110,14 @@ def test_a_smi_file_has_no_columns_for_user_properties(write_file):
 
 
 def test_checked_tables_of_large_files_are_cached(write_file, tmp_path, monkeypatch):
-    import seqvae.data as data
+    from seqvae.data import storage
 
-    monkeypatch.setattr(data, "CACHE_MIN_ROWS", 1)
-    monkeypatch.setattr(data, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr(storage, "CACHE_MIN_ROWS", 1)
+    monkeypatch.setenv("SEQVAE_CACHE", str(tmp_path / "cache"))
     path = write_file("mols.csv", "smiles\nCCO\nCCN\n")
     first, _ = load_molecules(path, properties=["logP"])
-    calls, original = [], data._run_check
-    monkeypatch.setattr(data, "_run_check", lambda *args: calls.append(args) or original(*args))
+    calls, original = [], storage.run_check
+    monkeypatch.setattr(storage, "run_check", lambda *args: calls.append(args) or original(*args))
     second, _ = load_molecules(path, properties=["logP"])
     assert calls == [] and second["logP"] == first["logP"]
     load_molecules(path, properties=["qed"])  # other settings: checked again, not served stale
@@ -139,10 +139,10 @@ def test_large_csv_with_a_late_non_numeric_property_skips_only_that_row(write_fi
 
 
 def test_the_cache_key_includes_the_smiles_column(write_file, tmp_path, monkeypatch):
-    import seqvae.data as data
+    from seqvae.data import storage
 
-    monkeypatch.setattr(data, "CACHE_MIN_ROWS", 1)
-    monkeypatch.setattr(data, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr(storage, "CACHE_MIN_ROWS", 1)
+    monkeypatch.setenv("SEQVAE_CACHE", str(tmp_path / "cache"))
     path = write_file("two.csv", "a,b\nCCO,c1ccccc1\nCCN,CCCl\n")
     first, _ = load_molecules(path, smiles_column="a")
     second, _ = load_molecules(path, smiles_column="b")
@@ -488,7 +488,7 @@ def test_optimisation_rejects_invalid_start_molecules(conditional_run):
 
 
 def test_a_conditional_run_stores_its_training_statistics(conditional_run):
-    from seqvae.training import run_split
+    from seqvae.runs import run_split
 
     train_rows, validation_rows = run_split(conditional_run.output_dir)  # the split, re-created
     config = conditional_run.vae.config

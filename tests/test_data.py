@@ -12,21 +12,22 @@ import datasets
 import pytest
 import torch
 
-from seqvae import data, tokenization
+from seqvae import tokenization
 from seqvae.data import (
     CorpusReport,
     PaddingCollator,
     bundled_corpus_files,
-    download,
     load_molecules,
     resolve_corpus,
-    rows_with_unknown,
     split_train_validation,
+    storage,
     tokenize_molecules,
 )
+from seqvae.data.corpus import tokenize_training_rows
+from seqvae.data.report import rows_with_unknown
+from seqvae.data.sources import download
 from seqvae.errors import SeqVAEError
 from seqvae.tokenization import build_text_tokenizer, build_tokenizer, count_unknown, molecule_encoder
-from seqvae.training import tokenize_training_rows
 
 # One corpus, written in every format. Index -> what happens to the row (max_length=10).
 ROWS = [
@@ -465,7 +466,7 @@ def test_molecule_encoder_is_not_used_for_other_tokenizers():
 
 def test_a_vocabulary_learned_from_a_sample_gets_the_tokens_the_sample_missed(monkeypatch, tmp_path):
     monkeypatch.setattr(tokenization, "VOCABULARY_SAMPLE_SIZE", 20)
-    monkeypatch.setattr(data, "CACHE_DIR", tmp_path)
+    monkeypatch.setenv("SEQVAE_CACHE", str(tmp_path))
     texts = ["CCO"] * 40 + ["C[Se]C"]  # the sample of 20 cannot hold [Se]... unless it draws it
     rows = datasets.Dataset.from_dict({"smiles": texts, "text": texts})
     tokenizer = build_tokenizer(texts, "smiles", seed=0)
@@ -479,8 +480,8 @@ def test_a_vocabulary_learned_from_a_sample_gets_the_tokens_the_sample_missed(mo
 
 
 def test_large_corpora_are_tokenised_once_into_a_memory_mapped_cache(monkeypatch, tmp_path):
-    monkeypatch.setattr(data, "CACHE_DIR", tmp_path)
-    monkeypatch.setattr(data, "CACHE_MIN_ROWS", 3)
+    monkeypatch.setenv("SEQVAE_CACHE", str(tmp_path))
+    monkeypatch.setattr(storage, "CACHE_MIN_ROWS", 3)
     texts = ["CCO", "c1ccccc1", "CCN", "CC(=O)O"]
     tokenizer = build_tokenizer(texts[:2], "smiles")
     rows = datasets.Dataset.from_dict({"smiles": texts, "text": texts})
@@ -500,8 +501,8 @@ def test_large_corpora_are_tokenised_once_into_a_memory_mapped_cache(monkeypatch
 def test_a_second_run_saving_the_same_cache_entry_leaves_the_first_runs_file_alone(monkeypatch, tmp_path):
     # Two trainings on one corpus both tokenise it; the second save must not overwrite the Arrow
     # file the first has memory-mapped (that killed the first run with SIGBUS).
-    monkeypatch.setattr(data, "CACHE_DIR", tmp_path)
-    monkeypatch.setattr(data, "CACHE_MIN_ROWS", 3)
+    monkeypatch.setenv("SEQVAE_CACHE", str(tmp_path))
+    monkeypatch.setattr(storage, "CACHE_MIN_ROWS", 3)
     texts = ["CCO", "c1ccccc1", "CCN", "CC(=O)O"]
     tokenizer = build_tokenizer(texts, "smiles")
     first = tokenize_molecules(datasets.Dataset.from_dict({"smiles": texts, "text": texts}), tokenizer)
@@ -509,7 +510,7 @@ def test_a_second_run_saving_the_same_cache_entry_leaves_the_first_runs_file_alo
     mapped = Path(first.cache_files[0]["filename"])
     before = (mapped.stat().st_ino, mapped.read_bytes())
     other = datasets.Dataset.from_dict({"text": ["N"] * 4, "input_ids": [[1]] * 4, "num_tokens": [1] * 4})
-    assert data.save_cache_entry(other, folder) == folder
+    assert storage.save_cache_entry(other, folder) == folder
     assert (mapped.stat().st_ino, mapped.read_bytes()) == before
     assert first["input_ids"][:] == datasets.load_from_disk(str(folder))["input_ids"][:] == tokenizer(texts)["input_ids"]
     assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no staging folder left behind
@@ -520,7 +521,7 @@ def test_a_half_written_cache_entry_is_replaced(monkeypatch, tmp_path):
     folder.mkdir(parents=True)
     (folder / "data-00000-of-00001.arrow").write_bytes(b"cut short")  # no dataset_info.json
     rows = datasets.Dataset.from_dict({"text": ["CCO", "CCN"]})
-    data.save_cache_entry(rows, folder)
+    storage.save_cache_entry(rows, folder)
     assert datasets.load_from_disk(str(folder))["text"] == ["CCO", "CCN"]
 
 

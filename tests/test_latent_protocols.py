@@ -105,7 +105,7 @@ def test_a_tiny_model_trained_to_reconstruct_reconstructs_by_the_protocol(tmp_pa
     import torch
 
     import seqvae
-    from seqvae.pipeline import train_and_evaluate
+    from seqvae.workflow import train_and_evaluate
 
     molecules = ["CCO", "CCN", "CCCl", "c1ccccc1", "c1ccccc1O", "CC(=O)O", "CCOC", "CNC", "OCCO", "CC#N",
                  "c1ccncc1", "CC(C)O", "C1CCCCC1", "CCBr", "COC(=O)C", "NCCO"]

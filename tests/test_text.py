@@ -228,7 +228,7 @@ def test_reconstruction_bleu_is_100_for_copies_and_lower_for_changes():
 @pytest.fixture(scope="module")
 def text_run(tmp_path_factory, make_overrides):
     """One tiny text model trained for 20 steps, shared by the tests below."""
-    from seqvae.pipeline import train_and_evaluate
+    from seqvae.workflow import train_and_evaluate
 
     folder = tmp_path_factory.mktemp("text_run")
     corpus = _write_lines(folder / "train.txt", SENTENCES + [""])

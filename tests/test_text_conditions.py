@@ -15,7 +15,8 @@ import torch
 
 from seqvae import SeqVAE, SeqVAEConfig, SeqVAEError
 from seqvae.cli import main
-from seqvae.conditions import check_condition, condition_values, text_attribute
+from seqvae.conditions import check_condition, condition_values
+from seqvae.data.attributes import text_attribute
 from seqvae.data import encode_labels, load_texts
 
 NOUNS = ["the film", "the plot", "the cast", "the music", "the ending", "the story"]
@@ -45,7 +46,7 @@ def reviews(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def review_run(reviews, make_overrides):
-    from seqvae.pipeline import train_and_evaluate
+    from seqvae.workflow import train_and_evaluate
 
     overrides = make_overrides(
         reviews / "train.csv", representation="text", validation_data=str(reviews / "valid.csv"), max_length=16,

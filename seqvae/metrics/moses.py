@@ -38,7 +38,6 @@ import gzip
 import hashlib
 import json
 import multiprocessing
-import os
 import time
 import warnings
 from collections import Counter
@@ -55,6 +54,7 @@ from rdkit.Chem.Scaffolds import MurckoScaffold
 from tqdm.auto import tqdm
 
 from ..chem import molecule_properties, to_mol, without_rdkit_log
+from ..data.storage import cache_root
 from ..errors import SeqVAEError
 from .molecules import canonical_valid
 
@@ -83,7 +83,7 @@ MOSES_PROPERTIES = {"logP": "logP", "SA": "SAS", "QED": "qed", "weight": "MW"}
 ALLOWED_ATOMS = frozenset({"C", "N", "S", "O", "F", "Cl", "Br", "H"})
 # Bump when a statistic's definition changes: old cache entries then stop matching.
 STATISTICS_VERSION = "1"
-DEFAULT_CACHE_DIR = Path(os.environ.get("SEQVAE_CACHE", Path.home() / ".cache" / "seqvae")) / "moses_reference"
+DEFAULT_CACHE_DIR = cache_root() / "moses_reference"
 CHUNK_SIZE = 2000  # molecules per worker task: small enough for a smooth progress bar
 
 

@@ -10,7 +10,8 @@ what they count.
   tokens of a sentence are its tokens plus ``<eos>`` (``<bos>`` is given, never predicted). For
   PTB's word tokenizer a sentence of ``n`` words counts ``n + 1``.
 * **KL**, **MI** (mutual information, aggregate-posterior estimator) and **AU** (active units,
-  variance of posterior means >= 0.01): from :func:`seqvae.metrics.latent.latent_diagnostics`.
+  variance of posterior means >= 0.01): from :func:`seqvae.metrics.latent.latent_diagnostics`
+  (:func:`seqvae.evaluation.text_metrics` reports them all together).
 * **BLEU** of reconstructions: corpus BLEU (sacrebleu, default settings: 4-grams, ``13a``
   tokenisation) of greedy decodes from the posterior means against the input sentences.
 """
@@ -25,7 +26,7 @@ from tqdm.auto import tqdm
 from ..errors import SeqVAEError
 from ..modeling import SeqVAE, eval_mode, target_token_nll
 
-__all__ = ["IW_NLL_ESTIMATOR", "importance_weighted_nll", "reconstruction_bleu", "text_metrics"]
+__all__ = ["IW_NLL_ESTIMATOR", "importance_weighted_nll", "reconstruction_bleu", "checked_sentences"]
 
 IW_NLL_ESTIMATOR = (
     "importance-weighted bound (Burda et al. 2016): -log mean_k p(x|z_k) p(z_k) / q(z_k|x), "
@@ -62,13 +63,13 @@ def importance_weighted_nll(
         ``num_predicted_tokens``, ``num_importance_samples``, ``estimator``.
     """
     return _importance_weighted_nll(
-        vae, _checked_sentences(vae, sentences), num_importance_samples, batch_size, samples_per_pass, seed, progress
+        vae, checked_sentences(vae, sentences), num_importance_samples, batch_size, samples_per_pass, seed, progress
     )
 
 
 @torch.no_grad()
 def _importance_weighted_nll(vae, sentences, num_importance_samples, batch_size, samples_per_pass, seed, progress) -> dict:
-    """:func:`importance_weighted_nll` of sentences already checked by :func:`_checked_sentences`."""
+    """:func:`importance_weighted_nll` of sentences already checked by :func:`checked_sentences`."""
     if num_importance_samples < 1 or samples_per_pass < 1 or batch_size < 1:
         raise SeqVAEError("num_importance_samples, samples_per_pass and batch_size must be at least 1")
     model = vae.model
@@ -95,10 +96,11 @@ def _importance_weighted_nll(vae, sentences, num_importance_samples, batch_size,
     }
 
 
-def _checked_sentences(vae, sentences: list[str]) -> list[str]:
-    """Whitespace-normalised sentences; an empty one, or one longer than the model can read
-    (the model would see it cut, without ``<eos>``), is an error naming it."""
-    sentences = [" ".join(str(s).split()) for s in sentences]
+def checked_sentences(vae, sentences: list[str]) -> list[str]:
+    """The sentences as the model's run read its own (``vae.normalize``: whitespace collapsed,
+    lower-cased when the run was); an empty one, or one longer than the model can read (the
+    model would see it cut, without ``<eos>``), is an error naming it."""
+    sentences = vae.normalize([str(s) for s in sentences])
     if not sentences:
         raise SeqVAEError("no sentences to evaluate: the list is empty")
     if not all(sentences):
@@ -150,39 +152,3 @@ def reconstruction_bleu(references: list[str], hypotheses: list[str]) -> float:
     if not references:
         raise SeqVAEError("no sentences to score")
     return float(sacrebleu.corpus_bleu(hypotheses, [references]).score)
-
-
-def text_metrics(
-    vae,
-    sentences: list[str],
-    *,
-    num_importance_samples: int = 500,
-    num_diagnostic_sentences: int = 2000,
-    batch_size: int = 32,
-    seed: int = 0,
-    progress: bool = False,
-) -> dict:
-    """IW-NLL, PPL, KL, MI, AU, reconstruction BLEU and exact match on ``sentences``.
-
-    IW-NLL and PPL use every sentence; the latent diagnostics (KL, MI, AU, reconstructions) use
-    the first ``num_diagnostic_sentences`` (MI compares all pairs: ``N^2`` work).
-    """
-    from .latent import latent_diagnostics
-
-    sentences = _checked_sentences(vae, sentences)
-    likelihood = _importance_weighted_nll(vae, sentences, num_importance_samples, batch_size, 50, seed, progress)
-    metrics = {"iw_nll": likelihood["iw_nll"], "perplexity": likelihood["perplexity"]}
-    if vae.config.latent_dim > 0:
-        subset = sentences[:num_diagnostic_sentences]
-        diagnostics = latent_diagnostics(vae, subset, batch_size=batch_size * 4, num_samples=0, seed=seed, progress=progress)
-        metrics.update(
-            kl=diagnostics["kl_total"],
-            mutual_information=diagnostics["mutual_information"],
-            active_units=diagnostics["active_units"],
-            latent_dim=diagnostics["latent_dim"],
-            reconstruction_bleu=diagnostics["reconstruction_bleu"],
-            reconstruction_exact_match=diagnostics["reconstruction_accuracy"],
-            mutual_information_estimator=diagnostics["mutual_information_estimator"],
-        )
-    metrics["likelihood"] = likelihood
-    return metrics

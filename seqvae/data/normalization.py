@@ -1,0 +1,56 @@
+"""How a run reads its inputs, one definition for training and inference.
+
+Training reads its corpus through these functions, and a loaded model reads the strings it is
+given through the same ones, with the settings its run saved (``canonicalize``,
+``keep_largest_fragment``, ``lowercase``), so that an input reaches the model as the training
+rows did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..chem import canonical_smiles, largest_fragment, to_mol
+
+__all__ = ["InputNormalization", "normalize_smiles", "normalize_sentence"]
+
+
+def normalize_smiles(value: str, canonicalize: bool = True, keep_largest_fragment: bool = False) -> str | None:
+    """The SMILES a model reads for ``value``, or ``None`` when it is not a valid molecule.
+
+    ``keep_largest_fragment`` keeps the fragment with most heavy atoms (canonical SMILES);
+    otherwise ``canonicalize`` rewrites the molecule in RDKit canonical form, and without either
+    a valid SMILES is kept as written.
+    """
+    if keep_largest_fragment:
+        return largest_fragment(value)
+    if canonicalize:
+        return canonical_smiles(value)
+    return value if to_mol(value) is not None else None
+
+
+def normalize_sentence(text: str, lowercase: bool = False) -> str:
+    """One space between words and none around them; lower-cased when the run was."""
+    sentence = " ".join(str(text or "").split())
+    return sentence.lower() if lowercase else sentence
+
+
+@dataclass(frozen=True)
+class InputNormalization:
+    """A run's input settings (the fields of the same name in its data settings)."""
+
+    representation: str = "smiles"
+    canonicalize: bool = True
+    keep_largest_fragment: bool = False
+    lowercase: bool = False
+
+    @classmethod
+    def of(cls, data_args) -> "InputNormalization":
+        """The normalisation a recipe's :class:`~seqvae.arguments.DataArguments` trains with."""
+        return cls(data_args.representation, data_args.canonicalize, data_args.keep_largest_fragment, data_args.lowercase)
+
+    def __call__(self, item: str) -> str | None:
+        """``item`` as the model reads it; ``None`` for an invalid molecule."""
+        if self.representation == "text":
+            return normalize_sentence(item, self.lowercase)
+        return normalize_smiles(item, self.canonicalize, self.keep_largest_fragment)

@@ -1,0 +1,292 @@
+"""A trained model with its tokenizer, strings in and strings out: the operations every
+evaluation and the notebook facade build on.
+
+:class:`SeqVAEInference` reads its inputs as the model's run read its training rows
+(:class:`~seqvae.data.normalization.InputNormalization`), tokenises and checks them, and decodes
+latents back to strings. Metrics, latent optimisation and the end-of-training evaluation take
+one; :class:`seqvae.pipeline.SeqVAEPipeline` (what ``seqvae.load`` returns) extends it with
+tables, pictures and sharing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+import torch
+
+from .chem import is_valid
+from .conditions import check_condition, condition_values, rerank_order
+from .data import PaddingCollator, cut_to_length
+from .data.normalization import InputNormalization
+from .errors import SeqVAEError
+from .generation import (
+    decode_latents,
+    ids_to_strings,
+    interpolate_latents,
+    sample_prior,
+)
+from .modeling import SeqVAE
+from .tokenization import count_unknown, to_model_text
+
+__all__ = ["SeqVAEInference", "samples_frame"]
+
+logger = logging.getLogger(__name__)
+
+
+class SeqVAEInference:
+    """A trained model with its tokenizer, taking and returning plain strings.
+
+    Args:
+        model: the :class:`~seqvae.modeling.SeqVAE`.
+        tokenizer: its tokenizer.
+        source: where it was loaded from (a run folder, a shipped name, a Hub id), if anywhere.
+        normalization: how inputs are read; the run's data settings (default: canonical SMILES,
+            sentences as given with whitespace collapsed).
+    """
+
+    def __init__(self, model: SeqVAE, tokenizer, source: str | None = None, normalization: InputNormalization | None = None):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.source = source
+        self.normalization = normalization or InputNormalization(model.config.representation)
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def to(self, device: str | torch.device) -> "SeqVAEInference":
+        """Move the model (``"cpu"``, ``"cuda"``, ``"cuda:1"``...); returns ``self``."""
+        self.model.to(device)
+        return self
+
+    @property
+    def config(self):
+        return self.model.config
+
+    @property
+    def representation(self) -> str:
+        return self.model.config.representation
+
+    @property
+    def property_names(self) -> list[str]:
+        """Properties the model can be conditioned on (empty for an unconditional model)."""
+        return list(self.config.property_names)
+
+    # --- latents
+
+    def _as_list(self, items) -> list[str]:
+        return [items] if isinstance(items, str) else list(items)
+
+    def tokenize(self, items) -> dict[str, torch.Tensor]:
+        """Strings -> padded ``input_ids`` / ``attention_mask`` on the model's device."""
+        return self._tokenize_normalized(self.normalize(self._as_list(items)))
+
+    def _tokenize_normalized(self, items: list[str]) -> dict[str, torch.Tensor]:
+        """:meth:`tokenize` for inputs already normalised."""
+        texts = []
+        for item in items:
+            text = item if self.representation == "text" else to_model_text(item, self.representation)
+            if text is None:
+                raise SeqVAEError(f"cannot convert {item!r} to {self.representation}")
+            texts.append(text)
+        # verbose=False: the warning about over-long inputs is ours, with the count and the first one
+        ids = self._cut_to_model_length(self.tokenizer(texts, verbose=False)["input_ids"], items)
+        empty = [item for item, row in zip(items, ids) if len(row) <= 2]  # <bos> <eos> only
+        if empty:
+            what = "sentence" if self.representation == "text" else "molecule"
+            raise SeqVAEError(f"input {empty[0]!r} tokenizes to nothing: give a non-empty {what}")
+        written = [text.split().count(self.tokenizer.unk_token) for text in texts] if self.representation == "text" else None
+        unknown = count_unknown(ids, self.tokenizer.unk_token_id, written)
+        if unknown.tokens:
+            logger.warning(
+                "%d symbol(s) in %d of %d input(s) are not in the model's vocabulary and were read as <unk>",
+                unknown.tokens, unknown.sequences, len(ids),
+            )
+        batch = PaddingCollator(self.tokenizer.pad_token_id)([{"input_ids": x} for x in ids])
+        return {key: value.to(self.model.device) for key, value in batch.items()}
+
+    def normalize(self, items) -> list[str]:
+        """The inputs as the model's training run read its rows (:attr:`normalization`: canonical
+        SMILES, largest fragment, lower-cased sentences); an invalid molecule is an error naming
+        it and its place."""
+        items = self._as_list(items)
+        normalized = [self.normalization(item) if isinstance(item, str) else None for item in items]
+        if None in normalized:
+            position = normalized.index(None)
+            bad = sum(value is None for value in normalized)
+            where = f" (input {position + 1} of {len(items)}; {bad} invalid in all)" if len(items) > 1 else ""
+            raise SeqVAEError(f"{items[position]!r}{where} is not a valid SMILES (RDKit cannot parse it); fix or drop it")
+        return normalized
+
+    def _cut_to_model_length(self, ids: list[list[int]], items: list[str]) -> list[list[int]]:
+        """Inputs longer than the model reads are cut to their first tokens and ``<eos>``, with
+        a warning that counts them: the latent then describes only their beginning."""
+        limit = self.config.max_sequence_length
+        too_long = [index for index, row in enumerate(ids) if len(row) > limit]
+        if too_long:
+            first = too_long[0]
+            logger.warning(
+                "%d of %d input(s) are longer than the model's max_sequence_length (%d tokens with <bos>/<eos>) "
+                "and were cut to it; the first, number %d, has %d tokens: %r",
+                len(too_long), len(ids), limit, first + 1, len(ids[first]), str(items[first])[:60],
+            )
+        return [cut_to_length(row, limit, self.tokenizer.eos_token_id) for row in ids]
+
+    @torch.no_grad()
+    def encode(self, items, batch_size: int = 512) -> torch.Tensor:
+        """Posterior means ``[B, latent_dim]`` of one string or a list of strings.
+
+        Conditional models encode without conditions, so ``z`` carries the properties too.
+        """
+        if self.config.latent_dim == 0:
+            raise SeqVAEError(
+                "this model has no latent (latent_dim 0, a language model): there is nothing to encode, "
+                "interpolate or reconstruct; it can sample and score sentences"
+            )
+        items = self.normalize(items)  # all at once: an error names the input's place in the whole list
+        means = []
+        for start in range(0, len(items), batch_size):
+            batch = self._tokenize_normalized(items[start : start + batch_size])
+            mu, _ = self.model.encode(batch["input_ids"], batch["attention_mask"])
+            means.append(mu)
+        return torch.cat(means)
+
+    def decode(
+        self, z: torch.Tensor, strategy: str = "greedy", seed: int | None = None, condition: dict | None = None, **options
+    ):
+        """Latents ``[B, latent_dim]`` (or one ``[latent_dim]``) -> list of strings.
+
+        ``condition``: ``{property: target}`` for conditional models (default: none).
+        """
+        return self._decode(z, self._condition_vector(check_condition(self.config, condition)), strategy, seed, **options)
+
+    def _decode(self, z, condition: torch.Tensor | None, strategy: str = "greedy", seed: int | None = None, **options):
+        """:meth:`decode` with the condition as the model's input: one row, or one per latent."""
+        z = torch.as_tensor(z, dtype=torch.float32, device=self.model.device)
+        if z.dim() == 1:
+            z = z.unsqueeze(0)
+        ids = decode_latents(self.model, z, strategy=strategy, generator=_generator(seed), condition=condition, **options)
+        return ids_to_strings(self.tokenizer, ids, self.representation)
+
+    def _condition_vector(self, checked: dict[str, float]) -> torch.Tensor | None:
+        """A checked ``{property: target}`` -> the model's ``[condition_size]`` input."""
+        if not self.config.num_properties:
+            return None
+        values = condition_values(self.config, checked).unsqueeze(0)
+        return self.model.condition_vector(values, 1)[0]
+
+    @torch.no_grad()
+    def predict_properties(self, items, batch_size: int = 512) -> pd.DataFrame:
+        """The property head's estimate for each string (no RDKit involved), one column per property."""
+        if self.model.property_head is None:
+            raise SeqVAEError(
+                "this model has no property head; train with property_head_hidden_size > 0 and properties set"
+            )
+        predicted = self.model.predict_properties(self.encode(items, batch_size)).cpu().numpy()
+        numeric = self.model.numeric_properties().cpu().numpy()  # the head is trained on numbers only
+        return pd.DataFrame(predicted[:, numeric], columns=[n for n, keep in zip(self.property_names, numeric) if keep])
+
+    def reconstruct(self, items, **options) -> list[str]:
+        """Encode to the posterior mean and decode greedily."""
+        return self.decode(self.encode(items), strategy="greedy", **options)
+
+    def interpolate(self, start: str, end: str, steps: int = 8, method: str = "linear", condition=None, **options):
+        """Decoded points on the path between the posterior means of ``start`` and ``end``
+        (both included): ``method`` is ``linear`` or ``slerp``; ``options`` choose the decoding
+        (greedy by default; ``strategy="beam"``, or ``"sample"`` with ``top_k`` / ``top_p``).
+
+        Conditional models: ``condition`` is held fixed along the path (a dict such as
+        ``{"money": "yes"}``), or interpolated too when it is a pair ``(at_start, at_end)``
+        naming the same properties: numbers move from one target to the other, and labels
+        blend their one-hot codes.
+        """
+        z = self.encode([start, end])
+        path = interpolate_latents(z[0], z[1], steps, method)
+        if isinstance(condition, (tuple, list)):
+            return self._decode(path, self._condition_path(condition, steps), **options)
+        return self.decode(path, condition=condition, **options)
+
+    def _condition_path(self, pair, steps: int) -> torch.Tensor | None:
+        """``[steps, condition_size]`` from the start condition to the end condition (``None``
+        when both are empty)."""
+        if len(pair) != 2:
+            raise SeqVAEError(f"an interpolated condition is a pair (at_start, at_end), got {len(pair)} items")
+        first, last = (check_condition(self.config, condition) for condition in pair)
+        if set(first) != set(last):
+            raise SeqVAEError(
+                f"the start and end conditions must name the same properties, got {sorted(first)} and {sorted(last)}"
+            )
+        if not first:
+            return None
+        start, end = (self._condition_vector(checked) for checked in (first, last))
+        return interpolate_latents(start, end, steps, "linear")
+
+    def analogy(self, a: str, b: str, c: str, **options) -> str:
+        """"``a`` is to ``b`` as ``c`` is to ?": decodes ``z_c + z_b - z_a`` (posterior means)."""
+        z = self.encode([a, b, c])
+        return self.decode(z[2] + z[1] - z[0], **options)[0]
+
+    # --- sampling
+
+    def sample(
+        self,
+        num_samples: int = 1,
+        seed: int | None = None,
+        progress: bool = False,
+        condition: dict | None = None,
+        rerank: int = 1,
+        **options,
+    ) -> list[str]:
+        """Strings decoded from prior samples ``z ~ N(0, I)``.
+
+        Args:
+            condition: ``{property: target}`` (conditional models); e.g. ``{"logP": 2.5}``.
+            rerank: draw ``rerank`` times as many candidates and keep the ``num_samples`` whose
+                head-predicted properties are closest to the targets (needs a property head).
+            options: ``strategy`` (``sample``/``greedy``), ``temperature``, ``top_k``, ``top_p``,
+                ``batch_size``, ``guidance_scale`` (classifier-free guidance toward the condition),
+                ``precision`` (``bf16`` decodes with a bfloat16 copy of the model, about twice as
+                fast on CPUs with bfloat16 units and on GPUs); see :func:`seqvae.generation.decode_latents`.
+        """
+        return self._sample(num_samples, seed, progress, check_condition(self.config, condition), rerank, options)
+
+    def _sample(self, num_samples, seed, progress, checked: dict, rerank: int, options: dict) -> list[str]:
+        if not isinstance(rerank, int) or rerank < 1:
+            raise SeqVAEError(f"rerank must be an integer >= 1 (1: no re-ranking), got {rerank!r}")
+        if rerank > 1 and not checked:
+            raise SeqVAEError("rerank needs a condition to rank against, e.g. condition={'logP': 2.5}")
+        if rerank > 1 and self.model.property_head is None:
+            raise SeqVAEError("rerank needs a model with a property head (property_head_hidden_size > 0)")
+        ids = sample_prior(
+            self.model,
+            num_samples * rerank,
+            generator=_generator(seed),
+            progress=progress,
+            condition=self._condition_vector(checked),
+            **options,
+        )
+        strings = ids_to_strings(self.tokenizer, ids, self.representation)
+        if rerank > 1:
+            strings = self._rerank(strings, checked, num_samples)
+        return strings
+
+    def _rerank(self, candidates: list[str], checked: dict[str, float], keep: int) -> list[str]:
+        """The ``keep`` valid candidates whose predicted properties are closest to the targets;
+        invalid ones only fill up the list when too few are valid."""
+        flags = [is_valid(s) for s in candidates]
+        valid = [s for s, ok in zip(candidates, flags) if ok]
+        invalid = [s for s, ok in zip(candidates, flags) if not ok]
+        if valid:
+            predicted = torch.tensor(self.predict_properties(valid).to_numpy())
+            valid = [valid[i] for i in rerank_order(predicted, self.config, checked)]
+        return (valid + invalid)[:keep]
+
+
+def samples_frame(smiles: list[str]) -> pd.DataFrame:
+    """Generated SMILES with a ``valid`` column."""
+    return pd.DataFrame({"smiles": smiles, "valid": [is_valid(s) for s in smiles]})
+
+
+def _generator(seed: int | None) -> torch.Generator | None:
+    return None if seed is None else torch.Generator().manual_seed(seed)
