@@ -47,7 +47,7 @@ from seqvae.metrics.conditional import TOLERANCES, control_metrics, spearman
 from seqvae.metrics.molecules import canonical_set, sample_quality
 from seqvae.recipe import load_recipe
 from seqvae.optimization import best_improvement
-from seqvae.runs import run_split
+from seqvae.data import run_split
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = (

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import seqvae
 from seqvae import viz
-from seqvae.runs import run_split
+from seqvae.data import run_split
 
 
 def main() -> None:

@@ -48,7 +48,7 @@ __all__ = [
     "read_samples",
     "report_path",
     "latest_checkpoint",
-    "run_split",
+    "recipe_path",
 ]
 
 logger = logging.getLogger(__name__)
@@ -93,6 +93,10 @@ def write_recipe(run_dir: Path, data_args, model_kwargs: dict, training_kwargs: 
     path = Path(run_dir) / RECIPE
     path.write_text(yaml.safe_dump(resolved, sort_keys=False))
     return path
+
+
+def recipe_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / RECIPE
 
 
 def read_data_settings(run_dir: str | Path | None) -> DataArguments:
@@ -197,20 +201,3 @@ def read_samples(run_dir: str | Path) -> pd.DataFrame | None:
 
 def report_path(run_dir: str | Path) -> Path:
     return Path(run_dir) / REPORT
-
-
-# --- the corpus a run read
-
-
-def run_split(run_dir: str | Path):
-    """The ``(train, validation)`` rows of a finished run, re-created from its recipe.
-
-    Reading the corpus with the run's settings and splitting with its seed gives the same rows
-    (large corpora come from the on-disk cache of checked tables). Used for novelty against
-    the training set and for held-out molecules in benchmarks.
-    """
-    from .data import load_training_corpus
-
-    data_args, _, training_kwargs, _ = load_recipe(Path(run_dir) / RECIPE)
-    train_rows, validation_rows, _ = load_training_corpus(data_args, training_kwargs.get("seed", 42))
-    return train_rows, validation_rows

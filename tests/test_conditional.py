@@ -488,7 +488,7 @@ def test_optimisation_rejects_invalid_start_molecules(conditional_run):
 
 
 def test_a_conditional_run_stores_its_training_statistics(conditional_run):
-    from seqvae.runs import run_split
+    from seqvae.data import run_split
 
     train_rows, validation_rows = run_split(conditional_run.output_dir)  # the split, re-created
     config = conditional_run.vae.config

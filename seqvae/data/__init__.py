@@ -24,6 +24,7 @@ from .corpus import (
     load_corpus,
     load_training_corpus,
     prepare_corpus,
+    run_split,
     property_statistics,
 )
 from .encoding import (
@@ -62,4 +63,5 @@ __all__ = [
     "load_corpus",
     "load_training_corpus",
     "property_statistics",
+    "run_split",
 ]

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import datasets
 
+from .. import runs
 from ..chem import PROPERTIES, property_name
 from ..errors import SeqVAEError
+from ..recipe import load_recipe
 from ..tokenization import (
     build_text_tokenizer,
     build_tokenizer,
@@ -28,7 +31,7 @@ from .readers import arrow_table
 from .report import CorpusReport, rows_with_unknown
 from .texts import load_texts
 
-__all__ = ["PreparedCorpus", "prepare_corpus", "load_corpus", "load_training_corpus", "tokenize_corpus", "property_statistics"]
+__all__ = ["PreparedCorpus", "prepare_corpus", "load_corpus", "load_training_corpus", "tokenize_corpus", "property_statistics", "run_split"]
 
 logger = logging.getLogger(__name__)
 
@@ -208,3 +211,15 @@ def property_statistics(
         "property_labels": [labels.get(name, []) for name in names],
         "property_rules": [rules.get(name, "") for name in names],
     }
+
+
+def run_split(run_dir: str | Path):
+    """The ``(train, validation)`` rows of a finished run, re-created from its recipe.
+
+    Reading the corpus with the run's settings and splitting with its seed gives the same rows
+    (large corpora come from the on-disk cache of checked tables). Used for novelty against
+    the training set and for held-out molecules in benchmarks.
+    """
+    data_args, _, training_kwargs, _ = load_recipe(runs.recipe_path(run_dir))
+    train_rows, validation_rows, _ = load_training_corpus(data_args, training_kwargs.get("seed", 42))
+    return train_rows, validation_rows
