@@ -15,7 +15,7 @@ the same molecules from MOSES train.
 
 * Training: molecules/s and target tokens/s (each side's own tokens: characters for the peer,
   atom-level tokens for seqvae; ``<eos>`` counted, ``<bos>`` not), the median over timed
-  windows of consecutive steps after warm-up. seqvae runs through its own ``train()`` (Trainer,
+  windows of consecutive steps after warm-up. seqvae runs through its own ``train_model()`` (Trainer,
   length-grouped batches, data collator); the peer through its own trainer's epoch loop.
 * Model FLOP/s: multiply-adds of the recurrent and output layers per target token (training
   = 3x forward), over the measured time, as a fraction of this machine's fp32 matmul FLOP/s
@@ -239,7 +239,7 @@ def worker_peer_sample(args) -> dict:
 def worker_seqvae_train(args) -> dict:
     from transformers import TrainerCallback
 
-    from seqvae.training import train
+    from seqvae.training import train_model
 
     class StepTimer(TrainerCallback):
         def __init__(self):
@@ -259,8 +259,8 @@ def worker_seqvae_train(args) -> dict:
         overrides.update(max_steps=100_000, max_train_seconds=args.train_seconds)
     if args.max_tokens_per_chunk is not None:
         overrides["max_tokens_per_chunk"] = args.max_tokens_per_chunk
-    run = train(args.recipe, overrides, output_dir=args.output_dir, callbacks=[timer])
-    config = run.model.config  # train() has saved the model in output_dir, for the sampling worker
+    run = train_model(args.recipe, overrides, output_dir=args.output_dir, callbacks=[timer])
+    config = run.model.config  # train_model() has saved the model in output_dir, for the sampling worker
     # the validation rows: a random 1% of the same molecules; <eos> counted, <bos> not
     target_tokens = statistics.mean(int(n) - 1 for n in run.validation["num_tokens"])
     macs = forward_macs_per_token(
@@ -276,11 +276,9 @@ def worker_seqvae_train(args) -> dict:
 
 
 def worker_seqvae_sample(args) -> dict:
-    import torch
-
-    from seqvae.pipeline import load
 
     from seqvae.chem import is_valid, without_rdkit_log
+    from seqvae.pipeline import load
 
     vae = load(args.output_dir)
     options = {"batch_size": args.batch_size, "temperature": 1.0, "precision": args.precision or "fp32"}
@@ -323,8 +321,8 @@ def worker_preprocess(args) -> dict:
     import shutil
 
     from seqvae import data
-    from seqvae.recipe import load_recipe
     from seqvae.data.corpus import load_training_corpus, tokenize_training_corpus
+    from seqvae.recipe import load_recipe
 
     shutil.rmtree(data.cache_root() / "tokenized", ignore_errors=True)
     data_args, *_ = load_recipe("recipes/moses_vae.yaml", {"data_dir": args.data_dir})
@@ -341,14 +339,14 @@ def worker_preprocess(args) -> dict:
 
 def worker_train_full(args) -> dict:
     """Peak memory while training moses_vae.yaml on the whole MOSES train split (a few steps)."""
-    from seqvae.training import train
+    from seqvae.training import train_model
 
     overrides = {"data_dir": args.data_dir, "max_steps": args.steps, "logging_steps": 1, "save_steps": 100_000}
     if args.molecules:
         overrides["data"] = args.molecules
     if args.max_tokens_per_chunk is not None:
         overrides["max_tokens_per_chunk"] = args.max_tokens_per_chunk
-    run = train("recipes/moses_vae.yaml", overrides, output_dir=args.output_dir)
+    run = train_model("recipes/moses_vae.yaml", overrides, output_dir=args.output_dir)
     chunk = json.loads((Path(args.output_dir) / "training_args.json").read_text())["max_tokens_per_chunk"]
     return {"molecules": len(run.training_texts), "steps": args.steps, "max_tokens_per_chunk": chunk, "peak_rss_gb": peak_rss_gb()}
 

@@ -1,8 +1,12 @@
 """seqvae: sequence variational autoencoders for molecules (SMILES / SELFIES) and text.
 
-``import seqvae`` loads the model, its configuration and the notebook facade; the training
-stack, the metric stacks (MOSES: numba, fcd_torch) and plotting load on first use.
+``import seqvae`` loads the model and its configuration only (torch and transformers). The
+notebook facade (:func:`load`, :func:`train`, :class:`SeqVAEPipeline`), and with it RDKit,
+pandas and the corpus stack, loads on first use of one of its names; the metric stacks (MOSES:
+numba, fcd_torch) and plotting load when a metric or picture is asked for.
 """
+
+import importlib
 
 from transformers import AutoConfig, AutoModel
 
@@ -10,9 +14,23 @@ from ._version import __version__
 from .configuration import SeqVAEConfig
 from .errors import SeqVAEError
 from .modeling import SeqVAE, SeqVAEOutput
-from .pipeline import SeqVAEPipeline, load, shipped_models, train
 
-__all__ = ["SeqVAEConfig", "SeqVAE", "SeqVAEOutput", "SeqVAEPipeline", "SeqVAEError", "load", "shipped_models", "train", "__version__"]
+# The facade's names, imported from seqvae.pipeline when first used (PEP 562).
+_FACADE = ("SeqVAEPipeline", "load", "shipped_models", "train")
+
+__all__ = ["SeqVAEConfig", "SeqVAE", "SeqVAEOutput", "SeqVAEError", "__version__", *_FACADE]
 
 AutoConfig.register(SeqVAEConfig.model_type, SeqVAEConfig, exist_ok=True)
 AutoModel.register(SeqVAEConfig, SeqVAE, exist_ok=True)
+
+
+def __getattr__(name: str):
+    if name in _FACADE:
+        value = getattr(importlib.import_module(".pipeline", __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'seqvae' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

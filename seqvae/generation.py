@@ -8,7 +8,7 @@ Strategies: ``greedy`` (argmax), ``sample`` with ``temperature``, ``top_k`` and 
 (nucleus) filtering, or ``beam`` (``num_beams`` hypotheses per latent,
 the most probable finished one returned). ``precision="bf16"`` decodes with a bfloat16 copy
 of the model: faster on CPUs with bfloat16 units (AVX512-BF16, AMX) and on GPUs, but far slower
-on CPUs without them (AVX2 only: bf16 matmuls measured at 1 GFLOP/s against 175 in fp32), so
+on CPUs without them (AVX2 only: many times slower than fp32, see docs/benchmarks.md), so
 it warns there; the default ``fp32`` decodes with the model as it is.
 """
 
@@ -180,8 +180,8 @@ def decode_latents(
         return _decode_rows(model, z_part, condition_part, guidance_scale, choose, limit, width, on_finished).tolist()
 
     with eval_mode(model):
-        if strategy == "beam" or config.decoder_type == "transformer":
-            # beams, and a Transformer's prefix shared by the whole batch: slices, no refilling
+        if strategy == "beam" or not model.decoder.rows_can_join:
+            # beams, and decoders whose rows share one prefix length: slices, no refilling
             slices = [(z[start : start + width], None if condition is None else condition[start : start + width])
                       for start in range(0, batch, width)]
             ids = [sequence for z_part, condition_part in slices for sequence in decode(z_part, condition_part)]
@@ -237,7 +237,7 @@ def _decode_rows(
             on_finished(rows.numel() - keep.numel())
         rows, position, next_tokens, z_work = rows[keep], position[keep], next_tokens[keep], z_work[keep]
         c_work = None if c_work is None else c_work[keep]
-        states = [_select_state(state, keep, config.decoder_type) for state in states]
+        states = [model.decoder.select_rows(state, keep) for state in states]
         joining = min(width - rows.numel(), total - waiting)
         if joining:
             new_rows = torch.arange(waiting, waiting + joining, device=z.device)
@@ -246,7 +246,7 @@ def _decode_rows(
             rows, next_tokens, z_work = torch.cat([rows, new_rows]), torch.cat([next_tokens, bos]), torch.cat([z_work, z_new])
             position = torch.cat([position, torch.zeros(joining, dtype=torch.long, device=z.device)])
             c_work = None if c_work is None else torch.cat([c_work, c_new])
-            states = [_concat_states(old, new) for old, new in zip(states, new_states)]
+            states = [model.decoder.join_rows(old, new) for old, new in zip(states, new_states)]
     return generated
 
 
@@ -277,7 +277,7 @@ def _beam_search(model: SeqVAE, z: torch.Tensor, condition, num_beams: int, limi
         scores, best = total.topk(beams, dim=-1)
         origin = (best // vocab + torch.arange(batch, device=z.device).unsqueeze(1) * beams).view(-1)
         next_tokens = (best % vocab).view(-1)
-        state = _select_state(state, origin, config.decoder_type)
+        state = model.decoder.select_rows(state, origin)
         history = torch.cat([history[origin], next_tokens.unsqueeze(1)], dim=1)
         finished = finished[origin] | (next_tokens == config.eos_token_id)
         if finished.all():
@@ -285,22 +285,6 @@ def _beam_search(model: SeqVAE, z: torch.Tensor, condition, num_beams: int, limi
         tokens = next_tokens.unsqueeze(1)
     winners = scores.argmax(dim=-1) + torch.arange(batch, device=z.device) * beams
     return history[winners].tolist()
-
-
-def _select_state(state, index: torch.Tensor, decoder_type: str):
-    """Reorder a decoder state along its batch axis (RNN: ``[layers, B, H]``; Transformer: ``[B, L, W]``)."""
-    if decoder_type == "transformer":
-        return state[index]
-    if isinstance(state, tuple):
-        return tuple(part[:, index] for part in state)
-    return state[:, index]
-
-
-def _concat_states(first, second):
-    """Recurrent states (``[layers, B, H]``, or a pair for LSTM) joined along the batch axis."""
-    if isinstance(first, tuple):
-        return tuple(torch.cat(parts, dim=1) for parts in zip(first, second))
-    return torch.cat([first, second], dim=1)
 
 
 def _strip(sequence: list[int], config) -> list[int]:

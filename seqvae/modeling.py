@@ -46,7 +46,7 @@ from transformers.utils import ModelOutput
 
 from .configuration import SeqVAEConfig
 
-__all__ = ["SeqVAE", "SeqVAEOutput", "eval_mode"]
+__all__ = ["SeqVAE", "SeqVAEOutput", "eval_mode", "target_token_nll", "gaussian_kl_per_dim"]
 
 
 @dataclass
@@ -215,6 +215,24 @@ class RNNDecoder(nn.Module):
         hidden, state = self.rnn(torch.cat([embedded, latent], dim=-1), state)
         return self.output(hidden), state
 
+    # Rows of a recurrent state are independent: generation may drop finished rows and append
+    # new ones at any step.
+    rows_can_join = True
+
+    @staticmethod
+    def select_rows(state, index: torch.Tensor):
+        """The state of rows ``index`` (batch axis 1: ``[layers, B, H]``, or a pair for LSTM)."""
+        if isinstance(state, tuple):
+            return tuple(part[:, index] for part in state)
+        return state[:, index]
+
+    @staticmethod
+    def join_rows(first, second):
+        """Two states' rows in one batch."""
+        if isinstance(first, tuple):
+            return tuple(torch.cat(parts, dim=1) for parts in zip(first, second))
+        return torch.cat([first, second], dim=1)
+
 
 class TransformerDecoder(nn.Module):
     """Causal Transformer over ``[z prefix, tokens]``, with ``z`` also added to every embedding.
@@ -248,6 +266,15 @@ class TransformerDecoder(nn.Module):
         hidden = self.layers(hidden, mask=causal, is_causal=True)
         logits = self.output(self.final_norm(hidden[:, -embedded.size(1) :]))
         return logits, sequence
+
+    # The state is the prefix read so far, one length for the whole batch: a row that starts late
+    # cannot join rows that are mid-way.
+    rows_can_join = False
+
+    @staticmethod
+    def select_rows(state: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """The prefixes of rows ``index`` (``[B, L, width]``, batch axis 0)."""
+        return state[index]
 
 
 ENCODERS = {"gru": RNNEncoder, "lstm": RNNEncoder, "transformer": TransformerEncoder}

@@ -52,6 +52,7 @@ __all__ = [
     "from_model_text",
     "count_unknown",
     "molecule_encoder",
+    "extend_vocabulary",
     "VOCABULARY_SAMPLE_SIZE",
 ]
 
@@ -105,7 +106,7 @@ def build_tokenizer(
     """Train a word-level vocabulary on ``texts`` (already in the model's representation).
 
     A corpus larger than ``VOCABULARY_SAMPLE_SIZE`` is learned from a seeded sample of that size
-    (25 s saved on MOSES's 1.6M molecules); tokens the sample missed are added afterwards with
+    (learning from all of MOSES's 1.6M molecules costs tens of seconds); tokens the sample missed are added afterwards with
     :func:`extend_vocabulary` by whoever encodes the corpus, so no training token is lost.
 
     Args:
@@ -144,10 +145,9 @@ class MoleculeEncoder:
     """Encodes strings exactly as a molecule tokenizer of :func:`build_tokenizer` does, with
     Python's ``re`` and a dictionary.
 
-    Why: the ``Split`` pre-tokenizer of ``tokenizers`` runs this pattern at about 40k molecules/s
-    on 2 cores, ``re.findall`` at 50-90k/s on one (measured on MOSES): the MOSES training split
-    tokenises in about 18 s instead of 53 s. :func:`molecule_encoder` checks it against the
-    tokenizer before use.
+    Why: ``re.findall`` on one core outruns the ``Split`` pre-tokenizer of ``tokenizers`` on two
+    for this pattern (figures in docs/benchmarks.md). :func:`molecule_encoder` checks it against
+    the tokenizer before use.
     """
 
     def __init__(self, pattern: str, vocabulary: dict[str, int], unk: int, bos: int, eos: int):

@@ -1,4 +1,5 @@
-"""Training: a ``transformers.Trainer`` that optimises the VAE objective, and ``train(recipe)``.
+"""Training: a ``transformers.Trainer`` that optimises the VAE objective, and ``train_model(recipe)``,
+which trains and saves the model (``workflow.py`` evaluates it afterwards).
 
 The trainer changes *what* is computed (:meth:`SeqVAETrainer.compute_loss`): at optimiser step
 ``t`` the loss is
@@ -49,7 +50,7 @@ from .objectives import (
 )
 from .recipe import load_recipe
 
-__all__ = ["SeqVAETrainer", "train", "validation_metrics"]
+__all__ = ["SeqVAETrainer", "train_model", "TrainingRun", "validation_metrics", "reset_decoder"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +92,8 @@ class SeqVAETrainer(Trainer):
     def _get_train_sampler(self, train_dataset=None):
         """``group_by_length`` with the lengths read once as a list.
 
-        ``datasets`` hands the Trainer a lazy column whose items cost ~0.5 ms each, which made
-        the length-grouped sampler spend minutes per epoch on a 250k-molecule corpus.
+        ``datasets`` hands the Trainer a lazy column that is slow to index item by item, which
+        made the length-grouped sampler spend minutes per epoch on a 250k-molecule corpus.
         """
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         column = self.args.length_column_name
@@ -243,7 +244,7 @@ class TimeLimitCallback(TrainerCallback):
             control.should_save = True  # so that --resume continues from here
 
 
-# ------------------------------------------------------------------------------- train()
+# ------------------------------------------------------------------------- train_model()
 
 @dataclass
 class TrainingRun:
@@ -291,7 +292,7 @@ def reset_decoder(model: SeqVAE, optimizer=None) -> None:
             state.pop(parameter, None)
 
 
-def train(
+def train_model(
     recipe: str | Path | None = None,
     overrides: dict | None = None,
     output_dir: str | Path | None = None,

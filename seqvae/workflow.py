@@ -19,7 +19,7 @@ from . import runs
 from .data.normalization import InputNormalization
 from .evaluation import final_molecule_metrics, final_text_metrics
 from .inference import SeqVAEInference, samples_frame
-from .training import TrainingRun, train
+from .training import TrainingRun, train_model
 from .viz import write_run_report
 
 __all__ = ["train_and_evaluate", "run_and_evaluate"]
@@ -46,7 +46,7 @@ def train_and_evaluate(
 def run_and_evaluate(recipe, overrides, output_dir, resume: bool = False) -> tuple[Path, dict]:
     """:func:`train_and_evaluate`, returning the run folder too."""
     started = time.monotonic()
-    run = train(recipe, overrides, output_dir, resume=resume)
+    run = train_model(recipe, overrides, output_dir, resume=resume)
     if int(os.environ.get("RANK", "0")) != 0:  # multi-process launch: rank 0 evaluates and writes
         return run.output_dir, run.validation_metrics
     generation_metrics, samples = _evaluate(run)

@@ -135,8 +135,8 @@ def trained_run(tmp_path_factory, tiny_csv):
     Also records the model's parameters just before training starts (``initial_state``), so that
     tests can check that training changed them.
     """
-    from seqvae.workflow import train_and_evaluate
     from seqvae.training import SeqVAETrainer
+    from seqvae.workflow import train_and_evaluate
 
     output_dir = tmp_path_factory.mktemp("trained") / "run"
     overrides = training_overrides(tiny_csv)

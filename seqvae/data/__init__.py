@@ -18,50 +18,45 @@ Rows that cannot be used (empty, invalid SMILES, too long, duplicates) are never
 silently: each is counted and listed with its file and line in a :class:`CorpusReport`.
 """
 
-from .attributes import encode_labels, text_attribute
-from .corpus import (
-    PreparedCorpus,
-    load_corpus,
-    load_training_corpus,
-    prepare_corpus,
-    run_split,
-    property_statistics,
-)
-from .encoding import (
-    PaddingCollator,
-    cut_to_length,
-    split_train_validation,
-    tokenize_molecules,
-    tokenize_texts,
-)
-from .molecules import load_molecules
-from .readers import read_smiles_column
-from .report import CorpusReport, SkippedRow
-from .sources import NAMED_CORPORA, bundled_corpus_files, resolve_corpus
-from .storage import cache_root
-from .texts import load_texts
+import importlib
 
-__all__ = [
-    "NAMED_CORPORA",
-    "bundled_corpus_files",
-    "resolve_corpus",
-    "read_smiles_column",
-    "load_molecules",
-    "load_texts",
-    "text_attribute",
-    "encode_labels",
-    "CorpusReport",
-    "SkippedRow",
-    "cache_root",
-    "cut_to_length",
-    "tokenize_texts",
-    "tokenize_molecules",
-    "split_train_validation",
-    "PaddingCollator",
-    "PreparedCorpus",
-    "prepare_corpus",
-    "load_corpus",
-    "load_training_corpus",
-    "property_statistics",
-    "run_split",
-]
+# Each public name and the module that owns it. They are imported on first use (PEP 562), so that
+# ``from seqvae.data.attributes import ...`` does not load the whole corpus stack.
+_OWNERS = {
+    "NAMED_CORPORA": "sources",
+    "bundled_corpus_files": "sources",
+    "resolve_corpus": "sources",
+    "read_smiles_column": "readers",
+    "load_molecules": "molecules",
+    "load_texts": "texts",
+    "text_attribute": "attributes",
+    "encode_labels": "attributes",
+    "CorpusReport": "report",
+    "SkippedRow": "report",
+    "cache_root": "storage",
+    "cut_to_length": "encoding",
+    "tokenize_texts": "encoding",
+    "tokenize_sequences": "encoding",
+    "split_train_validation": "encoding",
+    "PaddingCollator": "encoding",
+    "PreparedCorpus": "corpus",
+    "prepare_corpus": "corpus",
+    "load_corpus": "corpus",
+    "load_training_corpus": "corpus",
+    "property_statistics": "corpus",
+    "run_split": "corpus",
+}
+
+__all__ = list(_OWNERS)
+
+
+def __getattr__(name: str):
+    if name in _OWNERS:
+        value = getattr(importlib.import_module(f".{_OWNERS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'seqvae.data' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

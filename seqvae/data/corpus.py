@@ -25,13 +25,13 @@ from ..tokenization import (
     molecule_encoder,
 )
 from .attributes import attribute_labels, encode_labels
-from .encoding import split_train_validation, tokenize_molecules, tokenize_texts
+from .encoding import split_train_validation, tokenize_sequences, tokenize_texts
 from .molecules import load_molecules
 from .readers import arrow_table
 from .report import CorpusReport, rows_with_unknown
 from .texts import load_texts
 
-__all__ = ["PreparedCorpus", "prepare_corpus", "load_corpus", "load_training_corpus", "tokenize_corpus", "property_statistics", "run_split"]
+__all__ = ["PreparedCorpus", "prepare_corpus", "load_corpus", "load_training_corpus", "tokenize_corpus", "tokenize_training_corpus", "tokenize_training_rows", "property_statistics", "run_split"]
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def tokenize_corpus(rows, tokenizer, data_args, report=None):
     """Token ids for molecules (already length-checked) or sentences (checked here)."""
     if data_args.representation == "text":
         return tokenize_texts(rows, tokenizer, data_args.max_length, data_args.long_sentences, report)
-    return tokenize_molecules(rows, tokenizer, report)
+    return tokenize_sequences(rows, tokenizer, report)
 
 
 def property_statistics(

@@ -22,7 +22,7 @@ from .readers import arrow_table
 from .report import CorpusReport, SkippedRow
 from .storage import cache_root, save_cache_entry
 
-__all__ = ["tokenize_texts", "cut_to_length", "split_train_validation", "tokenize_molecules", "PaddingCollator"]
+__all__ = ["tokenize_texts", "cut_to_length", "split_train_validation", "tokenize_sequences", "PaddingCollator"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def tokenize_texts(
     included) are skipped, or cut to ``max_length`` with ``<eos>`` kept last, and counted."""
     if long_sentences not in ("skip", "truncate"):
         raise SeqVAEError(f"long_sentences must be 'skip' or 'truncate', got {long_sentences!r}")
-    encoded = tokenize_molecules(dataset, tokenizer)
+    encoded = tokenize_sequences(dataset, tokenizer)
     too_long = [i for i, length in enumerate(encoded["num_tokens"]) if length > max_length]
     if report is not None and long_sentences == "truncate":
         report.truncated += len(too_long)
@@ -90,8 +90,9 @@ def split_train_validation(
     return datasets.Dataset(table.take(order[size:])), datasets.Dataset(table.take(order[:size]))
 
 
-def tokenize_molecules(dataset: datasets.Dataset, tokenizer, report: CorpusReport | None = None):
-    """Add ``input_ids`` and ``num_tokens`` columns, encoded in batches straight into Arrow.
+def tokenize_sequences(dataset: datasets.Dataset, tokenizer, report: CorpusReport | None = None):
+    """Add ``input_ids`` and ``num_tokens`` columns to the ``text`` column (SMILES, SELFIES or
+    sentences), encoded in batches straight into Arrow.
 
     A corpus of ``CACHE_MIN_ROWS`` rows or more is written to ``~/.cache/seqvae/tokenized``
     (keyed by its texts and the vocabulary) and read back memory-mapped: training memory does

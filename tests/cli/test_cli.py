@@ -14,7 +14,7 @@ import pytest
 
 from seqvae.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY_TRAIN = [
     "max_length=80",
     "per_device_train_batch_size=16",

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from seqvae import SeqVAEConfig
-from seqvae.errors import SeqVAEError
 from seqvae.arguments import DataArguments, EvaluationArguments
+from seqvae.errors import SeqVAEError
 from seqvae.recipe import load_recipe, model_keys, parse_override
 
-RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
+RECIPES = sorted((Path(__file__).resolve().parents[2] / "recipes").glob("*.yaml"))
 
 
 def write_recipe(tmp_path: Path, text: str, name: str = "recipe.yaml") -> Path:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from seqvae.metrics import fraction_novel, fraction_unique, fraction_valid, reconstruction_accuracy
+from seqvae.metrics import (
+    fraction_novel,
+    fraction_unique,
+    fraction_valid,
+    reconstruction_accuracy,
+)
 from seqvae.metrics.molecules import canonical_valid
 
 
@@ -72,7 +77,12 @@ def test_reconstruction_accuracy_of_nothing_is_zero_and_lengths_must_match():
 
 
 def test_sample_quality_agrees_with_the_single_metrics():
-    from seqvae.metrics import fraction_novel, fraction_unique, fraction_valid, sample_quality
+    from seqvae.metrics import (
+        fraction_novel,
+        fraction_unique,
+        fraction_valid,
+        sample_quality,
+    )
 
     samples = ["CCO", "OCC", "c1ccccc1", "not a molecule", "C1=CC=CC=C1", "CCN"]
     training = ["OCC", "NCC"]

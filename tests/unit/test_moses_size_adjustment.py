@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from moses_agreement import at_size, fcd_size_curve  # noqa: E402
+from benchmarks.moses_agreement import at_size, fcd_size_curve
 
 
 def test_at_size_recovers_a_curve_of_the_form_a_plus_b_over_n():

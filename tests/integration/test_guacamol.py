@@ -18,7 +18,10 @@ import pytest
 
 from seqvae.errors import SeqVAEError
 from seqvae.integrations import guacamol as adapter
-from seqvae.integrations.guacamol import SeqVAEGuacaMolGenerator, assess_distribution_learning
+from seqvae.integrations.guacamol import (
+    SeqVAEGuacaMolGenerator,
+    assess_distribution_learning,
+)
 from seqvae.pipeline import load
 
 

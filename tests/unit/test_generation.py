@@ -9,10 +9,15 @@ import math
 import pytest
 import torch
 
-from seqvae import SeqVAE
+from seqvae import SeqVAE, generation
 from seqvae.errors import SeqVAEError
-from seqvae import generation
-from seqvae.generation import decode_latents, filter_logits, ids_to_strings, interpolate_latents, sample_prior
+from seqvae.generation import (
+    decode_latents,
+    filter_logits,
+    ids_to_strings,
+    interpolate_latents,
+    sample_prior,
+)
 from seqvae.tokenization import build_tokenizer
 
 KINDS = ("gru", "lstm", "transformer")

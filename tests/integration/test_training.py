@@ -14,12 +14,12 @@ from safetensors.torch import load_file
 
 import seqvae
 from seqvae import SeqVAE, SeqVAEConfig
-from seqvae.errors import SeqVAEError
 from seqvae.arguments import ObjectiveArguments
+from seqvae.errors import SeqVAEError
 from seqvae.objectives import kl_weight_at
 from seqvae.pipeline import SeqVAEPipeline
 from seqvae.recipe import load_recipe
-from seqvae.training import train
+from seqvae.training import train_model
 
 
 def read_log(run_dir) -> list[dict]:
@@ -220,10 +220,10 @@ def test_load_of_a_corrupt_config_raises_seqvae_error(trained_run, tmp_path):
 def test_resume_continues_from_the_last_checkpoint(tmp_path, tiny_csv, make_overrides):
     output_dir = tmp_path / "run"
     first = make_overrides(tiny_csv, max_steps=10, save_steps=5, logging_steps=5)
-    train(None, first, output_dir)
+    train_model(None, first, output_dir)
     assert (output_dir / "checkpoint-10").is_dir()
 
-    resumed = train(None, {**first, "max_steps": 20}, output_dir, resume=True)
+    resumed = train_model(None, {**first, "max_steps": 20}, output_dir, resume=True)
     state = json.loads((output_dir / "checkpoint-20" / "trainer_state.json").read_text())
     assert state["global_step"] == 20
     loss_steps = [r["step"] for r in read_log(output_dir) if "loss" in r]
@@ -236,7 +236,7 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path, tiny_csv, make_over
 def test_resume_without_a_checkpoint_raises(tmp_path, tiny_csv, make_overrides):
     output_dir = tmp_path / "fresh"
     with pytest.raises(SeqVAEError, match="no checkpoint") as info:
-        train(None, make_overrides(tiny_csv, max_steps=2), output_dir, resume=True)
+        train_model(None, make_overrides(tiny_csv, max_steps=2), output_dir, resume=True)
     assert str(output_dir) in str(info.value)
 
 
@@ -251,7 +251,7 @@ def test_token_reduction_optimises_the_per_token_reconstruction(tmp_path, tiny_c
     overrides = make_overrides(
         tiny_csv, max_steps=3, loss_reduction="token", kl_schedule="constant", kl_max_weight=0.0
     )
-    train(None, overrides, tmp_path / "run")
+    train_model(None, overrides, tmp_path / "run")
     records = loss_records(tmp_path / "run")
     assert len(records) == 3
     for record in records:
@@ -263,7 +263,7 @@ def test_token_reduction_optimises_the_per_token_reconstruction(tmp_path, tiny_c
 def test_free_bits_floor_enters_the_training_loss(tmp_path, tiny_csv, make_overrides):
     # 8 latent dims with a 5-nat floor each: the KL term is at least 40 while the real KL is tiny
     overrides = make_overrides(tiny_csv, max_steps=3, kl_schedule="constant", kl_max_weight=1.0, free_bits=5.0)
-    train(None, overrides, tmp_path / "run")
+    train_model(None, overrides, tmp_path / "run")
     records = loss_records(tmp_path / "run")
     assert len(records) == 3
     for record in records:
@@ -284,7 +284,7 @@ def test_other_architectures_and_objectives_train_save_and_sample(tmp_path, tiny
     from seqvae.chem import is_valid
 
     overrides = make_overrides(tiny_csv, max_steps=4, **extra)
-    run = train(None, overrides, tmp_path / "run")
+    run = train_model(None, overrides, tmp_path / "run")
     assert all(math.isfinite(record["loss"]) for record in loss_records(tmp_path / "run"))
     assert run.validation_metrics["eval_recon_per_sequence"] > 0
     vae = seqvae.load(tmp_path / "run", device="cpu")
@@ -305,15 +305,15 @@ def test_other_architectures_and_objectives_train_save_and_sample(tmp_path, tiny
 def test_a_fresh_run_in_an_old_folder_starts_a_fresh_log(tmp_path, tiny_csv, make_overrides):
     output_dir = tmp_path / "run"
     settings = make_overrides(tiny_csv, max_steps=4, save_steps=100, logging_steps=2)
-    train(None, settings, output_dir)
-    train(None, settings, output_dir)
+    train_model(None, settings, output_dir)
+    train_model(None, settings, output_dir)
     assert [r["step"] for r in loss_records(output_dir)] == [2, 4]
 
 
 def test_stopping_at_the_time_limit_saves_a_checkpoint_to_resume_from(tmp_path, tiny_csv, make_overrides):
     output_dir = tmp_path / "run"
     # A limit this small stops training after its first step; the step must be saved.
-    train(None, make_overrides(tiny_csv, max_steps=50, save_steps=100, max_train_seconds=1.0e-6), output_dir)
+    train_model(None, make_overrides(tiny_csv, max_steps=50, save_steps=100, max_train_seconds=1.0e-6), output_dir)
     checkpoints = sorted(output_dir.glob("checkpoint-*"))
     assert [c.name for c in checkpoints] == ["checkpoint-1"]
 
@@ -339,8 +339,8 @@ def _atoms_have_selfies_valence_rules(smiles: str) -> bool:
 
 @pytest.mark.parametrize("loss_reduction", ["sequence", "token"])
 def test_a_batch_run_in_chunks_gives_the_whole_batch_gradient(tiny_config, loss_reduction, monkeypatch, tmp_path):
-    from seqvae.data import PaddingCollator
     from seqvae.arguments import SeqVAETrainingArguments
+    from seqvae.data import PaddingCollator
     from seqvae.training import SeqVAETrainer
 
     # Without the latent's noise both ways see the same z, so the gradients must agree.

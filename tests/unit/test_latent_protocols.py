@@ -8,7 +8,11 @@ import math
 import pytest
 
 from seqvae.chem import PROPERTIES, count_tanimoto_similarity, penalized_logp, to_mol
-from seqvae.metrics.latent_protocols import interpolation_scores, optimisation_success, reconstruction_rate
+from seqvae.metrics.latent_protocols import (
+    interpolation_scores,
+    optimisation_success,
+    reconstruction_rate,
+)
 
 
 # Values printed in JT-VAE's opt.test.logP-SA (and in ../shared/data/zinc250k/README.md).

@@ -26,11 +26,10 @@ from seqvae.chem import (
 )
 from seqvae.cli import main
 from seqvae.conditions import check_condition, parse_condition_text, rerank_order
-from seqvae.data import PaddingCollator, load_molecules
+from seqvae.data import PaddingCollator, load_molecules, property_statistics
 from seqvae.metrics.conditional import control_metrics, spearman
-from seqvae.optimization import best_improvement
 from seqvae.objectives import hide_conditions
-from seqvae.data import property_statistics
+from seqvae.optimization import best_improvement
 
 # ------------------------------------------------------------------------------ properties
 
@@ -539,13 +538,13 @@ def test_cli_condition_on_a_model_without_properties_exits_2(capsys, trained_run
 
 
 def test_train_with_a_non_numeric_property_column_reports_the_rows(tmp_path, conditional_corpus, make_overrides):
-    from seqvae.training import train
+    from seqvae.training import train_model
 
     lines = conditional_corpus.read_text().splitlines()
     lines[5] = lines[5].split(",")[0] + ",not measured"
     corpus = tmp_path / "corpus.csv"
     corpus.write_text("\n".join(lines) + "\n")
-    run = train(None, make_overrides(corpus, properties=["activity"], max_steps=2), tmp_path / "run")
+    run = train_model(None, make_overrides(corpus, properties=["activity"], max_steps=2), tmp_path / "run")
     assert run.report.skipped_counts.get("property activity missing or not a number") == 1
     assert [row.line for row in run.report.skipped if row.reason.startswith("property")] == [6]
     assert run.model.config.property_names == ["activity"]

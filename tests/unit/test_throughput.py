@@ -3,15 +3,10 @@ measured by the benchmark, not here)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-import throughput  # noqa: E402
+from benchmarks import throughput
 
 
 def test_gru_macs_count_every_weight_of_a_gru_step_once():

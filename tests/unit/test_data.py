@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
-
 from types import SimpleNamespace
 
 import datasets
@@ -21,13 +20,18 @@ from seqvae.data import (
     resolve_corpus,
     split_train_validation,
     storage,
-    tokenize_molecules,
+    tokenize_sequences,
 )
 from seqvae.data.corpus import tokenize_training_rows
 from seqvae.data.report import rows_with_unknown
 from seqvae.data.sources import download
 from seqvae.errors import SeqVAEError
-from seqvae.tokenization import build_text_tokenizer, build_tokenizer, count_unknown, molecule_encoder
+from seqvae.tokenization import (
+    build_text_tokenizer,
+    build_tokenizer,
+    count_unknown,
+    molecule_encoder,
+)
 
 # One corpus, written in every format. Index -> what happens to the row (max_length=10).
 ROWS = [
@@ -410,11 +414,11 @@ def test_split_rejects_a_single_molecule():
         split_train_validation(numbered_dataset(1), 0.5, seed=0)
 
 
-def test_tokenize_molecules_adds_input_ids_and_length_and_counts_unknowns():
+def test_tokenize_sequences_adds_input_ids_and_length_and_counts_unknowns():
     tokenizer = build_tokenizer(["CCO", "c1ccccc1"], "smiles")
     data = datasets.Dataset.from_dict({"smiles": ["CCO", "CCN"], "text": ["CCO", "CCN"]})
     report = CorpusReport()
-    encoded = tokenize_molecules(data, tokenizer, report)
+    encoded = tokenize_sequences(data, tokenizer, report)
     assert {"input_ids", "num_tokens", "smiles", "text"} <= set(encoded.column_names)
     assert encoded["input_ids"][0] == tokenizer("CCO")["input_ids"]
     assert list(encoded["num_tokens"]) == [5, 5]
@@ -486,15 +490,15 @@ def test_large_corpora_are_tokenised_once_into_a_memory_mapped_cache(monkeypatch
     tokenizer = build_tokenizer(texts[:2], "smiles")
     rows = datasets.Dataset.from_dict({"smiles": texts, "text": texts})
     first_report, second_report = CorpusReport(), CorpusReport()
-    first = tokenize_molecules(rows, tokenizer, first_report)
+    first = tokenize_sequences(rows, tokenizer, first_report)
     assert first.cache_files and Path(first.cache_files[0]["filename"]).is_relative_to(tmp_path / "tokenized")
-    second = tokenize_molecules(rows, tokenizer, second_report)
+    second = tokenize_sequences(rows, tokenizer, second_report)
     assert second.cache_files[0]["filename"] == first.cache_files[0]["filename"]
     assert second["input_ids"][:] == first["input_ids"][:] == tokenizer(texts)["input_ids"]
     # the vocabulary holds C O c 1: "N" in CCN, "(", "=", ")" in CC(=O)O
     assert (first_report.unknown_tokens, first_report.unknown_token_sequences) == (4, 2)
     assert (second_report.unknown_tokens, second_report.unknown_token_sequences) == (4, 2)
-    other = tokenize_molecules(rows.select([0, 1, 2]), tokenizer)  # other rows: another file
+    other = tokenize_sequences(rows.select([0, 1, 2]), tokenizer)  # other rows: another file
     assert other.cache_files[0]["filename"] != first.cache_files[0]["filename"]
 
 
@@ -505,7 +509,7 @@ def test_a_second_run_saving_the_same_cache_entry_leaves_the_first_runs_file_alo
     monkeypatch.setattr(storage, "CACHE_MIN_ROWS", 3)
     texts = ["CCO", "c1ccccc1", "CCN", "CC(=O)O"]
     tokenizer = build_tokenizer(texts, "smiles")
-    first = tokenize_molecules(datasets.Dataset.from_dict({"smiles": texts, "text": texts}), tokenizer)
+    first = tokenize_sequences(datasets.Dataset.from_dict({"smiles": texts, "text": texts}), tokenizer)
     folder = Path(first.cache_files[0]["filename"]).parent
     mapped = Path(first.cache_files[0]["filename"])
     before = (mapped.stat().st_ino, mapped.read_bytes())
@@ -528,7 +532,7 @@ def test_a_half_written_cache_entry_is_replaced(monkeypatch, tmp_path):
 def test_rows_with_unknown_and_the_column_count_agree_with_the_list_count():
     tokenizer = build_tokenizer(["CCO"], "smiles")
     texts = ["CCO", "CCN", "NCCN", "OCO"]
-    encoded = tokenize_molecules(datasets.Dataset.from_dict({"smiles": texts, "text": texts}), tokenizer)
+    encoded = tokenize_sequences(datasets.Dataset.from_dict({"smiles": texts, "text": texts}), tokenizer)
     assert rows_with_unknown(encoded, tokenizer.unk_token_id) == [1, 2]
     report = CorpusReport()
     report.count_unknown_in(encoded, tokenizer.unk_token_id)

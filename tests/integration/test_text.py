@@ -14,7 +14,11 @@ from transformers import PreTrainedTokenizerFast
 from seqvae.configuration import SeqVAEConfig
 from seqvae.data import CorpusReport, load_texts, tokenize_texts
 from seqvae.errors import SeqVAEError
-from seqvae.metrics.text import _log_weights, importance_weighted_nll, reconstruction_bleu
+from seqvae.metrics.text import (
+    _log_weights,
+    importance_weighted_nll,
+    reconstruction_bleu,
+)
 from seqvae.modeling import SeqVAE
 from seqvae.pipeline import SeqVAEPipeline
 from seqvae.tokenization import build_text_tokenizer
@@ -361,7 +365,7 @@ def test_decoder_reset_reinitialises_only_the_decoder_and_drops_its_optimizer_st
 def test_autoencoder_pretraining_has_zero_kl_weight_then_follows_the_schedule(tmp_path, make_overrides, caplog):
     import logging
 
-    from seqvae.training import train
+    from seqvae.training import train_model
 
     caplog.set_level(logging.INFO, logger="seqvae.training")
 
@@ -370,14 +374,14 @@ def test_autoencoder_pretraining_has_zero_kl_weight_then_follows_the_schedule(tm
         corpus, representation="text", max_length=12, max_steps=10, autoencoder_pretraining_steps=4,
         kl_schedule="constant", kl_max_weight=0.5, validation_fraction=0.2,
     )
-    run = train(overrides=overrides, output_dir=tmp_path / "run")
+    run = train_model(overrides=overrides, output_dir=tmp_path / "run")
     logged = [json.loads(line) for line in (run.output_dir / "training_log.jsonl").read_text().splitlines()]
     weights = {row["step"]: row["kl_weight"] for row in logged if "kl_weight" in row}
     assert [weights[step] for step in range(1, 5)] == [0.0] * 4
     assert [weights[step] for step in range(5, 11)] == [0.5] * 6
     assert "step 4: autoencoder pre-training done, decoder re-initialised" in caplog.text
     with pytest.raises(SeqVAEError, match="must be below max_steps"):
-        train(overrides={**overrides, "autoencoder_pretraining_steps": 10}, output_dir=tmp_path / "run2")
+        train_model(overrides={**overrides, "autoencoder_pretraining_steps": 10}, output_dir=tmp_path / "run2")
 
 
 def test_iw_nll_refuses_sentences_longer_than_the_model_reads(text_pipeline):
@@ -404,10 +408,8 @@ def test_inputs_longer_than_the_model_reads_are_cut_with_eos_and_a_warning(text_
 
 def test_ptb_benchmark_writes_its_table_and_interpolations(text_run, tmp_path, monkeypatch):
     import sys
-    from pathlib import Path
 
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import text_ptb
+    from benchmarks import text_ptb
 
     data = tmp_path / "ptb"
     data.mkdir()
@@ -432,12 +434,8 @@ def test_ptb_benchmark_writes_its_table_and_interpolations(text_run, tmp_path, m
     assert row["subset"]["iw_nll"] > 0 and result["subset"]["num_sentences"] == 2
 
 
-def test_ptb_verdict_compares_the_best_vae_that_keeps_its_latent(monkeypatch):
-    import sys
-    from pathlib import Path
-
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from text_ptb import compare
+def test_ptb_verdict_compares_the_best_vae_that_keeps_its_latent():
+    from benchmarks.text_ptb import compare
 
     def row(label, nll, kl=None, units=None, subset=None):
         metrics = {"iw_nll": nll, "latent_dim": 32 if kl is not None else None, "kl": kl, "active_units": units}
@@ -516,3 +514,21 @@ def test_only_words_outside_the_vocabulary_are_reported_as_unknown(text_pipeline
     with caplog.at_level(logging.WARNING, logger="seqvae.pipeline"):
         vae.tokenize(["the <unk> sat on the zeppelin"])
     assert "1 symbol(s) in 1 of 1 input(s) are not in the model's vocabulary" in caplog.text
+
+
+def test_a_text_run_that_lowercased_reads_inputs_lowercased_and_the_others_as_written(text_run, tmp_path):
+    import shutil
+
+    import yaml
+
+    from seqvae.pipeline import load
+
+    run = tmp_path / "lowercased"
+    shutil.copytree(text_run[0] / "run", run, ignore=shutil.ignore_patterns("checkpoint-*", "runs"))
+    recipe = yaml.safe_load((run / "recipe.yaml").read_text())
+    (run / "recipe.yaml").write_text(yaml.safe_dump({**recipe, "lowercase": True}, sort_keys=False))
+    lowercased, as_trained = load(run), load(text_run[0] / "run")
+    assert lowercased.normalize(["  The  CAT sat "]) == ["the cat sat"]
+    assert torch.equal(lowercased.encode("The CAT sat"), lowercased.encode("the cat sat"))
+    assert as_trained.normalize(["  The  CAT sat "]) == ["The CAT sat"]  # one space, case kept
+    assert not torch.equal(as_trained.encode("The CAT sat"), as_trained.encode("the cat sat"))

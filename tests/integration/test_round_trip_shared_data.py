@@ -16,7 +16,7 @@ from seqvae.chem import canonical_smiles
 from seqvae.data import load_molecules
 from seqvae.tokenization import build_tokenizer, from_model_text, to_model_text
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 pytestmark = [
     pytest.mark.shared_data,

@@ -13,7 +13,11 @@ import torch
 from seqvae import SeqVAE, SeqVAEPipeline
 from seqvae.errors import SeqVAEError
 from seqvae.metrics import latent as latent_module
-from seqvae.metrics.latent import latent_diagnostics, mutual_information, teacher_forced_token_counts
+from seqvae.metrics.latent import (
+    latent_diagnostics,
+    mutual_information,
+    teacher_forced_token_counts,
+)
 from seqvae.metrics.molecules import reconstruction_accuracy
 from seqvae.objectives import active_units
 from seqvae.pipeline import load

@@ -14,18 +14,22 @@ Slow (about 15 minutes with cached reference statistics, 25 more without) and ne
 from __future__ import annotations
 
 import random
-import sys
 from pathlib import Path
 
 import pytest
 
+from benchmarks.moses_agreement import (
+    SIZE_DEPENDENT,
+    TOLERANCE,
+    TRAIN_ROW,
+    agrees,
+    size_adjusted,
+)
 from seqvae.evaluation import read_molecules
 from seqvae.metrics.moses import moses_metrics, reference_statistics
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MOSES_DATA = ROOT.parent / "shared" / "data" / "moses"
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from moses_agreement import SIZE_DEPENDENT, TOLERANCE, TRAIN_ROW, agrees, size_adjusted  # noqa: E402
 
 pytestmark = [
     pytest.mark.slow,

@@ -16,8 +16,8 @@ import torch
 from seqvae import SeqVAE, SeqVAEConfig, SeqVAEError
 from seqvae.cli import main
 from seqvae.conditions import check_condition, condition_values
-from seqvae.data.attributes import text_attribute
 from seqvae.data import encode_labels, load_texts
+from seqvae.data.attributes import text_attribute
 
 NOUNS = ["the film", "the plot", "the cast", "the music", "the ending", "the story"]
 
@@ -245,13 +245,8 @@ def test_cli_reports_the_match_rate_of_a_measured_label(review_run, capsys, rest
 
 
 def test_control_benchmark_writes_its_figures(review_run, reviews, tmp_path):
-    import importlib.util
-    from pathlib import Path
+    from benchmarks import text_control as benchmark
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "text_control.py"
-    spec = importlib.util.spec_from_file_location("text_control", path)
-    benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benchmark)
     test_file = tmp_path / "test.txt"
     test_file.write_text("the film very good\nthe plot bad at $ N\n")
     output = tmp_path / "control.json"
@@ -309,9 +304,9 @@ def test_bad_attribute_settings_exit_2(reviews, setting, fragment, capsys, resto
 
 
 def test_a_label_column_with_only_one_label_is_refused(write_file, make_overrides, tmp_path):
-    from seqvae.training import train
+    from seqvae.training import train_model
 
     path = write_file("one.csv", "text,label\n" + "".join(f"the film good {i},positive\n" for i in range(20)))
     with pytest.raises(SeqVAEError, match="same value in every training row"):
-        train(overrides=make_overrides(path, representation="text", properties=["label"]), output_dir=tmp_path / "run")
+        train_model(overrides=make_overrides(path, representation="text", properties=["label"]), output_dir=tmp_path / "run")
 
