@@ -48,6 +48,8 @@ class DataArguments:
             ``validation_fraction`` of ``data`` is held out.
         data_dir: folder holding a named corpus locally (otherwise it is downloaded).
         smiles_column: CSV column with SMILES; detected when empty.
+        delimiter: the field separator of CSV files (one character; ``tab`` for a tab);
+            detected (comma, tab or semicolon) when empty.
         representation: ``smiles``, ``selfies`` or ``text``.
         canonicalize: rewrite SMILES in RDKit canonical form.
         keep_largest_fragment: drop counter-ions and solvents.
@@ -80,6 +82,7 @@ class DataArguments:
     validation_data: str | None = None
     data_dir: str | None = None
     smiles_column: str | None = None
+    delimiter: str | None = None
     representation: str = "smiles"
     canonicalize: bool = True
     keep_largest_fragment: bool = False
@@ -186,11 +189,15 @@ class SeqVAETrainingArguments(TrainingArguments, ObjectiveArguments):
             up to the batch's: peak memory follows the chunk, not the longest batch. The sum is
             exact without free bits (free bits floor each chunk's KL instead of the batch's).
             0: whole batches.
+        max_nonfinite_steps: a step whose loss or gradients are not finite (NaN / inf) is
+            skipped (no weight update); this many such steps in a row stop the run as diverged,
+            with the weights of the last finite step.
     """
 
     max_train_seconds: float = 0.0
     autoencoder_pretraining_steps: int = 0
     max_tokens_per_chunk: int = 0
+    max_nonfinite_steps: int = 10
 
     def __post_init__(self):
         TrainingArguments.__post_init__(self)
@@ -198,6 +205,12 @@ class SeqVAETrainingArguments(TrainingArguments, ObjectiveArguments):
         for name in ("max_train_seconds", "autoencoder_pretraining_steps", "max_tokens_per_chunk"):
             if getattr(self, name) < 0:
                 raise SeqVAEError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.max_nonfinite_steps < 1:
+            raise SeqVAEError(f"max_nonfinite_steps must be >= 1, got {self.max_nonfinite_steps}")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise SeqVAEError(f"max_steps must be >= 1 (or -1: train num_train_epochs), got {self.max_steps}")
+        if self.max_steps == -1 and not self.num_train_epochs > 0:
+            raise SeqVAEError(f"num_train_epochs must be > 0 when max_steps is not set, got {self.num_train_epochs}")
         if self.max_steps > 0 and self.autoencoder_pretraining_steps >= self.max_steps:
             raise SeqVAEError(
                 f"autoencoder_pretraining_steps ({self.autoencoder_pretraining_steps}) must be below max_steps "
@@ -248,8 +261,9 @@ DEFAULT_TRAINING = {
     "dataloader_num_workers": 0,
     "dataloader_pin_memory": torch.cuda.is_available(),  # pinning without a GPU only warns
 }
-# Fixed regardless of the recipe: our collator needs the raw columns, and lengths are computed.
-FIXED_TRAINING = {"remove_unused_columns": False, "length_column_name": "num_tokens"}
+# Fixed regardless of the recipe: our collator needs the raw columns, lengths are computed, and a
+# NaN loss is logged as NaN (the Trainer's filter would print an average, or 0 at the start).
+FIXED_TRAINING = {"remove_unused_columns": False, "length_column_name": "num_tokens", "logging_nan_inf_filter": False}
 
 
 def training_arguments(output_dir: Path, training_kwargs: dict) -> SeqVAETrainingArguments:

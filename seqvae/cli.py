@@ -3,15 +3,16 @@
     seqvae train --config recipes/quickstart.yaml [--output_dir runs/x] [--max_steps N] [key=value ...]
     seqvae sample --model runs/x --num_samples 1000 [--temperature 1.0] [--output samples.csv]
     seqvae sample --model runs/cvae --num_samples 500 --condition logP=2.5 --condition qed=0.8 [--rerank 4]
-    seqvae encode --model runs/x --input mols.csv --output latents.npy
+    seqvae encode --model runs/x --input mols.csv --output latents.npy [--on_invalid skip|flag|error]
     seqvae interpolate --model runs/x --start "CCO" --end "c1ccccc1O" --steps 8
     seqvae evaluate --samples samples.csv --reference test.csv [--train train.csv] [--output metrics.json]
     seqvae evaluate --model runs/x --num_samples 30000 --reference moses:test --scaffold_reference moses:test_scaffolds
     seqvae evaluate --model runs/ptb --text_test ptb:test --data_dir PATH [--num_importance_samples 500]
     seqvae report runs/x [--output report.png]
 
-Problems the user can fix (a missing file, a bad recipe key...) print one ``error:`` line and
-exit with status 2; no traceback.
+Problems the user can fix (a missing file, a bad recipe key, an unwritable output...) print one
+``error:`` line and exit with status 2; no traceback. Output files are checked for writability
+before the work starts. ``key=value`` overrides of ``seqvae train`` may stand anywhere after it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import pickle
 import sys
 from pathlib import Path
 
@@ -127,6 +130,8 @@ class Sample(Subcommand):
         from .conditions import parse_condition_text
         from .pipeline import load
 
+        if args.output:
+            _check_output(args.output, "--output")  # now, not after all the sampling
         condition = parse_condition_text(args.condition)
         vae = load(args.model)
         frame = vae.sample_frame(
@@ -177,6 +182,11 @@ class Encode(Subcommand):
         parser.add_argument("--input", required=True, help=".csv/.smi/.txt file of molecules")
         parser.add_argument("--smiles_column", help="CSV column with SMILES (detected if omitted)")
         parser.add_argument("--output", required=True, help="output .npy file [N, latent_dim]")
+        parser.add_argument(
+            "--on_invalid", choices=["error", "skip", "flag"], default="error",
+            help="an invalid or empty row: stop with its line (error), leave it out (skip), or keep it with NaN "
+            "latents (flag); skip and flag also write OUTPUT.rows.csv: the input line of each row of the array",
+        )
 
     @classmethod
     def run(cls, args):
@@ -185,30 +195,96 @@ class Encode(Subcommand):
         from .data import read_smiles_column
         from .pipeline import load
 
+        output = _check_output(args.output, "--output")
+        rows_path = _rows_path(output)
         vae = load(args.model)
         values, first_line = read_smiles_column(_existing(args.input), args.smiles_column)
         molecules = [str(v).strip() if v is not None else "" for v in values]
-        empty = [first_line + i for i, v in enumerate(molecules) if not v]
-        if empty:
-            raise SeqVAEError(f"{args.input}, line {empty[0]}: empty molecule ({len(empty)} empty rows); remove them")
-        try:
-            latents = vae.encode(molecules).cpu().numpy()
-        except SeqVAEError:
-            # One row of the array per input row: an invalid row is an error, named by its line
-            # (looked for only on failure, so valid files are parsed once).
-            from .chem import is_valid
-
-            invalid = [first_line + i for i, v in enumerate(molecules) if not is_valid(v)]
-            if vae.representation == "text" or not invalid:
-                raise
-            value = molecules[invalid[0] - first_line]
-            raise SeqVAEError(
-                f"{args.input}, line {invalid[0]}: {value!r} is not a valid SMILES ({len(invalid)} invalid rows); fix or remove them"
-            ) from None
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        np.save(args.output, latents)
+        lines = list(range(first_line, first_line + len(molecules)))
+        if args.on_invalid == "error":
+            latents = _encode_every_row(vae, molecules, lines, args.input)
+        else:
+            latents = _encode_rows_or_nan(vae, molecules)
+        valid = ~np.isnan(latents).any(axis=1)
+        if not valid.any():
+            raise SeqVAEError(f"{args.input}: none of its {len(molecules)} rows is a valid molecule; nothing to encode")
+        if args.on_invalid == "skip":
+            latents, kept = latents[valid], valid
+        else:
+            kept = np.ones(len(molecules), dtype=bool)
+        np.save(output, latents)
         print(f"wrote {latents.shape[0]} x {latents.shape[1]} latents to {args.output}")
+        if args.on_invalid != "error":
+            _report_invalid_rows(args, molecules, lines, valid)
+            _write_rows(rows_path, molecules, lines, valid, kept)
+            print(f"wrote the input line of each latent row to {rows_path}")
         return 0
+
+
+def _encode_every_row(vae, molecules: list[str], lines: list[int], source: str):
+    """``--on_invalid error``: one latent row per input row; an empty or invalid row is an
+    error naming its line (looked for only on failure, so valid files are parsed once)."""
+    empty = [line for line, value in zip(lines, molecules) if not value]
+    if empty:
+        raise SeqVAEError(
+            f"{source}, line {empty[0]}: empty molecule ({len(empty)} empty rows); remove them, "
+            "or pass --on_invalid skip (or flag)"
+        )
+    try:
+        return vae.encode(molecules).cpu().numpy()
+    except SeqVAEError:
+        invalid = [line for line, value in zip(lines, vae.normalize_each(molecules)) if value is None]
+        if vae.representation == "text" or not invalid:
+            raise
+        value = molecules[lines.index(invalid[0])]
+        raise SeqVAEError(
+            f"{source}, line {invalid[0]}: {_shown(value)} is not a valid SMILES ({len(invalid)} invalid rows); "
+            "fix or remove them, or pass --on_invalid skip (or flag)"
+        ) from None
+
+
+def _encode_rows_or_nan(vae, molecules: list[str]):
+    """``--on_invalid skip / flag``: one latent row per input row, NaN for an empty or invalid one."""
+    import numpy as np
+
+    latents = np.full((len(molecules), vae.config.latent_dim), np.nan, dtype=np.float32)
+    filled = [index for index, value in enumerate(molecules) if value]
+    if filled:
+        latents[filled] = vae.encode([molecules[i] for i in filled], on_invalid="nan").cpu().numpy()
+    return latents
+
+
+def _report_invalid_rows(args, molecules: list[str], lines: list[int], valid) -> None:
+    """One ``warning:`` line counting the rows left out (skip) or given NaN latents (flag)."""
+    invalid = [index for index, ok in enumerate(valid) if not ok]
+    if not invalid:
+        return
+    first = invalid[0]
+    done = "skipped" if args.on_invalid == "skip" else "flagged (NaN latents, valid=False)"
+    print(
+        f"warning: {args.input}: {done} {len(invalid)} of {len(molecules)} rows that are empty or not valid "
+        f"molecules; the first is line {lines[first]}: {_shown(molecules[first])}",
+        file=sys.stderr,
+    )
+
+
+def _write_rows(path: Path, molecules: list[str], lines: list[int], valid, kept) -> None:
+    """The companion table: for each row of the latent array, its input ``line``, the ``input``
+    and whether it was ``valid``, so that rows still map to input lines after a skip."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"line": lines, "input": molecules, "valid": valid})
+    frame[kept].to_csv(path, index=False)
+
+
+def _rows_path(output: Path) -> Path:
+    """``latents.npy`` -> ``latents.rows.csv`` (beside it)."""
+    return output.with_name(output.name.removesuffix(".npy") + ".rows.csv")
+
+
+def _shown(value: str) -> str:
+    """An input as an error message quotes it: at most 60 characters."""
+    return repr(value if len(value) <= 60 else value[:60] + "...")
 
 
 class Interpolate(Subcommand):
@@ -293,6 +369,9 @@ class Evaluate(Subcommand):
         from .evaluation import evaluate, format_metrics_table, read_molecules, write_metrics_json
         from .metrics.moses import DEFAULT_CACHE_DIR
 
+        for path, option in ((args.output, "--output"), (args.save_samples, "--save_samples")):
+            if path:
+                _check_output(path, option)  # before the sampling and the metrics
         if args.num_samples < 1:
             raise SeqVAEError(f"--num_samples must be at least 1, not {args.num_samples}")
         if args.n_jobs < 1:
@@ -382,7 +461,8 @@ class Report(Subcommand):
         run_dir = Path(args.run_dir)
         if not run_dir.is_dir():
             raise SeqVAEError(f"run folder not found: {run_dir}")
-        path = run_report(run_dir).save(args.output or report_path(run_dir))
+        target = _check_output(args.output or report_path(run_dir), "--output" if args.output else "the report")
+        path = run_report(run_dir).save(target)
         print(f"wrote {path}")
         metrics = read_metrics(run_dir)
         if metrics:
@@ -397,6 +477,22 @@ def _existing(path: str) -> Path:
     if not Path(path).is_file():
         raise SeqVAEError(f"input file not found: {path}")
     return Path(path)
+
+
+def _check_output(path: str | Path, option: str) -> Path:
+    """``path`` when a file can be written there (its folder is created); otherwise one line
+    naming ``option``, before any work is done."""
+    from .runs import check_writable
+
+    path = Path(path)
+    if path.is_dir():
+        raise SeqVAEError(f"{option} {path} is a folder; give a file name")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise SeqVAEError(f"{option} {path}: {path.parent} is a file, not a folder")
+    check_writable(path.parent, f"the folder of {option}")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise SeqVAEError(f"{option} {path} exists and is read-only; remove it or choose another name")
+    return path
 
 
 def _write_table(frame, path: str) -> None:
@@ -438,18 +534,56 @@ def _configure_logging(args) -> None:
     transformers_logging.disable_progress_bar()  # "Loading weights" bars on every model load
 
 
+def parse_arguments(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``argv`` parsed; ``seqvae train``'s ``key=value`` overrides may stand anywhere after it
+    (between and after options: argparse alone takes one unbroken run of them), while any other
+    leftover word is an error, as with ``parse_args``."""
+    args, leftover = parser.parse_known_args(argv)
+    if getattr(args, "handler", None) is Train:
+        args.overrides = [*args.overrides, *(word for word in leftover if not word.startswith("-"))]
+        leftover = [word for word in leftover if word.startswith("-")]
+    if leftover:
+        parser.error(f"unrecognized arguments: {' '.join(leftover)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    _configure_logging(args)
+    args = parse_arguments(parser, argv)
     try:
+        if args.logfile:
+            _check_output(args.logfile, "--logfile")
+        _configure_logging(args)
         return args.handler.run(args)
     except SeqVAEError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return _user_error(str(error), error, args)
+    except pickle.UnpicklingError as error:  # a pickled file was refused (never executed): the file is the problem
+        return _user_error(f"refused to load a pickled file: {_first_line(error)}", error, args)
+    except OSError as error:  # a path the user gave: missing, unreadable, unwritable, disk full
+        return _user_error(_os_error_text(error), error, args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _user_error(message: str, error: BaseException, args) -> int:
+    """One ``error:`` line and status 2; with ``-v`` the traceback too, for a bug report."""
+    if args.verbose:
+        logger.debug("the error's traceback", exc_info=error)
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _os_error_text(error: OSError) -> str:
+    """``Permission denied: /ro/samples.csv`` rather than ``[Errno 13] Permission denied: '/ro/...'``."""
+    if error.strerror and error.filename:
+        return f"{error.strerror}: {error.filename}"
+    return _first_line(error)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 if __name__ == "__main__":

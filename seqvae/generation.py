@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import numbers
 
 import torch
 from torch.nn import functional as F
@@ -37,8 +38,49 @@ __all__ = [
 ]
 
 PRECISIONS = ("fp32", "bf16")
+STRATEGIES = ("greedy", "sample", "beam")
 SAMPLING_BATCHES_PER_CHUNK = 64  # sample_prior: batches per decode_latents call (its tail runs part-empty)
 logger = logging.getLogger(__name__)
+
+
+def check_count(name: str, value, minimum: int = 1) -> int:
+    """``value`` when it is a whole number of at least ``minimum`` (sample counts, batch sizes,
+    steps, beams); otherwise a :class:`SeqVAEError` naming it and the range, so that the command
+    line and the Python API refuse it alike, before any work."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise SeqVAEError(f"{name} must be a whole number (at least {minimum}), got {value!r}")
+    if value < minimum:
+        raise SeqVAEError(f"{name} must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def is_finite_number(value) -> bool:
+    """A real number that is neither NaN nor infinite (``True`` and ``False`` are not numbers here)."""
+    return not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+
+
+def check_decoding_options(
+    strategy="sample", temperature=1.0, top_k=0, top_p=1.0, guidance_scale=0.0, num_beams=4, **others
+) -> None:
+    """Raise :class:`SeqVAEError` naming the first decoding option out of its range.
+
+    Every option is checked whatever the strategy: a NaN temperature is a mistake even where
+    greedy decoding would not read it. An option not given is not checked (the defaults are
+    valid values); ``others`` (``precision``, ``max_length``...) are left to their users.
+    """
+    if strategy not in STRATEGIES:
+        raise SeqVAEError(f"strategy must be 'greedy', 'sample' or 'beam', got {strategy!r}")
+    if not is_finite_number(temperature) or temperature <= 0:
+        raise SeqVAEError(f"temperature must be > 0 and finite, got {temperature!r}")
+    if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 0:
+        raise SeqVAEError(f"top_k must be >= 0 (0 keeps all tokens), a whole number, got {top_k!r}")
+    if not is_finite_number(top_p) or not 0.0 < top_p <= 1.0:
+        raise SeqVAEError(f"top_p must be in (0, 1], got {top_p!r}")
+    if not is_finite_number(guidance_scale) or guidance_scale < 0:
+        raise SeqVAEError(f"guidance_scale must be >= 0 and finite, got {guidance_scale!r}")
+    check_count("num_beams", num_beams)
+    if strategy == "beam" and guidance_scale > 0:
+        raise SeqVAEError("guidance_scale works with greedy or sampled decoding, not with beam search")
 
 
 def bf16_is_fast(device: torch.device | str) -> bool:
@@ -113,7 +155,7 @@ def decode_latents(
         model: a trained :class:`SeqVAE`.
         z: latents on the model's device.
         strategy: ``"greedy"``, ``"sample"`` or ``"beam"``.
-        temperature: softmax temperature for sampling (> 0).
+        temperature: softmax temperature for sampling (finite, > 0; checked with every strategy).
         top_k, top_p: sampling filters, see :func:`filter_logits`.
         max_length: generation limit in tokens; at most (and by default) the model's
             ``max_sequence_length``, which Transformer decoders cannot exceed.
@@ -134,14 +176,9 @@ def decode_latents(
             until the latents run out; a Transformer decoder works through ``z`` in slices.
         on_finished: called with the number of sequences that ended, as they end (progress bars).
     """
-    if strategy not in ("greedy", "sample", "beam"):
-        raise SeqVAEError(f"strategy must be 'greedy', 'sample' or 'beam', got {strategy!r}")
-    if strategy == "sample" and temperature <= 0:
-        raise SeqVAEError(f"temperature must be > 0, got {temperature}")
-    if not 0.0 < top_p <= 1.0:
-        raise SeqVAEError(f"top_p must be in (0, 1], got {top_p}")
-    if top_k < 0:
-        raise SeqVAEError(f"top_k must be >= 0 (0 keeps all tokens), got {top_k}")
+    check_decoding_options(strategy, temperature, top_k, top_p, guidance_scale, num_beams)
+    if batch_size is not None:
+        check_count("batch_size", batch_size)
     config = model.config
     model = in_precision(model, precision)
     z = z.to(model.dtype)
@@ -149,15 +186,9 @@ def decode_latents(
         raise SeqVAEError(f"max_length must be at least 2 (<bos> and one token), got {max_length}")
     limit = min(max_length or config.max_sequence_length, config.max_sequence_length) - 1  # <bos> given
     batch = z.size(0)
-    if guidance_scale < 0:
-        raise SeqVAEError(f"guidance_scale must be >= 0, got {guidance_scale}")
     if condition is not None:
         condition = condition.to(z.device, model.dtype).expand(batch, -1)
-    if batch_size is not None and batch_size < 1:
-        raise SeqVAEError(f"batch_size must be at least 1, got {batch_size}")
     width = min(batch_size or batch, batch)
-    if strategy == "beam" and guidance_scale > 0:
-        raise SeqVAEError("guidance_scale works with greedy or sampled decoding, not with beam search")
 
     def choose(logits: torch.Tensor) -> torch.Tensor:
         """``[B, V]`` fp32 logits -> ``[B]`` next tokens."""
@@ -253,8 +284,6 @@ def _decode_rows(
 def _beam_search(model: SeqVAE, z: torch.Tensor, condition, num_beams: int, limit: int) -> list[list[int]]:
     """The most probable sequence per latent among ``num_beams`` hypotheses (sum of token
     log-probabilities; finished hypotheses keep their score and emit padding)."""
-    if not isinstance(num_beams, int) or num_beams < 1:
-        raise SeqVAEError(f"num_beams must be an integer >= 1, got {num_beams!r}")
     config = model.config
     batch, beams = z.size(0), num_beams
     z = z.repeat_interleave(beams, dim=0)
@@ -327,10 +356,9 @@ def sample_prior(
 
     ``condition``: one ``[condition_size]`` row for every sample, or ``[num_samples, condition_size]``.
     """
-    if num_samples < 1:
-        raise SeqVAEError(f"num_samples must be at least 1, got {num_samples}")
-    if batch_size < 1:
-        raise SeqVAEError(f"batch_size must be at least 1, got {batch_size}")
+    check_count("num_samples", num_samples)
+    check_count("batch_size", batch_size)
+    check_decoding_options(**decode_options)  # before the progress bar opens
     model = in_precision(model, decode_options.get("precision", "fp32"))  # converted once, not per batch
     device = model.device
     # Each call decodes several batches' worth, ``batch_size`` at a time with finished rows
@@ -356,8 +384,7 @@ def interpolate_latents(start: torch.Tensor, end: torch.Tensor, steps: int, meth
     ``slerp`` moves along the great circle (Shoemake 1985; White 2016 for generative models),
     which keeps intermediate points at a norm typical of Gaussian samples.
     """
-    if steps < 2:
-        raise SeqVAEError(f"steps must be at least 2, got {steps}")
+    check_count("steps", steps, minimum=2)
     if method not in ("linear", "slerp"):
         raise SeqVAEError(f"method must be 'linear' or 'slerp', got {method!r}")
     weights = torch.linspace(0.0, 1.0, steps, device=start.device).unsqueeze(1)

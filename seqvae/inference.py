@@ -21,6 +21,7 @@ from .data import PaddingCollator, cut_to_length
 from .data.normalization import InputNormalization
 from .errors import SeqVAEError
 from .generation import (
+    check_count,
     decode_latents,
     ids_to_strings,
     interpolate_latents,
@@ -113,11 +114,32 @@ class SeqVAEInference:
         items = self._as_list(items)
         normalized = [self.normalization(item) if isinstance(item, str) else None for item in items]
         if None in normalized:
-            position = normalized.index(None)
-            bad = sum(value is None for value in normalized)
-            where = f" (input {position + 1} of {len(items)}; {bad} invalid in all)" if len(items) > 1 else ""
-            raise SeqVAEError(f"{items[position]!r}{where} is not a valid SMILES (RDKit cannot parse it); fix or drop it")
+            raise self._invalid_input_error(items, normalized)
         return normalized
+
+    def normalize_each(self, items) -> list[str | None]:
+        """:meth:`normalize` with ``None`` in place of each input it refuses (invalid, too long, not
+        a string), for batch jobs that skip or flag such rows instead of stopping at the first."""
+        return [self._normalized_or_none(item) for item in self._as_list(items)]
+
+    def _normalized_or_none(self, item) -> str | None:
+        if not isinstance(item, str):
+            return None
+        try:
+            return self.normalization(item)
+        except SeqVAEError:  # refused before parsing (too long): a row to skip or flag like an invalid one
+            return None
+
+    def _invalid_input_error(self, items: list, normalized: list) -> SeqVAEError:
+        """The error naming the first refused input, its place, and how many there are."""
+        position = normalized.index(None)
+        bad = sum(value is None for value in normalized)
+        where = f" (input {position + 1} of {len(items)}; {bad} invalid in all)" if len(items) > 1 else ""
+        item = items[position]
+        if not isinstance(item, str):
+            what = "sentence" if self.representation == "text" else "SMILES"
+            return SeqVAEError(f"{item!r}{where} is not a string: give each {what} as text")
+        return SeqVAEError(f"{item!r}{where} is not a valid SMILES (RDKit cannot parse it); fix or drop it")
 
     def _cut_to_model_length(self, ids: list[list[int]], items: list[str]) -> list[list[int]]:
         """Inputs longer than the model reads are cut to their first tokens and ``<eos>``, with
@@ -134,23 +156,33 @@ class SeqVAEInference:
         return [cut_to_length(row, limit, self.tokenizer.eos_token_id) for row in ids]
 
     @torch.no_grad()
-    def encode(self, items, batch_size: int = 512) -> torch.Tensor:
+    def encode(self, items, batch_size: int = 512, on_invalid: str = "error") -> torch.Tensor:
         """Posterior means ``[B, latent_dim]`` of one string or a list of strings.
 
         Conditional models encode without conditions, so ``z`` carries the properties too.
+
+        ``on_invalid``: ``"error"`` (default) refuses an invalid input, naming it and its place;
+        ``"nan"`` gives its row NaN latents instead, so that a batch job keeps one row per input
+        (``torch.isnan(z).any(dim=1)`` finds them).
         """
         if self.config.latent_dim == 0:
             raise SeqVAEError(
                 "this model has no latent (latent_dim 0, a language model): there is nothing to encode, "
                 "interpolate or reconstruct; it can sample and score sentences"
             )
-        items = self.normalize(items)  # all at once: an error names the input's place in the whole list
-        means = []
-        for start in range(0, len(items), batch_size):
-            batch = self._tokenize_normalized(items[start : start + batch_size])
+        check_count("batch_size", batch_size)
+        if on_invalid not in ("error", "nan"):
+            raise SeqVAEError(f"on_invalid must be 'error' or 'nan', got {on_invalid!r}")
+        # all at once: an error names the input's place in the whole list
+        items = self.normalize(items) if on_invalid == "error" else self.normalize_each(items)
+        valid = [index for index, item in enumerate(items) if item is not None]
+        means = torch.full((len(items), self.config.latent_dim), float("nan"), dtype=self.model.dtype, device=self.device)
+        for start in range(0, len(valid), batch_size):
+            rows = valid[start : start + batch_size]
+            batch = self._tokenize_normalized([items[row] for row in rows])
             mu, _ = self.model.encode(batch["input_ids"], batch["attention_mask"])
-            means.append(mu)
-        return torch.cat(means)
+            means[rows] = mu
+        return means
 
     def decode(
         self, z: torch.Tensor, strategy: str = "greedy", seed: int | None = None, condition: dict | None = None, **options
@@ -201,11 +233,21 @@ class SeqVAEInference:
         naming the same properties: numbers move from one target to the other, and labels
         blend their one-hot codes.
         """
+        check_count("steps", steps, minimum=2)  # before the encoding
+        for name, item in (("start", start), ("end", end)):
+            self._check_endpoint(name, item)
         z = self.encode([start, end])
         path = interpolate_latents(z[0], z[1], steps, method)
         if isinstance(condition, (tuple, list)):
             return self._decode(path, self._condition_path(condition, steps), **options)
         return self.decode(path, condition=condition, **options)
+
+    def _check_endpoint(self, name: str, item) -> None:
+        """An invalid interpolation endpoint is an error naming which end it is."""
+        try:
+            self.normalize([item])
+        except SeqVAEError as error:
+            raise SeqVAEError(f"interpolation {name}: {error}") from None
 
     def _condition_path(self, pair, steps: int) -> torch.Tensor | None:
         """``[steps, condition_size]`` from the start condition to the end condition (``None``
@@ -252,7 +294,8 @@ class SeqVAEInference:
         return self._sample(num_samples, seed, progress, check_condition(self.config, condition), rerank, options)
 
     def _sample(self, num_samples, seed, progress, checked: dict, rerank: int, options: dict) -> list[str]:
-        if not isinstance(rerank, int) or rerank < 1:
+        check_count("num_samples", num_samples)
+        if isinstance(rerank, bool) or not isinstance(rerank, int) or rerank < 1:
             raise SeqVAEError(f"rerank must be an integer >= 1 (1: no re-ranking), got {rerank!r}")
         if rerank > 1 and not checked:
             raise SeqVAEError("rerank needs a condition to rank against, e.g. condition={'logP': 2.5}")

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from .chem import PROPERTIES, compute_properties, is_valid, tanimoto_similarity
 from .conditions import resolve_property_name
 from .errors import SeqVAEError
+from .generation import check_count, is_finite_number
 from .modeling import eval_mode
 
 __all__ = ["optimize_latents", "best_improvement"]
@@ -85,11 +86,11 @@ def optimize_latents(
         raise SeqVAEError("latent optimisation needs a model with a property head (property_head_hidden_size > 0)")
     if not start_smiles:
         raise SeqVAEError("give at least one start molecule")
-    invalid = [s for s in start_smiles if not is_valid(s)]
+    # read as the model's run read its rows, so an over-long row is refused too, before any work
+    invalid = [s for s, normalized in zip(start_smiles, vae.normalize_each(start_smiles)) if normalized is None]
     if invalid:
         raise SeqVAEError(f"{len(invalid)} start molecule(s) are not valid SMILES, e.g. {invalid[0]!r}")
-    if steps < 0 or decode_every < 1 or step_size <= 0 or prior_weight < 0:
-        raise SeqVAEError("need steps >= 0, decode_every >= 1, step_size > 0 and prior_weight >= 0")
+    _check_settings(steps, step_size, prior_weight, decode_every)
     score = _objective_function(objective, model.config)
 
     z = vae.encode(start_smiles).clone().requires_grad_(True)
@@ -105,6 +106,16 @@ def optimize_latents(
                 with torch.no_grad():
                     snapshots.append((step, z.detach().clone(), score(model.predict_properties(z))))
     return _measure_path(vae, start_smiles, snapshots)
+
+
+def _check_settings(steps, step_size, prior_weight, decode_every) -> None:
+    """Raise :class:`SeqVAEError` naming the first optimisation setting out of its range."""
+    check_count("steps", steps, minimum=0)
+    check_count("decode_every", decode_every)
+    if not is_finite_number(step_size) or step_size <= 0:
+        raise SeqVAEError(f"step_size must be > 0 and finite, got {step_size!r}")
+    if not is_finite_number(prior_weight) or prior_weight < 0:
+        raise SeqVAEError(f"prior_weight must be >= 0 and finite, got {prior_weight!r}")
 
 
 def _measure_path(vae, start_smiles: list[str], snapshots) -> pd.DataFrame:

@@ -38,6 +38,7 @@ from .chem import (
 from .conditions import check_condition, property_table
 from .data.normalization import InputNormalization
 from .errors import SeqVAEError
+from .generation import is_finite_number
 from .inference import SeqVAEInference, _generator, samples_frame
 from .modeling import SeqVAE
 
@@ -213,9 +214,12 @@ class SeqVAEPipeline(SeqVAEInference):
 
         ``scale`` < 1 stays closer to the input, > 1 wanders further.
         """
-        if num_samples < 1 or scale < 0:
-            raise SeqVAEError(f"num_samples must be >= 1 and scale >= 0, got {num_samples} and {scale}")
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1 or not is_finite_number(scale) or scale < 0:
+            raise SeqVAEError(
+                f"num_samples must be a whole number >= 1 and scale >= 0 (finite), got {num_samples!r} and {scale!r}"
+            )
         if not isinstance(items, str):
+            self.normalize(items)  # every input checked before the first is decoded: an error names its place
             blocks = [self.neighbours(item, num_samples, scale, seed, mols=False).assign(input=item) for item in items]
             frame = pd.concat(blocks, ignore_index=True)
             return with_mol_column(frame) if mols and self.representation != "text" else frame
@@ -271,6 +275,12 @@ def load(run_dir: str | Path, device: str | None = None) -> SeqVAEPipeline:
         raise SeqVAEError(
             f"{folder} is not a complete seqvae model folder: missing {', '.join(missing)}. "
             "Point to the output_dir of a finished run, or to one of its checkpoint-* folders"
+        )
+    damage = runs.weights_problem(folder / runs.WEIGHTS)  # before torch reads it: one line, not a traceback
+    if damage:
+        raise SeqVAEError(
+            f"cannot load the model in {folder}: {damage}. A diverged run or a damaged copy: load one of the run's "
+            "checkpoint-* folders, copy the file again, or train again"
         )
     try:
         model, tokenizer = _read_model(folder, device)
@@ -343,6 +353,8 @@ def _load_from_hub(repo_id: str, device: str) -> SeqVAEPipeline:
             f"cannot load {repo_id!r} from the Hugging Face Hub (no local folder or shipped model has that name): "
             f"{reason}. Check the id and your connection, or download it and pass its folder"
         ) from None
+    if not all(torch.isfinite(parameter).all() for parameter in model.parameters()):
+        raise SeqVAEError(f"cannot load {repo_id!r}: its weights hold non-finite values (NaN or inf)")
     return SeqVAEPipeline(model, tokenizer, source=repo_id)
 
 

@@ -78,9 +78,9 @@ def load_recipe(path: str | Path | None, overrides: dict | None = None):
         (the training kwargs still need ``output_dir`` before they build
         ``SeqVAETrainingArguments``).
     """
-    source = str(path) if path else "command line"
+    overrides = dict(overrides or {})
     values = _read_yaml(Path(path)) if path else {}
-    values.update(overrides or {})
+    values.update(overrides)
 
     owners = {
         "data": {f.name: _field_type(DataArguments, f) for f in dataclasses.fields(DataArguments)},
@@ -97,6 +97,9 @@ def load_recipe(path: str | Path | None, overrides: dict | None = None):
     }
     grouped = {owner: {} for owner in owners}
     for key, value in values.items():
+        # errors name where the key came from: the recipe file, or an override (a key=value on
+        # the command line, a keyword of seqvae.train)
+        source = "override" if key in overrides or not path else str(path)
         owner = next((o for o, keys in owners.items() if key in keys), None)
         if owner is None:
             known = [k for keys in owners.values() for k in keys]

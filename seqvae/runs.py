@@ -11,15 +11,23 @@ A run folder is one Hugging Face-style model folder plus what training measured:
     metrics.json                        the end-of-training evaluation
     samples.csv                         prior samples (smiles, valid; or text)
     report.png                          training curves and samples
-    checkpoint-N/                       Trainer checkpoints, for --resume
+    checkpoint-N/                       Trainer checkpoints, for --resume (written under .staging/,
+                                        renamed into place when complete)
+    .seqvae.lock                        while a training runs: which process holds the folder
 
 No other module spells these names. Nothing here is unpickled.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import shutil
+import socket
+import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -48,7 +56,17 @@ __all__ = [
     "read_samples",
     "report_path",
     "latest_checkpoint",
+    "checkpoints",
+    "checkpoint_step",
     "recipe_path",
+    "check_writable",
+    "write_atomically",
+    "publish_folder",
+    "weights_problem",
+    "checkpoint_problem",
+    "run_lock",
+    "LOCK",
+    "STAGING",
 ]
 
 logger = logging.getLogger(__name__)
@@ -66,9 +84,116 @@ SAMPLES = "samples.csv"
 REPORT = "report.png"
 MODEL_CARD = "README.md"
 CHECKPOINT_PREFIX = "checkpoint-"
+TRAINER_STATE = "trainer_state.json"
+LOCK = ".seqvae.lock"  # held by the process training into the folder
+STAGING = ".staging"  # files are written here, then renamed into place when complete
 
 MODEL_FILES = (CONFIG, WEIGHTS, TOKENIZER)  # what loading a model needs
 SHARED_FILES = (MODEL_CARD, METRICS, RECIPE, DATA_REPORT)  # copied with a saved or shared model
+
+
+# --- folders
+
+
+def check_writable(folder: str | Path, what: str) -> Path:
+    """Create ``folder`` if needed and make sure files can be written in it, before any work
+    starts; a :class:`SeqVAEError` naming ``what`` (e.g. "--output_dir") and the folder otherwise."""
+    folder = Path(folder)
+    probe = folder / f".seqvae-write-check-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise SeqVAEError(f"{what} {folder} is not writable ({reason}); choose a folder you can write to") from None
+    return folder
+
+
+def write_atomically(path: str | Path, text: str) -> Path:
+    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``: a reader
+    (or a run killed mid-write) sees the old file or the new one, never half of one."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+    return path
+
+
+def publish_folder(staged: Path, destination: Path) -> None:
+    """Move every file of the complete folder ``staged`` into ``destination`` (one rename each,
+    the weights last so that a model is never newer than its config), then remove ``staged``."""
+    names = sorted((p.name for p in staged.iterdir() if p.is_file()), key=lambda name: name == WEIGHTS)
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        os.replace(staged / name, destination / name)
+    shutil.rmtree(staged, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | Path) -> Iterator[Path]:
+    """One training per run folder: ``.seqvae.lock`` names the process holding it.
+
+    A second training into the folder fails at once naming the holder; a lock left by a process
+    that no longer runs (a crash, a kill) is taken over with a warning. Re-entrant within one
+    process (``seqvae train`` holds it while its training step takes it again).
+    """
+    path = Path(run_dir) / LOCK
+    if path in _HELD_LOCKS:
+        yield path
+        return
+    _take_lock(path)
+    _HELD_LOCKS.add(path)
+    try:
+        yield path
+    finally:
+        _HELD_LOCKS.discard(path)
+        path.unlink(missing_ok=True)
+
+
+_HELD_LOCKS: set[Path] = set()
+
+
+def _take_lock(path: Path) -> None:
+    holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    for _ in range(2):  # a second try after removing a stale lock
+        try:
+            with open(path, "x") as handle:
+                json.dump(holder, handle)
+            return
+        except FileExistsError:
+            other = _lock_holder(path)
+            if _is_running(other):
+                raise SeqVAEError(
+                    f"{path.parent} is in use by another training (process {other.get('pid')} on "
+                    f"{other.get('host')}, since {other.get('started')}); wait for it, or choose another --output_dir"
+                ) from None
+            logger.warning("%s: taking over a stale lock of process %s (no longer running)", path.parent, other.get("pid"))
+            path.unlink(missing_ok=True)
+    raise SeqVAEError(f"could not take the lock {path}; another process keeps creating it")
+
+
+def _lock_holder(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}  # unreadable or half-written: treated as stale
+
+
+def _is_running(holder: dict) -> bool:
+    """Whether the lock's process still runs (a lock from another host is assumed live)."""
+    pid = holder.get("pid")
+    if not isinstance(pid, int):
+        return False
+    if holder.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
 
 
 # --- the model
@@ -84,15 +209,61 @@ def is_model_folder(folder: str | Path) -> bool:
     return (Path(folder) / CONFIG).is_file()
 
 
+def weights_problem(path: str | Path) -> str | None:
+    """What is wrong with a ``model.safetensors`` file, or ``None`` when it reads whole and every
+    value is finite. Reads the header itself first (a truncated file is named, not a traceback)."""
+    path = Path(path)
+    if not path.is_file():
+        return f"{path.name} is missing"
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as handle:
+            header_size = int.from_bytes(handle.read(8), "little")
+            if size < 8 or header_size > size - 8:
+                return f"{path.name} is truncated or not a safetensors file ({size} bytes)"
+            header = json.loads(handle.read(header_size))
+    except (OSError, ValueError) as error:
+        return f"{path.name} has a damaged header ({error.__class__.__name__})"
+    end = max((entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"), default=0)
+    if size < 8 + header_size + end:
+        return f"{path.name} is truncated ({size} of {8 + header_size + end} bytes)"
+    return _non_finite_tensors(path)
+
+
+def _non_finite_tensors(path: Path) -> str | None:
+    import torch
+    from safetensors import safe_open  # the loader transformers uses; no pickle involved
+
+    bad = []
+    with safe_open(str(path), framework="pt") as weights:
+        for name in weights.keys():
+            tensor = weights.get_tensor(name)
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                bad.append(name)
+    if bad:
+        return f"{path.name} holds non-finite values (NaN or inf) in {len(bad)} tensor(s), first {bad[0]!r}"
+    return None
+
+
+def checkpoint_problem(checkpoint: Path) -> str | None:
+    """Why ``checkpoint`` cannot be resumed from (an incomplete write, damaged weights), or ``None``."""
+    state = checkpoint / TRAINER_STATE
+    try:
+        json.loads(state.read_text())
+    except FileNotFoundError:
+        return f"no {TRAINER_STATE} (the write did not finish)"
+    except (OSError, ValueError):
+        return f"{TRAINER_STATE} is damaged"
+    return weights_problem(checkpoint / WEIGHTS)
+
+
 # --- settings
 
 
 def write_recipe(run_dir: Path, data_args, model_kwargs: dict, training_kwargs: dict, evaluation_args) -> Path:
     """The exact settings of this run, as a recipe that ``seqvae train --config`` accepts."""
     resolved = {**asdict(data_args), **model_kwargs, **training_kwargs, **asdict(evaluation_args)}
-    path = Path(run_dir) / RECIPE
-    path.write_text(yaml.safe_dump(resolved, sort_keys=False))
-    return path
+    return write_atomically(Path(run_dir) / RECIPE, yaml.safe_dump(resolved, sort_keys=False))
 
 
 def recipe_path(run_dir: str | Path) -> Path:
@@ -128,7 +299,7 @@ def write_training_args(run_dir: Path, args) -> None:
     """``TrainingArguments`` as JSON; the Trainer's pickled copy is removed (run folders keep
     JSON only)."""
     (Path(run_dir) / PICKLED_TRAINING_ARGS).unlink(missing_ok=True)
-    (Path(run_dir) / TRAINING_ARGS).write_text(args.to_json_string())
+    write_atomically(Path(run_dir) / TRAINING_ARGS, args.to_json_string())
 
 
 # --- training records
@@ -163,22 +334,33 @@ def read_training_log(run_dir: str | Path) -> pd.DataFrame:
     return log
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest ``checkpoint-N`` folder, or ``None``."""
-    checkpoints = sorted(
-        (p for p in Path(run_dir).glob(f"{CHECKPOINT_PREFIX}*") if p.name.removeprefix(CHECKPOINT_PREFIX).isdigit()),
-        key=lambda p: int(p.name.removeprefix(CHECKPOINT_PREFIX)),
-    )
-    return checkpoints[-1] if checkpoints else None
+def checkpoints(run_dir: str | Path) -> list[Path]:
+    """The ``checkpoint-N`` folders, oldest first."""
+    found = (p for p in Path(run_dir).glob(f"{CHECKPOINT_PREFIX}*") if p.name.removeprefix(CHECKPOINT_PREFIX).isdigit())
+    return sorted(found, key=checkpoint_step)
+
+
+def checkpoint_step(checkpoint: Path) -> int:
+    """The optimiser step a ``checkpoint-N`` folder was written at (N)."""
+    return int(Path(checkpoint).name.removeprefix(CHECKPOINT_PREFIX))
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest checkpoint that can be resumed from, or ``None``; newer, incomplete or
+    damaged ones are skipped with a warning saying why."""
+    for checkpoint in reversed(checkpoints(run_dir)):
+        problem = checkpoint_problem(checkpoint)
+        if problem is None:
+            return checkpoint
+        logger.warning("skipping %s: %s", checkpoint, problem)
+    return None
 
 
 # --- what the evaluation wrote
 
 
 def write_metrics(run_dir: Path, metrics: dict) -> Path:
-    path = Path(run_dir) / METRICS
-    path.write_text(json.dumps(metrics, indent=2))
-    return path
+    return write_atomically(Path(run_dir) / METRICS, json.dumps(metrics, indent=2))
 
 
 def read_metrics(run_dir: str | Path) -> dict:
@@ -188,9 +370,7 @@ def read_metrics(run_dir: str | Path) -> dict:
 
 
 def write_samples(run_dir: Path, frame: pd.DataFrame) -> Path:
-    path = Path(run_dir) / SAMPLES
-    frame.to_csv(path, index=False)
-    return path
+    return write_atomically(Path(run_dir) / SAMPLES, frame.to_csv(index=False))
 
 
 def read_samples(run_dir: str | Path) -> pd.DataFrame | None:

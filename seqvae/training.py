@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ from transformers import (
     set_seed,
 )
 from transformers.trainer_pt_utils import LengthGroupedSampler
+from transformers.trainer_utils import rotate_checkpoints
 
 from . import runs
 from .arguments import (
@@ -64,6 +67,7 @@ class SeqVAETrainer(Trainer):
         self.model_accepts_loss_kwargs = False
         self._running = {}
         self._chunk_share = None  # (share of the batch's rows, of its target tokens) while chunking
+        self._staging = None  # set while a checkpoint is being written
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         """Forward and backward of one batch, in row chunks when it exceeds ``max_tokens_per_chunk``.
@@ -88,6 +92,29 @@ class SeqVAETrainer(Trainer):
         finally:
             self._chunk_share = None
         return total
+
+    def _save_checkpoint(self, model, trial):
+        """Write ``checkpoint-N`` under ``.staging/`` and rename it into place when complete, so a
+        run killed mid-write leaves the previous checkpoints intact and no partial newest one. A
+        model with non-finite weights is never saved: the checkpoints stay usable."""
+        if not weights_are_finite(self.model):
+            logger.warning("step %d: weights are not finite; checkpoint not written", self.state.global_step)
+            return
+        run_dir = Path(self.args.output_dir)
+        self._staging = run_dir / runs.STAGING
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._staging = None
+        name = f"{runs.CHECKPOINT_PREFIX}{self.state.global_step}"
+        if self.args.should_save:
+            shutil.rmtree(run_dir / name, ignore_errors=True)  # a checkpoint of this step from an earlier try
+            os.replace(run_dir / runs.STAGING / name, run_dir / name)
+            shutil.rmtree(run_dir / runs.STAGING, ignore_errors=True)
+            rotate_checkpoints(str(run_dir), self.args.save_total_limit, self.state.best_model_checkpoint)
+
+    def _get_output_dir(self, trial) -> str:
+        return str(self._staging) if self._staging is not None else super()._get_output_dir(trial)
 
     def _get_train_sampler(self, train_dataset=None):
         """``group_by_length`` with the lengths read once as a list.
@@ -228,20 +255,64 @@ class JsonlLogCallback(TrainerCallback):
 
 
 class TimeLimitCallback(TrainerCallback):
-    """Stop training after ``seconds`` of wall time (recipes sized for a time budget)."""
+    """Stop training after ``seconds`` of wall time (recipes sized for a time budget), and record
+    the step reached (``stopped_at``) so that the run's metrics and report can say so."""
 
     def __init__(self, seconds: float):
         self.seconds = seconds
         self.start = None
+        self.stopped_at = None
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.start = time.monotonic()
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.seconds and time.monotonic() - self.start > self.seconds:
-            logger.info("time limit of %.0f s reached at step %d", self.seconds, state.global_step)
+        if self.seconds and time.monotonic() - self.start > self.seconds and state.global_step < state.max_steps:
+            logger.warning(
+                "max_train_seconds (%.0f s) reached at step %d of %d: training stops early",
+                self.seconds, state.global_step, state.max_steps,
+            )
+            self.stopped_at = state.global_step
             control.should_training_stop = True
             control.should_save = True  # so that --resume continues from here
+
+
+class NonFiniteGuard(TrainerCallback):
+    """Skip every optimiser step whose gradients are not finite (NaN / inf loss or overflow), and
+    stop the run after ``max_steps_in_a_row`` such steps in a row, or at once if the weights
+    themselves become non-finite. ``diverged`` then says why; the weights are those of the last
+    finite step (a skipped step changes nothing: gradients set to ``None`` are not applied)."""
+
+    def __init__(self, max_steps_in_a_row: int):
+        self.max_steps_in_a_row = max_steps_in_a_row
+        self.in_a_row = 0
+        self.skipped = 0
+        self.diverged = None
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        parameters = [p for p in model.parameters() if p.grad is not None]
+        if all(torch.isfinite(p.grad).all() for p in parameters):
+            self.in_a_row = 0
+            return
+        for parameter in parameters:
+            parameter.grad = None  # the optimiser skips parameters without a gradient
+        self.in_a_row += 1
+        self.skipped += 1
+        logger.warning("step %d: non-finite loss or gradients; step skipped (%d in a row)", state.global_step + 1, self.in_a_row)
+        if self.in_a_row >= self.max_steps_in_a_row:
+            self._stop(control, f"{self.in_a_row} steps in a row had a non-finite loss or gradients")
+
+    def on_optimizer_step(self, args, state, control, model=None, **kwargs):
+        if not weights_are_finite(model):
+            self._stop(control, "the weights became non-finite")
+
+    def _stop(self, control, reason: str) -> None:
+        self.diverged = reason
+        control.should_training_stop = True
+
+
+def weights_are_finite(model) -> bool:
+    return all(torch.isfinite(p).all() for p in model.parameters())
 
 
 # ------------------------------------------------------------------------- train_model()
@@ -260,6 +331,7 @@ class TrainingRun:
     train_seconds: float
     evaluation_args: EvaluationArguments
     data_args: object = None
+    stopped_early: dict | None = None  # set when max_train_seconds ended training before max_steps
 
 
 class DecoderResetCallback(TrainerCallback):
@@ -319,11 +391,17 @@ def train_model(
     args = training_arguments(output_dir, training_kwargs)
     _check_model_settings(model_kwargs)  # fail before the data is read, not after
     check_attribute_settings(data_args)
-    set_seed(args.seed)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    runs.check_writable(output_dir, "output_dir")
+    with runs.run_lock(output_dir):
+        return _train(args, data_args, model_kwargs, training_kwargs, evaluation_args, resume, callbacks)
 
+
+def _train(args, data_args, model_kwargs, training_kwargs, evaluation_args, resume, callbacks) -> TrainingRun:
+    output_dir = Path(args.output_dir)
+    set_seed(args.seed)
     checkpoint = _checkpoint_to_resume(output_dir) if resume else None
-    corpus = prepare_corpus(data_args, args.seed, AutoTokenizer.from_pretrained(output_dir) if checkpoint else None)
+    # a resumed run reads its tokenizer from the checkpoint, which was written whole
+    corpus = prepare_corpus(data_args, args.seed, AutoTokenizer.from_pretrained(checkpoint) if checkpoint else None)
     config = SeqVAEConfig.from_pretrained(checkpoint) if checkpoint else _new_config(corpus, data_args, model_kwargs, output_dir)
     _warn_about_the_property_head(config)
     if config.latent_dim == 0 and args.autoencoder_pretraining_steps:
@@ -332,19 +410,29 @@ def train_model(
     logger.info("data: %s (report: %s)", corpus.report.summary(), runs.data_report_path(output_dir))
     runs.write_recipe(output_dir, data_args, model_kwargs, training_kwargs, evaluation_args)
 
+    # A run killed after its last step (while evaluating or saving) resumes with nothing left to
+    # train: the Trainer would run one step past max_steps, so its weights are read instead.
+    finished = checkpoint is not None and 0 < args.max_steps <= runs.checkpoint_step(checkpoint)
+    guard, time_limit = NonFiniteGuard(args.max_nonfinite_steps), TimeLimitCallback(args.max_train_seconds)
     trainer = SeqVAETrainer(
-        model=SeqVAE(config),
+        model=SeqVAE.from_pretrained(checkpoint, use_safetensors=True) if finished else SeqVAE(config),
         args=args,
         train_dataset=corpus.train_set,
         eval_dataset=corpus.validation_set,
         data_collator=PaddingCollator(corpus.tokenizer.pad_token_id, config.property_names),
         processing_class=corpus.tokenizer,
-        callbacks=_callbacks(args, output_dir, fresh=checkpoint is None, extra=callbacks),
+        callbacks=_callbacks(args, output_dir, fresh=checkpoint is None, extra=[guard, time_limit, *(callbacks or [])]),
     )
     started = time.monotonic()
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    if finished:
+        logger.info("%s is at max_steps (%d): nothing left to train", checkpoint, args.max_steps)
+        trainer.state.global_step = runs.checkpoint_step(checkpoint)
+    else:
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     train_seconds = time.monotonic() - started
-    trainer.save_model(str(output_dir))
+    if guard.diverged:
+        _end_diverged(trainer, guard, output_dir)
+    _save_final_model(trainer, output_dir)
     runs.write_training_args(output_dir, args)
     return TrainingRun(
         output_dir=output_dir,
@@ -357,13 +445,53 @@ def train_model(
         train_seconds=train_seconds,
         evaluation_args=evaluation_args,
         data_args=data_args,
+        stopped_early=_stopped_early(time_limit, trainer, guard),
     )
 
 
+def _save_final_model(trainer: SeqVAETrainer, output_dir: Path) -> None:
+    """The model and tokenizer, written whole into ``.staging/`` and then renamed into the run
+    folder: a run killed while saving leaves the previous files, never a half-written one."""
+    staging = output_dir / runs.STAGING
+    shutil.rmtree(staging, ignore_errors=True)
+    trainer.save_model(str(staging))
+    runs.publish_folder(staging, output_dir)
+
+
+def _end_diverged(trainer: SeqVAETrainer, guard: NonFiniteGuard, output_dir: Path) -> None:
+    """Save the last finite weights (if the model still holds them) and stop with one message."""
+    step = trainer.state.global_step
+    if weights_are_finite(trainer.model):
+        _save_final_model(trainer, output_dir)
+        kept = f"{output_dir} holds the last finite weights ({guard.skipped} step(s) skipped)"
+    else:
+        checkpoint = runs.latest_checkpoint(output_dir)
+        kept = f"the last finite checkpoint is {checkpoint}" if checkpoint else "no finite checkpoint was written"
+    raise SeqVAEError(
+        f"training diverged at step {step}: {guard.diverged}; {kept}. Lower learning_rate "
+        "(or raise max_grad_norm's clipping) and train again"
+    )
+
+
+def _stopped_early(time_limit: TimeLimitCallback, trainer: SeqVAETrainer, guard: NonFiniteGuard) -> dict | None:
+    """What metrics.json records when training ended before max_steps: the reason and the step."""
+    if time_limit.stopped_at is None:
+        return None
+    return {
+        "reason": f"max_train_seconds ({time_limit.seconds:g} s)",
+        "step": time_limit.stopped_at,
+        "max_steps": trainer.state.max_steps,
+        "skipped_nonfinite_steps": guard.skipped,
+    }
+
+
 def _checkpoint_to_resume(output_dir: Path) -> Path:
-    checkpoint = runs.latest_checkpoint(output_dir)
+    checkpoint = runs.latest_checkpoint(output_dir)  # the newest complete one; others are named and skipped
     if checkpoint is None:
-        raise SeqVAEError(f"--resume: no checkpoint-* folder in {output_dir}; start without --resume")
+        found = len(runs.checkpoints(output_dir))
+        what = f"none of its {found} checkpoint-* folders is complete" if found else "no checkpoint-* folder"
+        raise SeqVAEError(f"--resume: {what} in {output_dir}; start without --resume")
+    logger.info("resuming from %s", checkpoint)
     return checkpoint
 
 
@@ -390,8 +518,6 @@ def _callbacks(args: SeqVAETrainingArguments, output_dir: Path, fresh: bool, ext
     if fresh:
         log_path.unlink(missing_ok=True)  # a fresh run in an old folder starts a fresh log
     callbacks = [JsonlLogCallback(log_path), *(extra or [])]
-    if args.max_train_seconds:
-        callbacks.append(TimeLimitCallback(args.max_train_seconds))
     if args.autoencoder_pretraining_steps:
         callbacks.append(DecoderResetCallback(args.autoencoder_pretraining_steps))
     return callbacks

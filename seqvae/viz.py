@@ -512,4 +512,6 @@ def _metrics_line(run_dir: Path) -> str:
              ("reconstruction_accuracy", "reconstructed {:.0%}"), ("kl_per_sequence", "KL {:.1f} nats"),
              ("active_units", "{} active units"), ("iw_nll", "IW-NLL {:.1f}"), ("perplexity", "PPL {:.1f}")]
     parts = [template.format(metrics[key]) for key, template in shown if isinstance(metrics.get(key), (int, float))]
+    if metrics.get("stopped_early"):
+        parts.insert(0, f"STOPPED EARLY at step {metrics.get('stopped_at_step')} of {metrics.get('max_steps')} ({metrics.get('stopped_by')})")
     return ", ".join(parts) or "samples"

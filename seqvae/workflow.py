@@ -46,6 +46,14 @@ def train_and_evaluate(
 def run_and_evaluate(recipe, overrides, output_dir, resume: bool = False) -> tuple[Path, dict]:
     """:func:`train_and_evaluate`, returning the run folder too."""
     started = time.monotonic()
+    if output_dir is None:  # the folder comes from the recipe: train_model locks it while training
+        return _train_and_evaluate(recipe, overrides, output_dir, resume, started)
+    runs.check_writable(output_dir, "output_dir")
+    with runs.run_lock(output_dir):  # one run per folder, from training to the last file written
+        return _train_and_evaluate(recipe, overrides, output_dir, resume, started)
+
+
+def _train_and_evaluate(recipe, overrides, output_dir, resume: bool, started: float) -> tuple[Path, dict]:
     run = train_model(recipe, overrides, output_dir, resume=resume)
     if int(os.environ.get("RANK", "0")) != 0:  # multi-process launch: rank 0 evaluates and writes
         return run.output_dir, run.validation_metrics
@@ -56,12 +64,26 @@ def run_and_evaluate(recipe, overrides, output_dir, resume: bool = False) -> tup
         "train_seconds": round(run.train_seconds, 1),
         "total_seconds": round(time.monotonic() - started, 1),
         "data": run.report.summary(),
+        **_stop_record(run),
     }
     runs.write_metrics(run.output_dir, metrics)
     text = run.data_args.representation == "text"
     runs.write_samples(run.output_dir, pd.DataFrame({"text": samples}) if text else samples_frame(samples))
     _write_report(run.output_dir)
     return run.output_dir, metrics
+
+
+def _stop_record(run: TrainingRun) -> dict:
+    """``stopped_early`` (and when true, at which step and why) for metrics.json, the final table
+    and report.png: an undertrained model must say so where its figures are read."""
+    if run.stopped_early is None:
+        return {"stopped_early": False}
+    stop = run.stopped_early
+    logger.warning(
+        "training stopped early at step %d of %d (%s): the figures describe an undertrained model",
+        stop["step"], stop["max_steps"], stop["reason"],
+    )
+    return {"stopped_early": True, "stopped_at_step": stop["step"], "max_steps": stop["max_steps"], "stopped_by": stop["reason"]}
 
 
 def _evaluate(run: TrainingRun) -> tuple[dict, list[str]]:

@@ -104,6 +104,7 @@ def load_corpus(data_args, progress: bool = False, source: str | None = None):
             attributes=data_args.properties,
             attribute_rules=data_args.attribute_rules,
             categorical_attributes=data_args.categorical_attributes,
+            delimiter=data_args.delimiter,
         )
     return load_molecules(
         source,
@@ -117,6 +118,7 @@ def load_corpus(data_args, progress: bool = False, source: str | None = None):
         progress=progress,
         num_proc=data_args.num_proc,
         properties=data_args.properties,
+        delimiter=data_args.delimiter,
     )
 
 
@@ -125,10 +127,21 @@ def load_training_corpus(data_args, seed: int):
     recipe names one, else a seeded random split of ``data``."""
     corpus, report = load_corpus(data_args, progress=True)
     if not data_args.validation_data:
+        _check_enough_to_split(corpus, report, data_args.representation)
         return *split_train_validation(corpus, data_args.validation_fraction, seed), report
     validation, validation_report = load_corpus(data_args, progress=True, source=data_args.validation_data)
     report.merge(validation_report)
     return corpus, validation, report
+
+
+def _check_enough_to_split(corpus, report: CorpusReport, representation: str) -> None:
+    """A validation split needs two rows: say which file has fewer, and what became of its rows."""
+    if len(corpus) < 2:
+        rows = "sentence" if representation == "text" else "molecule"
+        raise SeqVAEError(
+            f"{', '.join(report.sources)}: {len(corpus)} usable {rows} ({report.summary()}); at least 2 are "
+            "needed, one of them held out for validation: add rows, or give validation_data"
+        )
 
 
 def build_corpus_tokenizer(data_args, texts, seed: int = 0):

@@ -95,8 +95,8 @@ def tokenize_sequences(dataset: datasets.Dataset, tokenizer, report: CorpusRepor
     sentences), encoded in batches straight into Arrow.
 
     A corpus of ``CACHE_MIN_ROWS`` rows or more is written to ``~/.cache/seqvae/tokenized``
-    (keyed by its texts and the vocabulary) and read back memory-mapped: training memory does
-    not grow with the corpus, and the next run with the same rows reuses the file.
+    (keyed by all its columns and the vocabulary) and read back memory-mapped: training memory
+    does not grow with the corpus, and the next run with the same rows reuses the file.
 
     Unknown tokens (symbols outside the vocabulary) become ``<unk>``; they are counted into
     ``report`` when one is given.
@@ -104,7 +104,7 @@ def tokenize_sequences(dataset: datasets.Dataset, tokenizer, report: CorpusRepor
     table = arrow_table(dataset)
     folder = None
     if len(table) >= storage.CACHE_MIN_ROWS:
-        folder = cache_root() / "tokenized" / _texts_digest(table["text"], tokenizer.backend_tokenizer.to_str())
+        folder = cache_root() / "tokenized" / _table_digest(table, tokenizer.backend_tokenizer.to_str())
         if (folder / "dataset_info.json").is_file():
             return _counted(datasets.load_from_disk(str(folder)), tokenizer, report)
     texts = table["text"].to_pylist()
@@ -139,14 +139,22 @@ def _counted(encoded: datasets.Dataset, tokenizer, report: CorpusReport | None) 
     return encoded
 
 
-def _texts_digest(texts: pa.ChunkedArray, vocabulary: str) -> str:
-    """A key for a column of texts (its Arrow buffers, in row order) and a vocabulary."""
-    digest = hashlib.sha256(f"{vocabulary}|{len(texts)}|num_tokens".encode())  # the columns' layout too
-    for chunk in texts.chunks:
-        digest.update(f"{chunk.offset}|{len(chunk)}".encode())  # a slice shares its parent's buffers
-        for buffer in chunk.buffers():
-            if buffer is not None:
-                digest.update(buffer)
+def _table_digest(table: pa.Table, vocabulary: str) -> str:
+    """A key for a table (every column's name, type and Arrow buffers, in row order) and a
+    vocabulary.
+
+    The cache entry holds every column of the table, not only the token ids: keyed by the texts
+    alone, a run with attribute columns (``ptb_cvae.yaml``) reused the entry of a run without
+    them (``ptb_vae.yaml``) on the same sentences, and its collator failed on the missing column.
+    """
+    layout = [(field.name, str(field.type)) for field in table.schema]
+    digest = hashlib.sha256(f"{vocabulary}|{len(table)}|{layout}|num_tokens".encode())  # the added columns too
+    for column in table.columns:
+        for chunk in column.chunks:
+            digest.update(f"{chunk.offset}|{len(chunk)}".encode())  # a slice shares its parent's buffers
+            for buffer in chunk.buffers():
+                if buffer is not None:
+                    digest.update(buffer)
     return digest.hexdigest()[:24]
 
 

@@ -16,13 +16,14 @@ import pandas as pd
 import pyarrow as pa
 
 from ..chem import (
+    MAX_SMILES_CHARACTERS,
     molecule_properties,
     property_name,
     to_mol,
 )
 from ..errors import SeqVAEError
-from ..tokenization import REPRESENTATIONS, to_model_text
-from .normalization import normalize_smiles
+from ..tokenization import REPRESENTATIONS, SMILES_REGEX, to_model_text
+from .normalization import normalize_smiles, smiles_too_long
 from .readers import read_columns
 from .report import CorpusReport, SkippedRow
 from .sources import resolve_corpus
@@ -46,6 +47,7 @@ def load_molecules(
     progress: bool = False,
     num_proc: int = 1,
     properties: list[str] | None = None,
+    delimiter: str | None = None,
 ) -> tuple[datasets.Dataset, CorpusReport]:
     """Read a corpus, keep the usable molecules and say what happened to the rest.
 
@@ -65,12 +67,18 @@ def load_molecules(
             ``TPSA``, ``HBD``, ``HBA``, ``rotatable_bonds``, ``rings``; aliases such as ``LogP``
             become these names), always computed. Rows whose value is missing or not a number
             are skipped and counted.
+        delimiter: the field separator of CSV files; detected (comma, tab or semicolon) when
+            ``None``.
 
     Returns:
         A dataset with columns ``smiles`` (as used for training), ``text`` (what the
         tokenizer reads: SMILES or SELFIES) and one column per property, and the
         :class:`CorpusReport`. Checked tables of large files are cached on disk (keyed by
         the file's content and the settings), so a second run skips the RDKit work.
+
+    Rows too long for the model are skipped; those far too long (over twice ``max_length`` in
+    atoms, or over ``MAX_SMILES_CHARACTERS``) are skipped before RDKit reads them, since its
+    time grows with the cube of a molecule's length.
     """
     if representation not in REPRESENTATIONS:
         raise SeqVAEError(f"representation must be one of {', '.join(REPRESENTATIONS)}")
@@ -81,21 +89,25 @@ def load_molecules(
         raise SeqVAEError(f"properties must be distinct and not 'smiles' or 'text', got {properties}")
     tables = []
     for path in paths:
-        values, columns, first_line = read_columns(Path(path), smiles_column, properties)
+        values, columns, first_record, lines = read_columns(Path(path), smiles_column, properties, delimiter)
         computed = [p for p in properties if p not in columns]
         check = _MoleculeCheck(
             canonicalize, keep_largest_fragment, representation, max_length, list(columns), computed
         )
         checked = cached_check(
             Path(path), len(values), lambda: _raw_table(values, columns), check, num_proc, progress,
-            key=f"{smiles_column}|{sorted(columns)}",
+            key=f"{smiles_column}|{sorted(columns)}|delimiter {delimiter!r}",
         )
         names = {(f"property:{p}" if p in columns else p): p for p in properties}
         table = checked.data.table.select(["value", "reason", "smiles", "text", *names]).rename_columns(
             ["value", "reason", "smiles", "text", *names.values()]
         )
-        lines = pa.array(np.arange(first_line, first_line + len(table)))
-        tables.append(table.append_column("file", pa.repeat(str(path), len(table))).append_column("line", lines))
+        records = pa.array(np.arange(first_record, first_record + len(table)))
+        tables.append(
+            table.append_column("file", pa.repeat(str(path), len(table)))
+            .append_column("line", pa.array(lines))
+            .append_column("record", records)
+        )
     kept = _keep_usable(pa.concat_tables(tables), deduplicate, report)
     report.rows_kept = len(kept)
     if report.rows_read == 0:
@@ -140,10 +152,16 @@ def _keep_usable(table: pa.Table, deduplicate: bool, report: CorpusReport) -> pa
             reasons[row] = f"duplicate (of {Path(original['file']).name}:{original['line']})"
     skipped = np.flatnonzero(reasons != "")
     if len(skipped):
-        rows = table.take(skipped).select(["file", "line", "value"]).to_pylist()
+        rows = table.take(skipped).select(["file", "line", "record", "value"]).to_pylist()
         for row, reason in zip(rows, reasons[skipped]):
-            report.add_skipped(SkippedRow(row["file"], row["line"], row["value"].strip(), reason))
+            record = row["record"] if row["record"] != row["line"] else None  # named where they differ
+            report.add_skipped(SkippedRow(row["file"], row["line"], _shown(row["value"].strip()), reason, record))
     return table.filter(pa.array(reasons == ""))
+
+
+def _shown(value: str, limit: int = 200) -> str:
+    """A skipped value as the report shows it: whole, or its beginning and length when very long."""
+    return value if len(value) <= limit else f"{value[:80]}... ({len(value)} characters)"
 
 
 def _warn_about_property_rows(report: CorpusReport) -> None:
@@ -174,6 +192,7 @@ class _MoleculeCheck:
         self.pattern = REPRESENTATIONS[representation]
         self.read = list(read)  # properties read from the file's columns
         self.computed = list(computed)  # built-in properties computed with RDKit
+        self.parse_limits = (PARSE_MARGIN, MAX_SMILES_CHARACTERS)  # in the cache key: a change re-checks
 
     def settings(self) -> str:
         return repr(sorted(vars(self).items()))
@@ -217,6 +236,9 @@ class _MoleculeCheck:
         """-> (smiles, model text, None) for a usable molecule, or (None, None, reason)."""
         if not value:
             return None, None, "empty"
+        too_long = self.too_long_to_parse(value)
+        if too_long:
+            return None, None, f"too long ({too_long})"
         smiles = normalize_smiles(value, self.canonicalize, self.keep_largest_fragment)
         if smiles is None:
             return None, None, "invalid SMILES"
@@ -228,3 +250,40 @@ class _MoleculeCheck:
             if num_tokens > self.max_length:
                 return None, None, f"too long ({num_tokens} tokens > max_length {self.max_length})"
         return smiles, text, None
+
+    def too_long_to_parse(self, value: str) -> str | None:
+        """Why ``value`` is skipped before RDKit reads it, or ``None``.
+
+        Canonicalisation changes a row's token count (it drops ``[H]``, kekulé ``=`` and
+        redundant parentheses, renumbers rings, and ``keep_largest_fragment`` drops fragments),
+        but it never removes an atom, and every atom is at least one token in SMILES and in
+        SELFIES: a row's atoms (of its largest ``.``-separated part when only the largest
+        fragment is kept) are a lower bound of its token count, so no row that would fit is lost.
+        Rows up to twice ``max_length`` atoms are still parsed, so that one a little too long is
+        reported with its exact token count; RDKit reads those in milliseconds.
+        """
+        problem = smiles_too_long(value)
+        if problem or self.max_length is None or len(value) + 2 <= PARSE_MARGIN * self.max_length:
+            return problem  # (characters bound atoms from above: a short row needs no count)
+        atoms = _fewest_atoms(value, self.keep_largest_fragment)
+        if atoms + 2 <= PARSE_MARGIN * self.max_length:
+            return None
+        return f"at least {atoms + 2} tokens > max_length {self.max_length}: {atoms} atoms, not parsed"
+
+
+PARSE_MARGIN = 2  # rows with over PARSE_MARGIN * max_length atoms are skipped unparsed
+_SMILES_TOKEN = re.compile(SMILES_REGEX)
+
+
+def _fewest_atoms(smiles: str, largest_part_only: bool) -> int:
+    """Atoms the model's sequence keeps at least: every atom symbol but a plain ``[H]`` (which
+    canonical SMILES leaves implicit); with ``largest_part_only``, of the ``.``-separated part
+    with most of them."""
+    counts, atoms = [], 0
+    for token in _SMILES_TOKEN.findall(smiles):
+        if token == "." and largest_part_only:
+            counts.append(atoms)
+            atoms = 0
+        elif (token[0].isalpha() or token[0] in "[*") and token != "[H]":
+            atoms += 1
+    return max(counts + [atoms])

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..chem import canonical_smiles, largest_fragment, to_mol
+from ..chem import MAX_SMILES_CHARACTERS, canonical_smiles, largest_fragment, to_mol
+from ..errors import SeqVAEError
 
-__all__ = ["InputNormalization", "normalize_smiles", "normalize_sentence"]
+__all__ = ["InputNormalization", "normalize_smiles", "normalize_sentence", "smiles_too_long"]
 
 
 def normalize_smiles(value: str, canonicalize: bool = True, keep_largest_fragment: bool = False) -> str | None:
@@ -21,12 +22,26 @@ def normalize_smiles(value: str, canonicalize: bool = True, keep_largest_fragmen
     ``keep_largest_fragment`` keeps the fragment with most heavy atoms (canonical SMILES);
     otherwise ``canonicalize`` rewrites the molecule in RDKit canonical form, and without either
     a valid SMILES is kept as written.
+
+    Raises:
+        SeqVAEError: ``value`` is longer than ``MAX_SMILES_CHARACTERS``; it is refused before
+            RDKit parses it, which would take minutes or crash the process.
     """
+    problem = smiles_too_long(value)
+    if problem:
+        raise SeqVAEError(f"the SMILES {value[:40]!r}... is too long ({problem}); shorten or drop it")
     if keep_largest_fragment:
         return largest_fragment(value)
     if canonicalize:
         return canonical_smiles(value)
     return value if to_mol(value) is not None else None
+
+
+def smiles_too_long(value: str) -> str | None:
+    """Why ``value`` is too long for RDKit ("20000 characters > 5000, the most seqvae parses"), or ``None``."""
+    if len(value) <= MAX_SMILES_CHARACTERS:
+        return None
+    return f"{len(value)} characters > {MAX_SMILES_CHARACTERS}, the most seqvae parses"
 
 
 def normalize_sentence(text: str, lowercase: bool = False) -> str:

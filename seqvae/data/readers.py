@@ -6,18 +6,44 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
+import re
+import warnings
+import zlib
 from pathlib import Path
+from typing import NamedTuple
 
 import datasets
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from ..chem import PROPERTIES, property_name, to_mol
 from ..errors import SeqVAEError
 
-__all__ = ["SMILES_COLUMN_NAMES", "check_utf8", "file_kind", "read_smiles_column", "read_columns", "load_csv", "load_quietly", "arrow_table"]
+__all__ = [
+    "SMILES_COLUMN_NAMES", "DELIMITERS", "FileRows", "check_utf8", "check_not_json", "file_kind", "read_smiles_column",
+    "read_columns", "csv_delimiter", "load_csv", "record_lines", "load_quietly", "arrow_table",
+]
 
 
 SMILES_COLUMN_NAMES = ("smiles", "canonical_smiles", "smi", "smile", "molecule", "mol")
+DELIMITERS = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}  # detected: the first three
+BYTE_ORDER_MARK = "\ufeff"  # written first by some Windows editors; read as nothing
+
+
+class FileRows(NamedTuple):
+    """The rows of one corpus file: SMILES, property columns, and where each row starts.
+
+    ``first_record`` is the first row's record number, the row number a spreadsheet shows (the
+    header is record 1); ``lines`` holds each row's first line in the file. They differ after
+    a CSV value that spans lines (a quoted newline).
+    """
+
+    values: list
+    columns: dict[str, list]
+    first_record: int
+    lines: np.ndarray
 
 
 def _open_text(path: Path):
@@ -25,7 +51,8 @@ def _open_text(path: Path):
 
 
 def check_utf8(path: Path) -> int:
-    """Raise a clear error at the first line that is not UTF-8; return the number of lines."""
+    """Raise a clear error at the first line that is not UTF-8 text (or holds a NUL byte, as
+    binary files do); return the number of lines."""
     try:
         with _open_text(path) as handle:
             line_number = 0
@@ -38,14 +65,40 @@ def check_utf8(path: Path) -> int:
                         f"0x{raw[error.start]:02x} at column {error.start + 1}); "
                         "re-save the file as UTF-8"
                     ) from None
-    except (OSError, EOFError, gzip.BadGzipFile) as error:
+                column = raw.find(b"\x00") + 1  # a NUL byte is valid UTF-8, but no text file holds one
+                if column:
+                    raise SeqVAEError(
+                        f"{path}, line {line_number}: a NUL byte (column {column}): this is a binary file, "
+                        "not text; give a .csv, .smi or .txt file"
+                    )
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as error:
         raise SeqVAEError(f"cannot read {path}: {error}; check the file is complete") from None
     return line_number
+
+
+# How a JSON file starts ("{", or "[" then "{", "[", a quote or the line's end); a SMILES never does.
+_JSON_START = re.compile(r'\s*(\{|\[\s*($|[\[{"]))')
+
+
+def check_not_json(path: Path) -> None:
+    """Refuse a JSON (or JSON Lines) file by its content, whatever its name says."""
+    with _open_text(path) as handle:
+        first = next((raw for raw in handle if raw.strip()), b"")
+    if _JSON_START.match(first.decode("utf-8").lstrip(BYTE_ORDER_MARK)):
+        raise SeqVAEError(f"{path} holds JSON, not {_JSON_ADVICE}")
+
+
+_JSON_ADVICE = (
+    "CSV or text: seqvae reads .csv, .smi and .txt files (optionally .gz); convert it first, "
+    "e.g. pandas.read_json(path).to_csv(\"corpus.csv\", index=False)"
+)
 
 
 def file_kind(path: Path) -> str:
     suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
     kind = suffixes[-1] if suffixes else ""
+    if kind in (".json", ".jsonl", ".ndjson"):
+        raise SeqVAEError(f"{path}: unsupported file type {kind}: JSON is not {_JSON_ADVICE}")
     if kind not in (".csv", ".smi", ".txt"):
         raise SeqVAEError(
             f"{path}: unsupported file type {kind or '(none)'}; use .csv, .smi or .txt "
@@ -54,44 +107,56 @@ def file_kind(path: Path) -> str:
     return kind
 
 
-def read_smiles_column(path: Path, smiles_column: str | None = None) -> tuple[list, int]:
+def read_smiles_column(path: Path, smiles_column: str | None = None, delimiter: str | None = None) -> tuple[list, int]:
     """Raw SMILES values of one file and the line number of its first data row."""
-    values, _, first_line = read_columns(path, smiles_column)
-    return values, first_line
+    rows = read_columns(path, smiles_column, delimiter=delimiter)
+    return rows.values, rows.first_record
 
 
 def read_columns(
-    path: Path, smiles_column: str | None = None, properties: list[str] = ()
-) -> tuple[list, dict[str, list], int]:
-    """Raw SMILES, the CSV columns holding ``properties`` and the line of the first data row.
+    path: Path, smiles_column: str | None = None, properties: list[str] = (), delimiter: str | None = None
+) -> FileRows:
+    """Raw SMILES, the CSV columns holding ``properties``, and where each row is in the file.
 
     Built-in properties (``logP``, ``qed``...) are always computed by RDKit, even when the file
     has such a column, so that training targets and the values measured on generated molecules
     follow one definition. Any other name must be a column (matched exactly, else ignoring
-    case); a name that is neither is an error naming both lists.
+    case); a name that is neither is an error naming both lists. ``delimiter`` separates a
+    CSV's fields; detected when ``None`` (see :func:`csv_delimiter`).
     """
     kind = file_kind(path)
     num_lines = check_utf8(path)
     if num_lines == 0:
         raise SeqVAEError(f"{path} is empty: it has no lines; give a file with one molecule per row")
+    check_not_json(path)
     if kind in (".smi", ".txt"):
-        table = load_quietly("text", path)
         # .smi lines are "SMILES [name ...]": the SMILES is the first whitespace-separated field.
-        values = [line.split()[0] if line.strip() else "" for line in table["text"]]
+        values = [line.split()[0] if line.strip() else "" for line in read_lines(path)]
         _check_property_names(path, properties, [])
-        return values, {}, 1
-    table = load_csv(path)
+        return FileRows(values, {}, 1, np.arange(1, len(values) + 1))
+    delimiter = csv_delimiter(path, delimiter)
+    first_record = 2
+    table = load_csv(path, delimiter=delimiter)
     column = _choose_smiles_column(path, table, smiles_column)
     if column is None:  # the file has no header: its first line is data
-        table = load_csv(path, header=None)
+        first_record = 1
+        table = load_csv(path, header=None, delimiter=delimiter)
         column = _choose_smiles_column(path, table, smiles_column)
         if column is None:
             raise SeqVAEError(
                 f"{path}: no SMILES column found (columns: {', '.join(map(str, table.column_names))}); "
                 "name it with smiles_column=NAME"
             )
-        return table[column], _property_columns(path, table, properties, column), 1
-    return table[column], _property_columns(path, table, properties, column), 2
+    lines = record_lines(path, delimiter, num_lines, first_record, len(table))
+    return FileRows(table[column], _property_columns(path, table, properties, column), first_record, lines)
+
+
+def read_lines(path: Path) -> list[str]:
+    """The lines of a text file (one row each), without line ends or a byte-order mark."""
+    lines = load_quietly("text", path, encoding="utf-8-sig")["text"]
+    if lines and lines[0].startswith(BYTE_ORDER_MARK):  # left by a reader that ignored the encoding
+        lines[0] = lines[0][len(BYTE_ORDER_MARK):]
+    return lines
 
 
 def _property_columns(path: Path, table, properties, smiles_column) -> dict[str, list]:
@@ -117,21 +182,105 @@ def _check_property_names(path: Path, properties, columns) -> None:
             )
 
 
-def load_csv(path: Path, header="infer") -> datasets.Dataset:
+def csv_delimiter(path: Path, requested: str | None = None) -> str:
+    """The requested delimiter (one character; ``tab`` or ``\\t`` for a tab), or the one detected.
+
+    Detected: the first of comma, tab and semicolon that splits the file's first records into
+    the same number (two or more) of fields; a comma when none does (a one-column file).
+    """
+    if requested is not None:
+        delimiter = {"tab": "\t", "\\t": "\t"}.get(requested, requested)
+        if len(delimiter) != 1 or delimiter in "\"\r\n":
+            raise SeqVAEError(
+                f"delimiter must be one character (e.g. ',', ';' or tab), got {requested!r}"
+            )
+        return delimiter
+    sample = _head(path)
+    for delimiter in (",", "\t", ";"):
+        records = [record for record in _records(sample, delimiter) if "".join(record).strip()]
+        widths = {len(record) for record in records[:-1] or records}  # the last may be cut short
+        if len(widths) == 1 and widths.pop() > 1:
+            return delimiter
+    return ","
+
+
+def _records(text: str, delimiter: str) -> list[list[str]]:
+    """The CSV records of ``text``; none when a field is over the csv module's size limit."""
+    try:
+        return list(csv.reader(io.StringIO(text), delimiter=delimiter))
+    except csv.Error:  # a field over 128 KiB: this is no table of molecules or sentences
+        return []
+
+
+def _head(path: Path, size: int = 1 << 16, records: int = 50) -> str:
+    """The first whole lines of a file (up to ``size`` bytes and ``records`` lines), as text."""
+    with _open_text(path) as handle:
+        lines = []
+        for raw in handle:
+            lines.append(raw)
+            if len(lines) >= records or sum(map(len, lines)) >= size:
+                break
+    if len(lines) > 1 and not lines[-1].endswith(b"\n"):
+        lines.pop()  # cut short: its field count would be wrong
+    return b"".join(lines).decode("utf-8", errors="replace").lstrip(BYTE_ORDER_MARK)
+
+
+def record_lines(path: Path, delimiter: str, num_lines: int, first_record: int, num_rows: int) -> np.ndarray:
+    """The line on which each of a CSV's ``num_rows`` rows starts (rows from ``first_record``).
+
+    A row is one line unless a quoted value holds a line break; only then is the file read
+    again, record by record, to find where each starts.
+    """
+    lines = np.arange(first_record, first_record + num_rows)
+    if num_lines == first_record - 1 + num_rows:  # one line per record
+        return lines
+    starts, line = [], 1
+    with _open_text(path) as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        try:
+            for _ in reader:
+                starts.append(line)
+                line = reader.line_num + 1
+        except csv.Error:  # a field over the csv module's size limit: keep the record numbers
+            return lines
+    found = starts[first_record - 1 : first_record - 1 + num_rows]
+    return np.array(found) if len(found) == num_rows else lines
+
+
+def load_csv(path: Path, header="infer", delimiter: str | None = None) -> datasets.Dataset:
+    """A CSV file's rows, every value as text; ``delimiter`` is detected when ``None``."""
+    delimiter = csv_delimiter(path, delimiter)
     try:
         # Every column is read as text: pandas reads in chunks of 10,000 rows and would fix a
         # column's type from the first chunk, rejecting the file when a later value differs
         # ("2.5" in a column of integers, "n/a" among numbers). Numbers are parsed row by row
         # later, so a bad value skips one row. Blank lines become empty rows (not skipped), so
         # line numbers stay true; "n/a" or "NA" stay as written, so the report shows them.
-        text_columns = {index: str for index in range(_count_columns(path))}
-        table = load_quietly(
-            "csv", path, header=header, skip_blank_lines=False, keep_default_na=False, converters=text_columns
-        )
+        # index_col=False: a first row with more fields than the header would otherwise have its
+        # first field taken as an index, and every column read one place to the right.
+        text_columns = {index: str for index in range(_count_columns(path, delimiter))}
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)  # that first row: an error as later ones are
+            table = load_quietly(
+                "csv", path, header=header, sep=delimiter, encoding="utf-8-sig", skip_blank_lines=False,
+                keep_default_na=False, converters=text_columns, index_col=False,
+            )
     except Exception as error:  # pandas' parser errors come in several types
-        if header == "infer" and _count_lines(path) == 1:  # datasets refuses a header-only file
+        cause = error.__cause__ or error
+        if isinstance(cause, pd.errors.ParserWarning):
+            raise SeqVAEError(
+                f"{path}, line 2: more fields than the header has; quote values that hold the delimiter "
+                f"({DELIMITERS.get(delimiter, repr(delimiter))}), or set delimiter if it is another"
+            ) from None
+        lines = _count_lines(path)
+        if lines == 0:
+            raise SeqVAEError(f"{path} holds only blank lines; give a file with one row per line") from None
+        if header == "infer" and lines == 1:  # datasets refuses a header-only file
             raise SeqVAEError(f"{path} has a header line but no rows; add molecules below the header") from None
-        raise SeqVAEError(f"{path}: cannot parse as CSV ({error.__cause__ or error})") from None
+        raise SeqVAEError(
+            f"{path}: cannot parse as CSV with the delimiter {DELIMITERS.get(delimiter, repr(delimiter))} "
+            f"({' '.join(str(cause).split())}); set delimiter if it is another"
+        ) from None
     if len(table) == 0:
         raise SeqVAEError(f"{path} has a header line but no rows; add molecules below the header")
     return table
@@ -143,25 +292,29 @@ def _count_lines(path: Path) -> int:
         return sum(1 for raw in handle if raw.strip())
 
 
-def _count_columns(path: Path) -> int:
+def _count_columns(path: Path, delimiter: str) -> int:
     """Fields in the first non-empty line of a CSV file."""
     with _open_text(path) as handle:
         for raw in handle:
             line = raw.decode("utf-8").strip()
             if line:
-                return len(next(csv.reader([line])))
+                return len(next(iter(_records(line, delimiter)), line.split(delimiter)))
     return 1
 
 
 def load_quietly(builder: str, path: Path, **options) -> datasets.Dataset:
-    """``datasets.load_dataset`` for one local file, in memory, without its progress bars."""
+    """``datasets.load_dataset`` for one local file, in memory, without its progress bars (or its
+    log line on a parse failure: the caller turns that into one clear error)."""
     bars_were_enabled = datasets.is_progress_bar_enabled()
+    verbosity = datasets.logging.get_verbosity()
     datasets.disable_progress_bars()
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)
     try:
         return datasets.load_dataset(
             builder, data_files=str(path), split="train", keep_in_memory=True, **options
         )
     finally:
+        datasets.logging.set_verbosity(verbosity)
         if bars_were_enabled:
             datasets.enable_progress_bars()
 

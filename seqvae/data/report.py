@@ -19,12 +19,18 @@ __all__ = ["SkippedRow", "CorpusReport", "rows_of_unknown_tokens", "rows_with_un
 
 @dataclass
 class SkippedRow:
-    """One row left out of the corpus, and why."""
+    """One row left out of the corpus, and why.
+
+    ``line`` is the line the row starts on. ``record`` is set where it differs: after a CSV
+    value holding a line break, it is the row's record number, the row number a spreadsheet
+    shows (the header is record 1).
+    """
 
     file: str
     line: int
     value: str
     reason: str
+    record: int | None = None
 
     @property
     def reason_kind(self) -> str:
@@ -82,7 +88,8 @@ class CorpusReport:
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = asdict(self)
         payload["skipped"] = [
-            {"file": r.file, "line": r.line, "value": r.value, "reason": r.reason}
+            {"file": r.file, "line": r.line, **({"record": r.record} if r.record is not None else {}),
+             "value": r.value, "reason": r.reason}
             for r in self.skipped
         ]
         path.write_text(json.dumps(payload, indent=1))

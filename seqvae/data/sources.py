@@ -101,12 +101,27 @@ def resolve_corpus(source: str | os.PathLike, data_dir: str | os.PathLike | None
     if name in NAMED_CORPORA and not Path(text).exists():
         return [_named_corpus_file(name, split or "train", data_dir)]
     path = Path(text).expanduser()
+    if path.is_dir():
+        raise SeqVAEError(f"{path} is a directory; {_corpus_files_hint(path)}")
     if not path.is_file():
         raise SeqVAEError(
             f"corpus file not found: {path}. Give the path of a .csv/.csv.gz/.smi/.txt file, "
             f"or a named corpus: bundled, {', '.join(NAMED_CORPORA)}"
         )
     return [path]
+
+
+def _corpus_files_hint(folder: Path) -> str:
+    """What to give instead of a folder: the corpus files in it, or the kinds of file read."""
+    suffixes = (".csv", ".smi", ".txt")
+    try:
+        files = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name.removesuffix(".gz").endswith(suffixes))
+    except OSError:  # an unreadable folder: the general advice
+        files = []
+    if not files:
+        return "give the path of a .csv/.csv.gz/.smi/.txt file, or data_dir for a named corpus's folder"
+    listed = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+    return f"give one of its files (e.g. data={folder / files[0]}); it holds {listed}"
 
 
 def _named_corpus_file(name: str, split: str, data_dir) -> Path:

@@ -36,8 +36,9 @@ def cached_check(path: Path, num_rows: int, make_raw, check, num_proc: int, prog
     """Run ``check`` over a file's ``num_rows`` rows (``make_raw()``), reusing a saved result for the same
     content and settings (then the raw table is never built).
 
-    The cache key covers the file's bytes, the check settings, ``key`` (the columns read) and
-    the seqvae and RDKit versions (canonical SMILES and properties may change between them).
+    The cache key covers the file's bytes, the check settings, ``key`` (the columns read, the
+    delimiter) and the seqvae and RDKit versions (canonical SMILES and properties may change
+    between them).
     """
     desc = f"checking {path.name}"
     if num_rows < CACHE_MIN_ROWS:

@@ -10,11 +10,12 @@ import re
 from pathlib import Path
 
 import datasets
+import numpy as np
 
 from ..errors import SeqVAEError
 from .attributes import reads_as_number, text_attribute
 from .normalization import normalize_sentence
-from .readers import check_utf8, file_kind, load_csv, load_quietly
+from .readers import check_not_json, check_utf8, csv_delimiter, file_kind, load_csv, read_lines, record_lines
 from .report import CorpusReport, SkippedRow
 from .sources import resolve_corpus
 
@@ -33,6 +34,7 @@ def load_texts(
     attributes: list[str] = (),
     attribute_rules: dict[str, str] | None = None,
     categorical_attributes: list[str] = (),
+    delimiter: str | None = None,
 ) -> tuple[datasets.Dataset, CorpusReport]:
     """Read sentences, one per row, with their attributes, and say what was left out.
 
@@ -50,6 +52,8 @@ def load_texts(
         attribute_rules: ``{name: rule}``, e.g. ``{"length": "words", "money": "contains:$"}``.
         categorical_attributes: columns read as labels even when they look like numbers; a
             column none of whose values is a number is read as labels anyway.
+        delimiter: the field separator of CSV files; detected (comma, tab or semicolon) when
+            ``None``.
 
     Returns:
         A dataset with columns ``text``, ``file`` and ``line`` (where each sentence came
@@ -65,22 +69,23 @@ def load_texts(
         tables = [_hub_texts(name, split, text_column, columns)]
     else:
         paths = source if isinstance(source, list) else resolve_corpus(source, data_dir)
-        tables = [_file_texts(Path(path), text_column, columns) for path in paths]
+        tables = [_file_texts(Path(path), text_column, columns, delimiter) for path in paths]
     categorical = set(categorical_attributes) | _label_columns(tables, columns)
-    report = CorpusReport(sources=[name for name, _, _, _ in tables])
+    report = CorpusReport(sources=[name for name, *_ in tables])
     kept = {"text": [], "file": [], "line": [], **{name: [] for name in columns}}
-    for name, values, attribute_values, first_line in tables:
+    for name, values, attribute_values, lines, first_record in tables:
         for offset, value in enumerate(values):
             report.rows_read += 1
-            line = first_line + offset
+            line, record = int(lines[offset]), first_record + offset
+            record = record if record != line else None  # named where they differ
             sentence = normalize_sentence(value, lowercase)
             if not sentence:
-                report.add_skipped(SkippedRow(name, line, "", "empty line"))
+                report.add_skipped(SkippedRow(name, line, "", "empty line", record))
                 continue
             cells = {column: _attribute_value(attribute_values[column][offset], column in categorical) for column in columns}
             problem = next((reason for _, reason in cells.values() if reason), "")
             if problem:
-                report.add_skipped(SkippedRow(name, line, sentence[:80], problem))
+                report.add_skipped(SkippedRow(name, line, sentence[:80], problem, record))
                 continue
             kept["text"].append(sentence)
             kept["file"].append(name)
@@ -103,7 +108,7 @@ def _label_columns(tables, columns: list[str]) -> set[str]:
     """The attribute columns none of whose values reads as a number: labels."""
     return {
         column for column in columns
-        if not any(reads_as_number(value) for _, _, found, _ in tables for value in found[column])
+        if not any(reads_as_number(value) for _, _, found, *_ in tables for value in found[column])
     }
 
 
@@ -117,13 +122,15 @@ def _attribute_value(cell, categorical: bool) -> tuple[object, str]:
     return float(text), ""
 
 
-def _file_texts(path: Path, text_column: str | None, columns: list[str] = ()) -> tuple[str, list, dict, int]:
-    """``(file name, sentences, {attribute column: values}, line number of the first)`` of one
-    text or CSV file."""
+def _file_texts(
+    path: Path, text_column: str | None, columns: list[str] = (), delimiter: str | None = None
+) -> tuple[str, list, dict, np.ndarray, int]:
+    """``(file name, sentences, {attribute column: values}, the line of each, the record number
+    of the first)`` of one text or CSV file."""
     kind = file_kind(path)
     if kind == ".smi":
         raise SeqVAEError(f"{path}: a .smi file holds molecules; give sentences as .txt or .csv")
-    check_utf8(path)
+    num_lines = check_utf8(path)
     if kind == ".txt":
         if text_column is not None:
             raise SeqVAEError(f"{path}: text_column={text_column!r} is for CSV files; a .txt file has one sentence per line")
@@ -132,9 +139,14 @@ def _file_texts(path: Path, text_column: str | None, columns: list[str] = ()) ->
                 f"{path}: a .txt file has no columns, so it cannot give the attribute(s) {', '.join(columns)}; "
                 "use a CSV with those columns, or compute them from the text with attribute_rules (words, contains:TOKEN)"
             )
-        return str(path), load_quietly("text", path)["text"], {}, 1
-    table = load_csv(path)
-    return str(path), table[_choose_text_column(str(path), table, text_column)], _attribute_columns(str(path), table, columns), 2
+        sentences = read_lines(path)
+        return str(path), sentences, {}, np.arange(1, len(sentences) + 1), 1
+    check_not_json(path)
+    delimiter = csv_delimiter(path, delimiter)
+    table = load_csv(path, delimiter=delimiter)
+    sentences = table[_choose_text_column(str(path), table, text_column)]
+    lines = record_lines(path, delimiter, num_lines, 2, len(table))
+    return str(path), sentences, _attribute_columns(str(path), table, columns), lines, 2
 
 
 def _attribute_columns(where: str, table: datasets.Dataset, columns: list[str]) -> dict[str, list]:
@@ -162,7 +174,7 @@ def _hub_name_and_split(text: str, default_split: str) -> tuple[str, str]:
     return text, default_split
 
 
-def _hub_texts(name: str, split: str, text_column: str | None, columns: list[str] = ()) -> tuple[str, list, dict, int]:
+def _hub_texts(name: str, split: str, text_column: str | None, columns: list[str] = ()) -> tuple[str, list, dict, np.ndarray, int]:
     try:
         table = datasets.load_dataset(name, split=split)
     except Exception as error:  # network, missing dataset, unknown split: all come as different types
@@ -171,7 +183,8 @@ def _hub_texts(name: str, split: str, text_column: str | None, columns: list[str
             "check the name and split (hub_split), your connection, or download it and give its path"
         ) from None
     where = f"hub:{name}"
-    return f"{where}[{split}]", table[_choose_text_column(where, table, text_column)], _attribute_columns(where, table, columns), 0
+    sentences = table[_choose_text_column(where, table, text_column)]
+    return f"{where}[{split}]", sentences, _attribute_columns(where, table, columns), np.arange(len(sentences)), 0
 
 
 def _choose_text_column(where: str, table: datasets.Dataset, requested: str | None) -> str:

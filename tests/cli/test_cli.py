@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from seqvae.cli import main
+from tests.support import assert_user_error, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_TRAIN = [
@@ -30,23 +31,6 @@ TINY_TRAIN = [
 
 
 pytestmark = pytest.mark.usefixtures("restore_logging")
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    status = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
-
-
-def assert_user_error(status: int, out: str, err: str, *fragments: str) -> str:
-    """Exit status 2, exactly one ``error:`` line naming every fragment, no traceback."""
-    assert status == 2
-    assert "Traceback" not in err and "Traceback" not in out
-    errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, err
-    for fragment in fragments:
-        assert fragment in errors[0], (fragment, errors[0])
-    return errors[0]
 
 
 # ------------------------------------------------------------------------------ user errors

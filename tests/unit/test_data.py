@@ -538,3 +538,48 @@ def test_rows_with_unknown_and_the_column_count_agree_with_the_list_count():
     report.count_unknown_in(encoded, tokenizer.unk_token_id)
     expected = count_unknown(tokenizer(texts)["input_ids"], tokenizer.unk_token_id)
     assert (report.unknown_token_sequences, report.unknown_tokens) == (expected.sequences, expected.tokens) == (2, 3)
+
+
+def test_the_tokenised_cache_is_keyed_by_every_column_not_only_the_texts(monkeypatch, tmp_path):
+    # Keyed by the texts alone, a run with attribute columns reused the entry of a run without
+    # them (recipes/ptb_vae.yaml, then ptb_cvae.yaml) and its collator failed: KeyError: 'money'.
+    monkeypatch.setenv("SEQVAE_CACHE", str(tmp_path))
+    monkeypatch.setattr(storage, "CACHE_MIN_ROWS", 3)
+    texts = ["the cat sat", "a $ N deal", "the dog ran", "paid $ N"]
+    tokenizer = build_text_tokenizer(texts, "word")
+    plain = tokenize_sequences(datasets.Dataset.from_dict({"text": texts}), tokenizer)
+    labelled = tokenize_sequences(datasets.Dataset.from_dict({"text": texts, "money": [0.0, 1.0, 0.0, 1.0]}), tokenizer)
+    relabelled = tokenize_sequences(datasets.Dataset.from_dict({"text": texts, "money": [1.0, 1.0, 0.0, 1.0]}), tokenizer)
+    files = {result.cache_files[0]["filename"] for result in (plain, labelled, relabelled)}
+    assert len(files) == 3 and all(Path(f).is_relative_to(tmp_path / "tokenized") for f in files)
+    assert (plain.column_names, labelled["money"], relabelled["money"]) == (
+        ["text", "input_ids", "num_tokens"], [0.0, 1.0, 0.0, 1.0], [1.0, 1.0, 0.0, 1.0]
+    )
+    again = tokenize_sequences(datasets.Dataset.from_dict({"text": texts, "money": [0.0, 1.0, 0.0, 1.0]}), tokenizer)
+    assert again.cache_files[0]["filename"] == labelled.cache_files[0]["filename"]  # the same table: reused
+
+
+@pytest.mark.parametrize(
+    "content, delimiter",
+    [
+        ("smiles;name\nCCO;a\nCCN;b\n", None),
+        ("smiles\tname\nCCO\ta, b\nCCN\tc\n", None),
+        ("smiles|name\nCCO|a\nCCN|b\n", "|"),
+        ("smiles\tname\nCCO\ta\nCCN\tb\n", "\\t"),
+    ],
+    ids=["semicolon_detected", "tab_detected", "pipe_given", "tab_given_as_backslash_t"],
+)
+def test_csv_delimiters_are_detected_or_taken_from_the_data_settings(write_file, content, delimiter):
+    from seqvae.arguments import DataArguments
+    from seqvae.data.corpus import load_corpus
+
+    path = write_file("mols.csv", content)
+    molecules, report = load_corpus(DataArguments(data=str(path), delimiter=delimiter))
+    assert list(molecules["smiles"]) == ["CCO", "CCN"] and report.skipped == []
+
+
+def test_a_semicolon_file_read_with_commas_names_the_delimiter(write_file):
+    path = write_file("mols.csv", "smiles;logP\nCCO;1,5\nCCN;2,5;x,y\n")
+    with pytest.raises(SeqVAEError) as info:
+        load_molecules(path, delimiter=",")
+    assert str(path) in str(info.value) and "delimiter comma" in str(info.value)

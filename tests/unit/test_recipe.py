@@ -149,7 +149,7 @@ def test_overrides_win_over_the_file(tmp_path):
 
 
 def test_overrides_are_checked_like_the_file():
-    with pytest.raises(SeqVAEError, match="command line: key 'max_steps' expects int"):
+    with pytest.raises(SeqVAEError, match="override: key .max_steps. expects int"):
         load_recipe(None, {"max_steps": "abc"})
     with pytest.raises(SeqVAEError, match="unknown key 'latent_dims'; did you mean latent_dim"):
         load_recipe(None, {"latent_dims": 8})
