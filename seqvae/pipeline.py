@@ -276,7 +276,7 @@ def load(run_dir: str | Path, device: str | None = None) -> SeqVAEPipeline:
             f"{folder} is not a complete seqvae model folder: missing {', '.join(missing)}. "
             "Point to the output_dir of a finished run, or to one of its checkpoint-* folders"
         )
-    damage = runs.weights_problem(folder / runs.WEIGHTS)  # before torch reads it: one line, not a traceback
+    damage = runs.model_folder_problem(folder)  # before transformers reads it: one line, not a traceback
     if damage:
         raise SeqVAEError(
             f"cannot load the model in {folder}: {damage}. A diverged run or a damaged copy: load one of the run's "

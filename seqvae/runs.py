@@ -63,6 +63,7 @@ __all__ = [
     "write_atomically",
     "publish_folder",
     "weights_problem",
+    "model_folder_problem",
     "checkpoint_problem",
     "run_lock",
     "LOCK",
@@ -207,6 +208,21 @@ def missing_model_files(folder: str | Path) -> list[str]:
 def is_model_folder(folder: str | Path) -> bool:
     """A folder holding a model's config (complete or not: :func:`missing_model_files` says)."""
     return (Path(folder) / CONFIG).is_file()
+
+
+def model_folder_problem(folder: str | Path) -> str | None:
+    """What is damaged in a model folder (a JSON file that does not parse, truncated or
+    non-finite weights), naming the file; ``None`` when it can be loaded."""
+    folder = Path(folder)
+    for name in (CONFIG, TOKENIZER, "tokenizer_config.json", "special_tokens_map.json"):
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            return f"{name} is damaged ({'an empty file' if path.stat().st_size == 0 else 'not JSON'})"
+    return weights_problem(folder / WEIGHTS)
 
 
 def weights_problem(path: str | Path) -> str | None:

@@ -166,6 +166,14 @@ def test_a_garbage_header_is_named_on_load(trained_run, tmp_path):
         seqvae.load(run_dir)
 
 
+@pytest.mark.parametrize("name", ["config.json", "tokenizer_config.json", "tokenizer.json"])
+def test_an_empty_json_file_of_the_model_folder_is_named_on_load(trained_run, tmp_path, name):
+    run_dir = _copy_run(trained_run.output_dir, tmp_path / "run")
+    (run_dir / name).write_text("")  # killed while writing it
+    with pytest.raises(SeqVAEError, match=f"{name} is damaged \\(an empty file\\)"):
+        seqvae.load(run_dir)
+
+
 # ---------------------------------------------------------------- one run per folder, paths
 
 
