@@ -433,7 +433,6 @@ def _train(args, data_args, model_kwargs, training_kwargs, evaluation_args, resu
     if guard.diverged:
         _end_diverged(trainer, guard, output_dir)
     _save_final_model(trainer, output_dir)
-    runs.write_training_args(output_dir, args)
     return TrainingRun(
         output_dir=output_dir,
         model=trainer.model,
@@ -455,7 +454,9 @@ def _save_final_model(trainer: SeqVAETrainer, output_dir: Path) -> None:
     staging = output_dir / runs.STAGING
     shutil.rmtree(staging, ignore_errors=True)
     trainer.save_model(str(staging))
+    (staging / runs.PICKLED_TRAINING_ARGS).unlink(missing_ok=True)  # run folders keep JSON only
     runs.publish_folder(staging, output_dir)
+    runs.write_training_args(output_dir, trainer.args)
 
 
 def _end_diverged(trainer: SeqVAETrainer, guard: NonFiniteGuard, output_dir: Path) -> None:
@@ -469,7 +470,7 @@ def _end_diverged(trainer: SeqVAETrainer, guard: NonFiniteGuard, output_dir: Pat
         kept = f"the last finite checkpoint is {checkpoint}" if checkpoint else "no finite checkpoint was written"
     raise SeqVAEError(
         f"training diverged at step {step}: {guard.diverged}; {kept}. Lower learning_rate "
-        "(or raise max_grad_norm's clipping) and train again"
+        "(or max_grad_norm) and train again"
     )
 
 
