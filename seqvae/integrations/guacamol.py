@@ -6,7 +6,8 @@
     generator.generate(10_000)       # exactly 10,000 SMILES from the prior, invalid ones included
     assess_distribution_learning("runs/x", "guacamol_v1_train.smiles", "guacamol.json")
 
-GuacaMol is an optional extra (``pip install guacamol``) and is imported only when it is used,
+GuacaMol is optional (``pip install "seqvae[guacamol]" && pip install --no-deps guacamol==0.5.5``:
+its own requirements would replace RDKit) and is imported only when it is used,
 never when this module is imported. Its generator interface,
 ``DistributionMatchingGenerator``, is an abstract base class whose one method is
 ``generate(self, number_samples: int) -> List[str]``; this adapter implements that method and,
@@ -213,11 +214,58 @@ def _register_with_guacamol() -> bool:
 
 
 def _import_guacamol_assessment():
+    """GuacaMol's assessment module, made to run on current SciPy and FCD (see
+    :func:`_patch_for_current_dependencies`)."""
     try:
+        _patch_for_current_dependencies()
         import guacamol.assess_distribution_learning as assessment
     except ImportError as error:
         raise SeqVAEError(
-            f"the GuacaMol benchmarks need the guacamol package, which cannot be imported ({error}); "
-            "install it with `pip install guacamol`"
+            f"the GuacaMol benchmarks need the guacamol package, which cannot be imported ({error}); install it "
+            f"with `{GUACAMOL_INSTALL}` (--no-deps: its rdkit-pypi requirement would replace your RDKit)"
         ) from None
+    try:
+        import guacamol.standard_benchmarks as standard_benchmarks
+    except ImportError:
+        return assessment  # a GuacaMol without this module builds no FCD benchmark to fix
+    standard_benchmarks.FrechetBenchmark = _frechet_benchmark_class()
     return assessment
+
+
+# GuacaMol 0.5.5 (its last release) requires rdkit-pypi, which would overwrite a current RDKit, and
+# FCD >= 1.1; the `guacamol` extra installs FCD and joblib, this installs GuacaMol itself.
+GUACAMOL_INSTALL = 'pip install "seqvae[guacamol]" && pip install --no-deps guacamol==0.5.5'
+CHEMNET_FILE = "ChemNet_v0.13_pretrained.pt"  # the name FCD >= 1.2 ships its ChemNet under
+
+
+def _patch_for_current_dependencies() -> None:
+    """GuacaMol imports ``scipy.histogram``, an alias of ``numpy.histogram`` that SciPy removed:
+    give SciPy the alias back (the same function) before GuacaMol is imported."""
+    import numpy
+    import scipy
+
+    if not hasattr(scipy, "histogram"):
+        scipy.histogram = numpy.histogram
+
+
+def _frechet_benchmark_class():
+    """GuacaMol's FCD benchmark asks FCD for ``ChemNet_v0.13_pretrained.h5``; FCD >= 1.2 ships
+    the same network as ``.pt`` (BenevolentAI/guacamol#30). A subclass that asks for the file FCD
+    has; unchanged when FCD still ships the ``.h5``."""
+    import pkgutil
+
+    from guacamol.frechet_benchmark import FrechetBenchmark
+
+    default = FrechetBenchmark.__init__.__defaults__[0]
+    try:
+        has_default = pkgutil.get_data("fcd", default) is not None
+    except OSError:
+        has_default = False
+    if has_default:
+        return FrechetBenchmark
+
+    class FrechetBenchmarkWithCurrentFCD(FrechetBenchmark):
+        def __init__(self, training_set, chemnet_model_filename=CHEMNET_FILE, sample_size=10000):
+            super().__init__(training_set, chemnet_model_filename=chemnet_model_filename, sample_size=sample_size)
+
+    return FrechetBenchmarkWithCurrentFCD
