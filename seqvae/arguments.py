@@ -53,6 +53,10 @@ class DataArguments:
         representation: ``smiles``, ``selfies`` or ``text``.
         canonicalize: rewrite SMILES in RDKit canonical form.
         keep_largest_fragment: drop counter-ions and solvents.
+        standardize: standardise each molecule with RDKit's ``rdMolStandardize``: largest
+            fragment, uncharge (neutralise), canonical tautomer, then canonical SMILES; the
+            changes are counted in ``data_report.json`` and inputs are read the same way at
+            inference. Turn it on for your own files (assay exports hold salts and charge states).
         deduplicate: skip repeated molecules.
         max_length: longest sequence in tokens (``<bos>``/``<eos>`` included); longer rows are
             skipped and reported.
@@ -86,6 +90,11 @@ class DataArguments:
     representation: str = "smiles"
     canonicalize: bool = True
     keep_largest_fragment: bool = False
+    # Off by default: a run saved before this key existed (and a Hub model without a recipe) reads
+    # it as this default at inference, so True would silently change how those models read their
+    # inputs; the named corpora (MOSES, ZINC250k) must stay as published for their benchmarks;
+    # and the canonical tautomer changes chemistry (and costs ~1.5 ms a molecule) a user should choose.
+    standardize: bool = False
     deduplicate: bool = True
     max_length: int = 100
     validation_fraction: float = 0.05

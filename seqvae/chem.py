@@ -23,6 +23,9 @@ __all__ = [
     "canonical_smiles",
     "is_valid",
     "largest_fragment",
+    "STANDARDIZATION_STEPS",
+    "standardize_mol",
+    "inchikey",
     "MolecularProperty",
     "PROPERTIES",
     "property_name",
@@ -85,6 +88,63 @@ def largest_fragment(smiles: str) -> str | None:
     fragments = Chem.GetMolFrags(mol, asMols=True)
     biggest = max(fragments, key=lambda fragment: fragment.GetNumHeavyAtoms())
     return Chem.MolToSmiles(biggest)
+
+
+# What each standardisation step changes, named as data_report.json counts them.
+STANDARDIZATION_STEPS = ("salts_stripped", "charges_neutralised", "tautomers_changed")
+
+
+@functools.lru_cache(maxsize=1)
+def _standardizers():
+    """RDKit's fragment chooser, uncharger and tautomer enumerator, built once per process
+    (module-level, not on a picklable object: they cannot be pickled to worker processes)."""
+    from rdkit.Chem.MolStandardize import rdMolStandardize
+
+    params = rdMolStandardize.CleanupParameters()
+    # Heavy atoms decide the largest fragment, as in largest_fragment() and the token bounds.
+    params.largestFragmentChooserCountHeavyAtomsOnly = True
+    # RDKit's defaults drop every stereocentre next to a tautomeric site (an amino acid's alpha
+    # carbon, an enone's E/Z bond) even when the canonical tautomer keeps it: keep real stereo.
+    params.tautomerRemoveSp3Stereo = False
+    params.tautomerRemoveBondStereo = False
+    return (
+        rdMolStandardize.LargestFragmentChooser(params),
+        rdMolStandardize.Uncharger(),
+        rdMolStandardize.TautomerEnumerator(params),
+    )
+
+
+def standardize_mol(mol: Chem.Mol) -> tuple[Chem.Mol, frozenset[str]]:
+    """``mol`` standardised with RDKit's ``rdMolStandardize``: largest fragment (salts and
+    solvents stripped), uncharged (neutralised where a hydrogen can be added or removed),
+    canonical tautomer; in that order. Also returns the steps (of :data:`STANDARDIZATION_STEPS`)
+    that changed the molecule, so that a corpus report can count them."""
+    chooser, uncharger, tautomers = _standardizers()
+    changes = set()
+    with without_rdkit_log():  # tautomer enumeration warns on molecules with very many tautomers
+        if len(Chem.GetMolFrags(mol)) > 1:
+            mol = chooser.choose(mol)
+            changes.add("salts_stripped")
+        before = Chem.MolToSmiles(mol)
+        mol = uncharger.uncharge(mol)
+        neutral = Chem.MolToSmiles(mol)
+        if neutral != before:
+            changes.add("charges_neutralised")
+        mol = tautomers.Canonicalize(mol)
+        if Chem.MolToSmiles(mol) != neutral:
+            changes.add("tautomers_changed")
+    return mol, frozenset(changes)
+
+
+def inchikey(molecule: str | Chem.Mol | None) -> str | None:
+    """The standard InChIKey of a SMILES (or RDKit molecule); ``None`` when it is not a valid
+    molecule or InChI cannot describe it."""
+    mol = to_mol(molecule) if not isinstance(molecule, Chem.Mol) else molecule
+    if mol is None or mol.GetNumAtoms() == 0:
+        return None
+    with without_rdkit_log():  # InChI warns (to stderr) about e.g. unusual valences
+        key = Chem.MolToInchiKey(mol)
+    return key or None
 
 
 # ------------------------------------------------------------------------------ properties

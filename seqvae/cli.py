@@ -4,6 +4,10 @@
     seqvae sample --model runs/x --num_samples 1000 [--temperature 1.0] [--output samples.csv]
     seqvae sample --model runs/cvae --num_samples 500 --condition logP=2.5 --condition qed=0.8 [--rerank 4]
     seqvae encode --model runs/x --input mols.csv --output latents.npy [--on_invalid skip|flag|error]
+    seqvae encode --model runs/x --input mols.csv --output latents.csv   # line, id, smiles, valid, z0..
+    seqvae score --model runs/x --input mols.csv --output scored.csv
+    seqvae sample --model runs/x --num_samples 1000 --filter lipinski --filter pains --filter "sa<4.5"
+    seqvae decorate --model zinc250k --scaffold "c1ccc(*)cc1" --num_samples 100 [--condition logP=2.5] [--output file.csv]
     seqvae interpolate --model runs/x --start "CCO" --end "c1ccccc1O" --steps 8
     seqvae evaluate --samples samples.csv --reference test.csv [--train train.csv] [--output metrics.json]
     seqvae evaluate --model runs/x --num_samples 30000 --reference moses:test --scaffold_reference moses:test_scaffolds
@@ -123,6 +127,11 @@ class Sample(Subcommand):
         parser.add_argument(
             "--rerank", type=int, default=1, help="draw K times as many and keep the best by the property head"
         )
+        parser.add_argument(
+            "--filter", action="append", default=[], metavar="NAME",
+            help="molecule filter adding passes / failed_filters columns (repeat for several): lipinski, veber, "
+            "pains, mcf, moses, or a threshold such as sa<4.5, qed>0.5, logP<5 (quote it: the shell reads < and >)",
+        )
         _add_decoding_options(parser, "sample")
 
     @classmethod
@@ -133,6 +142,10 @@ class Sample(Subcommand):
         if args.output:
             _check_output(args.output, "--output")  # now, not after all the sampling
         condition = parse_condition_text(args.condition)
+        if args.filter:
+            from .filters import check_filters
+
+            check_filters(args.filter)  # before the model loads
         vae = load(args.model)
         frame = vae.sample_frame(
             args.num_samples,
@@ -142,6 +155,7 @@ class Sample(Subcommand):
             batch_size=args.batch_size,
             progress=True,
             mols=False,
+            filters=args.filter,
             **_decoding_options(args),
         )
         if args.output:
@@ -149,7 +163,12 @@ class Sample(Subcommand):
             print(f"wrote {len(frame)} samples to {args.output}")
         else:
             print(frame.to_csv(index=False), end="")
-        print(_sample_summary(frame), file=sys.stderr if not args.output else sys.stdout)
+        summary = sys.stderr if not args.output else sys.stdout  # stdout holds the CSV when there is no --output
+        print(_sample_summary(frame), file=summary)
+        if args.filter:
+            from .filters import format_pass_rates
+
+            print(format_pass_rates(frame.attrs["pass_rates"]), file=summary)
         return 0
 
 
@@ -172,16 +191,27 @@ def _sample_summary(frame) -> str:
     return "; ".join(parts)
 
 
+def _add_molecule_file_arguments(parser, output_help: str) -> None:
+    """The options of the subcommands that read a file of molecules with a model and write one
+    row per input row (encode, score)."""
+    parser.add_argument("--model", required=True, help=MODEL_HELP)
+    parser.add_argument("--input", required=True, help=".csv/.smi/.txt file of molecules")
+    parser.add_argument("--output", required=True, help=output_help)
+    parser.add_argument("--smiles_column", help="CSV column with SMILES (detected if omitted)")
+    parser.add_argument("--id_column", help="CSV column of row ids copied to a table output (default: id, name...)")
+
+
 class Encode(Subcommand):
     name = "encode"
-    help = "write posterior means of the molecules in a file as a .npy array"
+    help = "write posterior means of the molecules in a file: a .npy array, or a .csv/.parquet table with each row's line"
 
     @classmethod
     def add_arguments(cls, parser):
-        parser.add_argument("--model", required=True, help=MODEL_HELP)
-        parser.add_argument("--input", required=True, help=".csv/.smi/.txt file of molecules")
-        parser.add_argument("--smiles_column", help="CSV column with SMILES (detected if omitted)")
-        parser.add_argument("--output", required=True, help="output .npy file [N, latent_dim]")
+        _add_molecule_file_arguments(
+            parser,
+            output_help="output .npy file [N, latent_dim]; or .csv / .parquet: a table of line, the id column, "
+            "smiles, valid and z0..z{latent_dim-1}, one row per input row",
+        )
         parser.add_argument(
             "--on_invalid", choices=["error", "skip", "flag"], default="error",
             help="an invalid or empty row: stop with its line (error), leave it out (skip), or keep it with NaN "
@@ -201,6 +231,7 @@ class Encode(Subcommand):
         values, first_line = read_smiles_column(_existing(args.input), args.smiles_column)
         molecules = [str(v).strip() if v is not None else "" for v in values]
         lines = list(range(first_line, first_line + len(molecules)))
+        table = _input_rows(args, molecules, lines) if _is_table(output) else None  # a wrong --id_column fails now
         if args.on_invalid == "error":
             latents = _encode_every_row(vae, molecules, lines, args.input)
         else:
@@ -208,17 +239,72 @@ class Encode(Subcommand):
         valid = ~np.isnan(latents).any(axis=1)
         if not valid.any():
             raise SeqVAEError(f"{args.input}: none of its {len(molecules)} rows is a valid molecule; nothing to encode")
-        if args.on_invalid == "skip":
-            latents, kept = latents[valid], valid
+        kept = valid if args.on_invalid == "skip" else np.ones(len(molecules), dtype=bool)
+        if table is not None:
+            latent_columns = {f"z{i}": latents[:, i] for i in range(latents.shape[1])}
+            _write_frame(table.assign(valid=valid, **latent_columns)[kept], output)
+            print(f"wrote {int(kept.sum())} rows (line, valid, z0..z{latents.shape[1] - 1}) to {args.output}")
         else:
-            kept = np.ones(len(molecules), dtype=bool)
-        np.save(output, latents)
-        print(f"wrote {latents.shape[0]} x {latents.shape[1]} latents to {args.output}")
+            np.save(output, latents[kept])
+            print(f"wrote {int(kept.sum())} x {latents.shape[1]} latents to {args.output}")
         if args.on_invalid != "error":
             _report_invalid_rows(args, molecules, lines, valid)
+        if args.on_invalid != "error" and table is None:  # a table carries its lines itself
             _write_rows(rows_path, molecules, lines, valid, kept)
             print(f"wrote the input line of each latent row to {rows_path}")
         return 0
+
+
+TABLE_SUFFIXES = (".csv", ".parquet")
+ID_COLUMN_NAMES = ("id", "name", "compound_id", "mol_id", "molecule_id", "identifier", "title")
+
+
+def _is_table(path: Path) -> bool:
+    return path.suffix.lower() in TABLE_SUFFIXES
+
+
+def _write_frame(frame, path: Path) -> None:
+    """``.parquet`` through pyarrow, anything else as CSV."""
+    if path.suffix.lower() == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False)
+
+
+def _input_rows(args, molecules: list[str], lines: list[int]):
+    """``line``, the input's id column when it has one, and ``smiles`` (as written): the columns
+    that tie each output row to its input row."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"line": lines})
+    ids = _id_column(Path(args.input), args.smiles_column, args.id_column)
+    if ids is not None:
+        frame[ids[0]] = ids[1]
+    frame["smiles"] = molecules
+    return frame
+
+
+def _id_column(path: Path, smiles_column: str | None, requested: str | None):
+    """``(name, values)`` of the input's id column: ``--id_column``, else a CSV column named like
+    an id (``id``, ``name``...), else a .smi file's names (the second field); ``None`` without."""
+    from .data.readers import csv_delimiter, file_kind, read_columns, read_lines
+
+    if file_kind(path) in (".smi", ".txt"):
+        names = [fields[1] if len(fields) > 1 else None for fields in (line.split() for line in read_lines(path))]
+        return ("name", names) if any(names) else None
+    header = _csv_header(path, csv_delimiter(path))
+    if requested is not None and requested not in header:
+        raise SeqVAEError(f"--id_column {requested!r}: {path} has no such column (columns: {', '.join(header)})")
+    name = requested or next((column for column in header if column.strip().lower() in ID_COLUMN_NAMES), None)
+    if name is None or name == smiles_column:
+        return None
+    return name, read_columns(path, smiles_column, properties=[name]).columns[name]
+
+
+def _csv_header(path: Path, delimiter: str) -> list[str]:
+    import pandas as pd
+
+    return [str(column) for column in pd.read_csv(path, sep=delimiter, nrows=0).columns]
 
 
 def _encode_every_row(vae, molecules: list[str], lines: list[int], source: str):
@@ -285,6 +371,60 @@ def _rows_path(output: Path) -> Path:
 def _shown(value: str) -> str:
     """An input as an error message quotes it: at most 60 characters."""
     return repr(value if len(value) <= 60 else value[:60] + "...")
+
+
+class Score(Subcommand):
+    name = "score"
+    help = "score each molecule of a file: ELBO, reconstruction, nearest training molecule (rows kept in order)"
+
+    @classmethod
+    def add_arguments(cls, parser):
+        _add_molecule_file_arguments(parser, output_help="the scored table, .csv or .parquet, one row per input row")
+        parser.add_argument(
+            "--training", help="molecules to find the nearest of (a file or moses:train; default: the run's training set)"
+        )
+        parser.add_argument("--data_dir", help="folder holding moses:* files for --training")
+        parser.add_argument("--num_samples", type=int, default=8, help="draws z ~ q(z|x) averaged into the ELBO")
+        parser.add_argument("--seed", type=int, default=0, help="seed of those draws")
+        parser.add_argument("--batch_size", type=int, default=128)
+
+    @classmethod
+    def run(cls, args):
+        from .data import read_smiles_column
+        from .evaluation import read_molecules
+        from .pipeline import load
+
+        output = _check_output(args.output, "--output")
+        if not _is_table(output):
+            raise SeqVAEError(f"--output {output}: give a .csv or .parquet file name")
+        vae = load(args.model)
+        values, first_line = read_smiles_column(_existing(args.input), args.smiles_column)
+        molecules = [str(v).strip() if v is not None else "" for v in values]
+        lines = list(range(first_line, first_line + len(molecules)))
+        rows = _input_rows(args, molecules, lines)  # a wrong --id_column fails before the scoring
+        training = read_molecules(args.training, "training set", args.data_dir) if args.training else None
+        scored = vae.score(
+            molecules, training=training, num_samples=args.num_samples, seed=args.seed, batch_size=args.batch_size,
+            progress=True,
+        )
+        frame = rows.join(scored.drop(columns="smiles"))
+        _write_frame(frame, output)
+        print(_score_summary(frame, args.output))
+        if scored.attrs.get("note"):
+            print(f"note: {scored.attrs['note']}", file=sys.stderr)
+        return 0
+
+
+def _score_summary(frame, path: str) -> str:
+    """How many rows, how many flagged invalid, the median negative ELBO and the share reconstructed."""
+    valid = frame[frame["valid"]]
+    invalid = len(frame) - len(valid)
+    flagged = f", {invalid} invalid (kept, valid=False)" if invalid else ""
+    measured = (
+        f"; median neg_elbo {valid['neg_elbo'].median():.2f} nats, {valid['reconstructed'].mean():.1%} reconstructed"
+        if len(valid) else ""
+    )
+    return f"wrote {len(frame)} scored rows to {path}{flagged}{measured}"
 
 
 class Interpolate(Subcommand):
@@ -470,7 +610,63 @@ class Report(Subcommand):
         return 0
 
 
-SUBCOMMANDS = [Train, Sample, Encode, Interpolate, Evaluate, Report]
+class Decorate(Subcommand):
+    name = "decorate"
+    help = "molecules that contain a scaffold, with its attachment points * filled (sampled around its latent)"
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("--model", required=True, help=MODEL_HELP)
+        parser.add_argument("--scaffold", required=True, help='SMILES with * at the attachment points, e.g. "c1ccc(*)cc1"')
+        parser.add_argument("--num_samples", type=int, default=100, help="distinct molecules to find")
+        parser.add_argument("--max_draws", type=int, help="latents decoded at most (default: 50 per molecule asked for)")
+        parser.add_argument(
+            "--only_at_attachments", action="store_true", help="substituents at the * only (core atoms keep their degree)"
+        )
+        parser.add_argument(
+            "--condition", action="append", default=[], metavar="NAME=VALUE",
+            help="target property value (conditional models; repeat for several, e.g. --condition logP=2.5)",
+        )
+        parser.add_argument("--output", help="write a CSV (smiles, parent, scale, properties); default: print")
+        parser.add_argument("--seed", type=int, default=None, help="random seed for reproducible molecules")
+        parser.add_argument("--temperature", type=float, default=1.0, help="softmax temperature of the decoding")
+        parser.add_argument(
+            "--method", choices=["constrained", "latent"], default="constrained",
+            help="constrained: the scaffold's tokens are written and the substituents sampled (SMILES models); "
+            "latent: free decoding, kept when it contains the scaffold",
+        )
+
+    @classmethod
+    def run(cls, args):
+        from .conditions import parse_condition_text
+        from .decoration import parse_scaffold
+        from .pipeline import load
+
+        if args.output:
+            _check_output(args.output, "--output")
+        parse_scaffold(args.scaffold)  # a bad scaffold fails before the model loads
+        condition = parse_condition_text(args.condition)
+        vae = load(args.model)
+        frame = vae.decorate(
+            args.scaffold, n=args.num_samples, condition=condition or None, seed=args.seed, mols=False,
+            max_draws=args.max_draws, only_at_attachments=args.only_at_attachments, temperature=args.temperature,
+            method=args.method,
+        )
+        stats = frame.attrs["decoration"]
+        if args.output:
+            _write_table(frame, args.output)
+            print(f"wrote {len(frame)} molecules to {args.output}")
+        else:
+            print(frame.to_csv(index=False), end="")
+        print(
+            f"{stats['found']} distinct molecules containing {args.scaffold} from {stats['draws']} draws "
+            f"({stats['valid']} valid, {stats['containing']} contained the scaffold)",
+            file=sys.stderr if not args.output else sys.stdout,
+        )
+        return 0
+
+
+SUBCOMMANDS = [Train, Sample, Encode, Score, Interpolate, Evaluate, Report, Decorate]
 
 
 def _existing(path: str) -> Path:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .data import read_smiles_column, resolve_corpus
 from .errors import SeqVAEError
-from .inference import SeqVAEInference
+from .inference import SeqVAEInference, wants_progress
 from .metrics.latent import latent_diagnostics
 from .metrics.molecules import reconstruction_accuracy, sample_quality
 from .metrics.moses import DEFAULT_CACHE_DIR, moses_metrics
@@ -34,6 +34,9 @@ __all__ = [
     "final_molecule_metrics",
     "final_text_metrics",
 ]
+
+# Molecules from which an evaluation takes more than a few seconds (MOSES metrics, FCD).
+SLOW_EVALUATION = 1_000
 
 # Which way is better, for the table: MOSES prints the same arrows.
 METRIC_DIRECTIONS = {
@@ -74,7 +77,7 @@ def evaluate(
     n_jobs: int = 1,
     device: str = "cpu",
     cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
-    progress: bool = False,
+    progress: bool | None = None,
     num_diagnostic_molecules: int = 1000,
     seed: int | None = 0,
     **sampling_options,
@@ -84,6 +87,9 @@ def evaluate(
     Given a ``model`` (a :class:`~seqvae.pipeline.SeqVAEPipeline`) and no ``samples``, draws
     ``num_samples`` with ``sampling_options`` (``temperature``, ``batch_size``...) first. Given
     both, the samples are evaluated and the model only feeds the latent diagnostics.
+
+    ``progress``: progress bars; by default from ``SLOW_EVALUATION`` molecules on, ``False``
+    never.
 
     Returns:
         A report: the MOSES keys at the top level (``valid``, ``unique@1000``, ``FCD/Test``...;
@@ -95,6 +101,7 @@ def evaluate(
         raise SeqVAEError("nothing to evaluate: give samples, or a model to sample from")
     started = time.monotonic()
     details: dict = {}
+    progress = wants_progress(progress, num_samples if samples is None else len(samples), SLOW_EVALUATION)
     if samples is None:
         samples = model.sample(num_samples, seed=seed, progress=progress, **sampling_options)
         details["sampling_seconds"] = round(time.monotonic() - started, 1)
@@ -159,15 +166,17 @@ def text_metrics(
     num_diagnostic_sentences: int = 2000,
     batch_size: int = 32,
     seed: int = 0,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> dict:
     """IW-NLL, PPL, KL, MI, AU, reconstruction BLEU and exact match on ``sentences`` (the
-    measures of :mod:`seqvae.metrics.text`, with their definitions).
+    measures of :mod:`seqvae.metrics.text`, with their definitions); ``progress`` as in
+    :func:`evaluate`.
 
     IW-NLL and PPL use every sentence; the latent diagnostics (KL, MI, AU, reconstructions) use
     the first ``num_diagnostic_sentences`` (MI compares all pairs: ``N^2`` work).
     """
     sentences = checked_sentences(vae, sentences)
+    progress = wants_progress(progress, len(sentences), SLOW_EVALUATION)
     likelihood = importance_weighted_nll(
         vae, sentences, num_importance_samples=num_importance_samples, batch_size=batch_size, seed=seed, progress=progress
     )

@@ -14,6 +14,7 @@ import logging
 
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from .chem import is_valid
 from .conditions import check_condition, condition_values, rerank_order
@@ -30,9 +31,20 @@ from .generation import (
 from .modeling import SeqVAE
 from .tokenization import count_unknown, to_model_text
 
-__all__ = ["SeqVAEInference", "samples_frame"]
+__all__ = ["SeqVAEInference", "samples_frame", "wants_progress"]
 
 logger = logging.getLogger(__name__)
+
+# Row counts from which a call takes more than a few seconds on a CPU (the shipped ZINC model on
+# 2 cores): from there a call shows a progress bar unless it is given progress=False.
+SLOW_SAMPLING = 500  # sampling decodes ~75 molecules a second
+SLOW_ENCODING = 5_000  # encoding reads a few thousand a second
+
+
+def wants_progress(progress: bool | None, rows: int, slow_from: int) -> bool:
+    """Whether to show a progress bar: ``progress`` when given (``False`` silences it), else
+    only for a call of at least ``slow_from`` rows, one that will take more than a few seconds."""
+    return rows >= slow_from if progress is None else bool(progress)
 
 
 class SeqVAEInference:
@@ -156,7 +168,7 @@ class SeqVAEInference:
         return [cut_to_length(row, limit, self.tokenizer.eos_token_id) for row in ids]
 
     @torch.no_grad()
-    def encode(self, items, batch_size: int = 512, on_invalid: str = "error") -> torch.Tensor:
+    def encode(self, items, batch_size: int = 512, on_invalid: str = "error", progress: bool | None = None) -> torch.Tensor:
         """Posterior means ``[B, latent_dim]`` of one string or a list of strings.
 
         Conditional models encode without conditions, so ``z`` carries the properties too.
@@ -164,6 +176,9 @@ class SeqVAEInference:
         ``on_invalid``: ``"error"`` (default) refuses an invalid input, naming it and its place;
         ``"nan"`` gives its row NaN latents instead, so that a batch job keeps one row per input
         (``torch.isnan(z).any(dim=1)`` finds them).
+
+        ``progress``: a progress bar; by default only for long lists (``SLOW_ENCODING`` inputs),
+        ``False`` never.
         """
         if self.config.latent_dim == 0:
             raise SeqVAEError(
@@ -177,11 +192,14 @@ class SeqVAEInference:
         items = self.normalize(items) if on_invalid == "error" else self.normalize_each(items)
         valid = [index for index, item in enumerate(items) if item is not None]
         means = torch.full((len(items), self.config.latent_dim), float("nan"), dtype=self.model.dtype, device=self.device)
-        for start in range(0, len(valid), batch_size):
-            rows = valid[start : start + batch_size]
-            batch = self._tokenize_normalized([items[row] for row in rows])
-            mu, _ = self.model.encode(batch["input_ids"], batch["attention_mask"])
-            means[rows] = mu
+        shown = wants_progress(progress, len(valid), SLOW_ENCODING)
+        with tqdm(total=len(valid), desc="encoding", unit="mol", disable=not shown) as bar:
+            for start in range(0, len(valid), batch_size):
+                rows = valid[start : start + batch_size]
+                batch = self._tokenize_normalized([items[row] for row in rows])
+                mu, _ = self.model.encode(batch["input_ids"], batch["attention_mask"])
+                means[rows] = mu
+                bar.update(len(rows))
         return means
 
     def decode(
@@ -275,7 +293,7 @@ class SeqVAEInference:
         self,
         num_samples: int = 1,
         seed: int | None = None,
-        progress: bool = False,
+        progress: bool | None = None,
         condition: dict | None = None,
         rerank: int = 1,
         **options,
@@ -283,6 +301,8 @@ class SeqVAEInference:
         """Strings decoded from prior samples ``z ~ N(0, I)``.
 
         Args:
+            progress: a progress bar; by default only from ``SLOW_SAMPLING`` samples on,
+                ``False`` never.
             condition: ``{property: target}`` (conditional models); e.g. ``{"logP": 2.5}``.
             rerank: draw ``rerank`` times as many candidates and keep the ``num_samples`` whose
                 head-predicted properties are closest to the targets (needs a property head).
@@ -305,7 +325,7 @@ class SeqVAEInference:
             self.model,
             num_samples * rerank,
             generator=_generator(seed),
-            progress=progress,
+            progress=wants_progress(progress, num_samples * rerank, SLOW_SAMPLING),
             condition=self._condition_vector(checked),
             **options,
         )

@@ -30,6 +30,7 @@ from transformers import AutoTokenizer
 from . import runs
 from .chem import (
     compute_properties,
+    inchikey,
     property_name,
     tanimoto_similarity,
     to_mol,
@@ -38,8 +39,9 @@ from .chem import (
 from .conditions import check_condition, property_table
 from .data.normalization import InputNormalization
 from .errors import SeqVAEError
+from .frames import molecule_frame
 from .generation import is_finite_number
-from .inference import SeqVAEInference, _generator, samples_frame
+from .inference import SLOW_ENCODING, SeqVAEInference, _generator, samples_frame, wants_progress
 from .modeling import SeqVAE
 
 __all__ = ["SeqVAEPipeline", "load", "shipped_models", "train", "with_mol_column"]
@@ -181,9 +183,10 @@ class SeqVAEPipeline(SeqVAEInference):
         seed: int | None = None,
         condition: dict | None = None,
         rerank: int = 1,
-        progress: bool = False,
+        progress: bool | None = None,
         mols: bool = True,
         properties: list[str] | tuple[str, ...] = (),
+        filters: list[str] | tuple[str, ...] = (),
         **options,
     ) -> pd.DataFrame:
         """Prior samples as a DataFrame: ``smiles``, ``valid``, for conditional models each
@@ -192,8 +195,14 @@ class SeqVAEPipeline(SeqVAEInference):
         ``mols`` a ``mol`` column of RDKit molecules (``None`` when invalid) that Jupyter draws
         as pictures. Text models: a ``text`` column, and for conditional ones each attribute's
         ``_target``, the value measured on the sentence where the attribute has a rule
-        (``length``: its words; ``money``: ``yes`` / ``no``) and, for numbers, the ``_error``."""
+        (``length``: its words; ``money``: ``yes`` / ``no``) and, for numbers, the ``_error``.
+
+        ``filters`` (molecules; see :mod:`seqvae.filters`), e.g. ``["lipinski", "veber", "pains",
+        "mcf", "sa<4.5"]``, add ``passes`` (every filter passed) and ``failed_filters`` (which
+        failed and why), and log the pass rates."""
         checked = check_condition(self.config, condition)
+        if filters:
+            self._check_filters(filters)  # a misspelt filter fails now, not after the sampling
         smiles = self._sample(num_samples, seed, progress, checked, rerank, options)
         frame = pd.DataFrame({"text": smiles}) if self.representation == "text" else samples_frame(smiles)
         if self.config.num_properties:
@@ -204,7 +213,16 @@ class SeqVAEPipeline(SeqVAEInference):
         if missing:
             with without_rdkit_log():
                 frame = frame.assign(**compute_properties(smiles, missing))
+        if filters:
+            frame = _with_filter_columns(frame, filters)
         return with_mol_column(frame) if mols else frame
+
+    def _check_filters(self, filters) -> None:
+        from .filters import check_filters
+
+        if self.representation == "text":
+            raise SeqVAEError(f"filters ({', '.join(map(str, filters))}) apply to molecules; this is a text model")
+        check_filters(filters)
 
     def neighbours(self, items, num_samples: int = 12, scale: float = 1.0, seed: int | None = None, mols: bool = True) -> pd.DataFrame:
         """Decodes of ``z = mu + scale * sigma * eps`` around a molecule's (or sentence's)
@@ -235,15 +253,124 @@ class SeqVAEPipeline(SeqVAEInference):
         frame = frame.sort_values("similarity", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
         return with_mol_column(frame) if mols else frame
 
+    def decorate(
+        self, scaffold: str, n: int = 100, condition: dict | None = None, seed: int | None = None, mols: bool = True, **options
+    ) -> pd.DataFrame:
+        """Up to ``n`` distinct molecules that contain ``scaffold`` (SMILES with ``*`` at the
+        attachment points, e.g. ``"c1ccc(*)cc1C(=O)N*"``) with every ``*`` filled: ``smiles``,
+        ``parent``, ``scale``, the measured properties against ``condition`` (conditional models)
+        and ``mol``. ``attrs["decoration"]`` says how many latents were drawn. See
+        :func:`seqvae.decoration.decorate` for the method and the ``options``."""
+        from .decoration import decorate
+
+        frame = decorate(self, scaffold, n, condition=condition, seed=seed, **options)
+        return with_mol_column(frame) if mols else frame
+
+
+    # --- your own library
+
+    def index(self, library, batch_size: int = 512, progress: bool | None = None):
+        """Index a library of SMILES for :meth:`search`: posterior means and Morgan
+        fingerprints of each valid row. Rows keep their numbers (0, 1, ...); invalid ones stay
+        in ``index.table`` with ``valid=False``, counted in a warning, and are not searched.
+        Returns the :class:`~seqvae.search.LibraryIndex` (the model keeps it too)."""
+        from .search import LibraryIndex
+
+        self._library_index = LibraryIndex.build(self, library, batch_size=batch_size, progress=progress)
+        return self._library_index
+
+    def search(self, query, k: int = 10, by: str = "latent") -> pd.DataFrame:
+        """The ``k`` molecules of the indexed library (:meth:`index`) nearest to ``query`` (one
+        SMILES or a list): ``query``, ``rank``, ``library_row``, ``smiles`` and ``distance``
+        (``by="latent"``: Euclidean, posterior means) or ``similarity`` (``by="tanimoto"``:
+        Morgan radius 2). A query that is in the library comes first."""
+        index = getattr(self, "_library_index", None)
+        if index is None:
+            raise SeqVAEError("no library is indexed yet: call vae.index(smiles) first, then vae.search(query)")
+        return molecule_frame(index.search(query, k=k, by=by))  # drawn from its smiles column
+
+    def score(
+        self, smiles, training=None, num_samples: int = 8, seed: int = 0, batch_size: int = 128, progress: bool | None = None
+    ) -> pd.DataFrame:
+        """Per molecule, in input order: ``valid`` (invalid rows are kept and flagged),
+        ``reconstruction_nll``, ``kl`` and ``neg_elbo`` (nats; lower: more like the training
+        data), the greedy ``reconstruction`` and whether it is the input (``reconstructed``),
+        and ``nearest_training`` with its Tanimoto ``nearest_training_similarity``.
+
+        ``training``: the molecules to compare with; by default the run's training molecules
+        (re-read from its recipe, once per model). Without a run folder those two columns are
+        left out, with a warning and a note in ``frame.attrs["note"]``. See
+        :func:`seqvae.search.score_molecules` for ``num_samples`` and ``seed``.
+        """
+        from .search import score_molecules
+
+        reference, note = self._training_fingerprints(training, progress)
+        frame = score_molecules(
+            self, smiles, reference, num_samples=num_samples, seed=seed, batch_size=batch_size, progress=progress
+        )
+        if note:
+            logger.warning(note)
+            frame.attrs["note"] = note
+        return molecule_frame(frame)
+
+    def _training_fingerprints(self, training, progress: bool | None):
+        """The molecules :meth:`score` compares with, and a note when there are none."""
+        from .search import FingerprintSet
+
+        if self.representation == "text":
+            return None, None
+        if training is not None:
+            molecules = [s for s in self.normalize_each(training) if s is not None]
+            return FingerprintSet(molecules, progress=wants_progress(progress, len(molecules), SLOW_ENCODING)), None
+        if getattr(self, "_training_set", None) is None:  # read once per model: a large run takes a while
+            self._training_set = self._run_training_fingerprints(progress)
+        return self._training_set
+
+    def _run_training_fingerprints(self, progress: bool | None):
+        import datasets
+
+        from .data import run_split
+        from .search import FingerprintSet
+
+        if not self.source or not runs.recipe_path(self.source).is_file():
+            return None, (
+                f"no nearest training molecule: the model ({self.source or 'not saved'}) has no run folder with a "
+                "recipe.yaml to read its training molecules from; pass training=[...] to compare with your own"
+            )
+        was_shown = not datasets.utils.are_progress_bars_disabled()
+        if progress is False:  # reading the corpus shows datasets' bars
+            datasets.utils.disable_progress_bars()
+        try:
+            train_rows, _ = run_split(self.source)
+        except (SeqVAEError, OSError) as error:
+            return None, f"no nearest training molecule: the run's training molecules could not be read ({error})"
+        finally:
+            if was_shown:
+                datasets.utils.enable_progress_bars()
+        molecules = train_rows["smiles"]
+        return FingerprintSet(molecules, progress=wants_progress(progress, len(molecules), SLOW_ENCODING)), None
+
+
+def _with_filter_columns(frame: pd.DataFrame, filters) -> pd.DataFrame:
+    """``passes`` and ``failed_filters`` from :func:`seqvae.filters.apply_filters`; the pass rates
+    are logged and kept in ``frame.attrs["pass_rates"]``."""
+    from .filters import apply_filters, format_pass_rates, pass_rates
+
+    passes, reasons = apply_filters(frame["smiles"].tolist(), filters)
+    frame = frame.assign(passes=passes, failed_filters=reasons)
+    frame.attrs["pass_rates"] = pass_rates(reasons, filters)
+    logger.info("%s", format_pass_rates(frame.attrs["pass_rates"]))
+    return frame
+
 
 def with_mol_column(frame: pd.DataFrame) -> pd.DataFrame:
-    """Add a ``mol`` column (RDKit molecules from ``smiles``) that Jupyter renders as images."""
-    from rdkit.Chem import PandasTools
-
+    """Add ``mol`` (RDKit molecules from ``smiles``) and ``inchikey`` columns, as a
+    :class:`~seqvae.frames.MoleculeFrame`: Jupyter draws the molecules in it and in every frame
+    derived from it (head, masks, sorting, copies, concatenation)."""
     with without_rdkit_log():
         frame["mol"] = [to_mol(s) for s in frame["smiles"]]
-    PandasTools.ChangeMoleculeRendering(frame, renderer="image")  # this frame only, not all of pandas
-    return frame
+    frame["inchikey"] = [inchikey(mol) if mol is not None else None for mol in frame["mol"]]
+    return molecule_frame(frame)
 
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"  # models that ship with the package
@@ -292,7 +419,9 @@ def load(run_dir: str | Path, device: str | None = None) -> SeqVAEPipeline:
 def _input_normalization(model: SeqVAE, folder: Path) -> InputNormalization:
     """Inputs are read as the run read its training rows (its saved data settings)."""
     data = runs.read_data_settings(folder)
-    return InputNormalization(model.config.representation, data.canonicalize, data.keep_largest_fragment, data.lowercase)
+    return InputNormalization(
+        model.config.representation, data.canonicalize, data.keep_largest_fragment, data.lowercase, data.standardize
+    )
 
 
 def _read_model(source: str | Path, device: str):

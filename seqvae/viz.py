@@ -5,8 +5,8 @@ or ``picture.save("x.svg")`` writes it, and ``picture.figure`` is the matplotlib
 restyling (``None`` for RDKit molecule grids).
 
 * :func:`molecule_grid`: molecules with legends (property values, target vs measured);
-* :func:`interpolation_strip`: the decoded molecules between two molecules in latent space,
-  each with its Tanimoto similarity to both ends;
+* :func:`interpolation_strip`: two input molecules, drawn at both ends, and the molecules
+  decoded between them in latent space, each with its Tanimoto similarity to the two inputs;
 * :func:`latent_map`: posterior means in 2-D (PCA, or UMAP when installed) coloured by a property;
 * :func:`training_curves`: reconstruction, KL, KL weight and active units from a run folder;
 * :func:`property_histograms`: property distributions of generated vs training molecules;
@@ -225,10 +225,12 @@ def _grid_picture(mols: list, legends: list[str], per_row: int, cell_size: tuple
 
 
 def interpolation_strip(vae, start: str, end: str, steps: int = 8, method: str = "slerp", cell_size=(220, 200), **options) -> Picture:
-    """The two input molecules with, between them, the molecules decoded on the latent path
-    from ``start`` to ``end`` (both ends included). Each decoded molecule is labelled with its
-    Tanimoto similarity (Morgan radius 2) to the start and end inputs, or ``= start`` /
-    ``= end`` when it is that input: a path whose ends differ from the inputs shows it.
+    """The molecules you gave at both ends (drawn from ``start`` and ``end`` themselves, not
+    their decodes) with, between them, the molecules decoded on the latent path from ``start``
+    to ``end``, numbered from 0 (its two decoded ends included). Each decoded molecule is
+    labelled with its Tanimoto similarity (Morgan radius 2) to the two inputs, never to the
+    decoded ends, or ``= start`` / ``= end`` when it is that input molecule: a path whose
+    decoded ends differ from the inputs shows it.
 
     ``options`` go to :meth:`~seqvae.pipeline.SeqVAEPipeline.interpolate` (decoding strategy).
     """

@@ -111,6 +111,7 @@ def load_corpus(data_args, progress: bool = False, source: str | None = None):
         smiles_column=data_args.smiles_column,
         canonicalize=data_args.canonicalize,
         keep_largest_fragment=data_args.keep_largest_fragment,
+        standardize=data_args.standardize,
         representation=data_args.representation,
         max_length=data_args.max_length,
         deduplicate=data_args.deduplicate,

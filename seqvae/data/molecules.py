@@ -14,16 +14,18 @@ import datasets
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..chem import (
     MAX_SMILES_CHARACTERS,
+    STANDARDIZATION_STEPS,
     molecule_properties,
     property_name,
     to_mol,
 )
 from ..errors import SeqVAEError
 from ..tokenization import REPRESENTATIONS, SMILES_REGEX, to_model_text
-from .normalization import normalize_smiles, smiles_too_long
+from .normalization import normalize_smiles_with_changes, smiles_too_long
 from .readers import read_columns
 from .report import CorpusReport, SkippedRow
 from .sources import resolve_corpus
@@ -40,6 +42,7 @@ def load_molecules(
     smiles_column: str | None = None,
     canonicalize: bool = True,
     keep_largest_fragment: bool = False,
+    standardize: bool = False,
     representation: str = "smiles",
     max_length: int | None = None,
     deduplicate: bool = True,
@@ -56,6 +59,8 @@ def load_molecules(
         smiles_column: CSV column holding SMILES; detected when ``None``.
         canonicalize: rewrite SMILES in RDKit canonical form.
         keep_largest_fragment: drop counter-ions and solvents (``.``-separated fragments).
+        standardize: standardise with RDKit's ``rdMolStandardize`` (largest fragment,
+            uncharge, canonical tautomer); the report counts the kept molecules each step changed.
         representation: ``smiles`` or ``selfies``; molecules SELFIES cannot express are skipped.
         max_length: longest allowed sequence in tokens, ``<bos>``/``<eos>`` included.
         deduplicate: skip repeated molecules (after canonicalisation).
@@ -92,15 +97,16 @@ def load_molecules(
         values, columns, first_record, lines = read_columns(Path(path), smiles_column, properties, delimiter)
         computed = [p for p in properties if p not in columns]
         check = _MoleculeCheck(
-            canonicalize, keep_largest_fragment, representation, max_length, list(columns), computed
+            canonicalize, keep_largest_fragment, representation, max_length, list(columns), computed, standardize
         )
         checked = cached_check(
             Path(path), len(values), lambda: _raw_table(values, columns), check, num_proc, progress,
             key=f"{smiles_column}|{sorted(columns)}|delimiter {delimiter!r}",
         )
         names = {(f"property:{p}" if p in columns else p): p for p in properties}
-        table = checked.data.table.select(["value", "reason", "smiles", "text", *names]).rename_columns(
-            ["value", "reason", "smiles", "text", *names.values()]
+        changes = [_CHANGED + step for step in STANDARDIZATION_STEPS]
+        table = checked.data.table.select(["value", "reason", "smiles", "text", *changes, *names]).rename_columns(
+            ["value", "reason", "smiles", "text", *changes, *names.values()]
         )
         records = pa.array(np.arange(first_record, first_record + len(table)))
         tables.append(
@@ -110,6 +116,8 @@ def load_molecules(
         )
     kept = _keep_usable(pa.concat_tables(tables), deduplicate, report)
     report.rows_kept = len(kept)
+    if standardize:
+        _count_standardization(kept, report)
     if report.rows_read == 0:
         raise SeqVAEError(f"the corpus {', '.join(report.sources)} is empty: it has no rows")
     if not len(kept):
@@ -159,6 +167,14 @@ def _keep_usable(table: pa.Table, deduplicate: bool, report: CorpusReport) -> pa
     return table.filter(pa.array(reasons == ""))
 
 
+def _count_standardization(kept: pa.Table, report: CorpusReport) -> None:
+    """How many kept molecules each standardisation step changed (a duplicate is counted once,
+    under the row that stays)."""
+    for step in STANDARDIZATION_STEPS:
+        changed = pc.sum(kept[_CHANGED + step]).as_py() or 0
+        report.standardization[step] = report.standardization.get(step, 0) + changed
+
+
 def _shown(value: str, limit: int = 200) -> str:
     """A skipped value as the report shows it: whole, or its beginning and length when very long."""
     return value if len(value) <= limit else f"{value[:80]}... ({len(value)} characters)"
@@ -175,18 +191,24 @@ def _warn_about_property_rows(report: CorpusReport) -> None:
         )
 
 
+_CHANGED = "changed:"  # prefix of the checked table's columns: did this standardisation step change the row?
+
+
 class _MoleculeCheck:
-    """Batched row check for ``datasets.map``: adds ``smiles``, ``text`` and ``reason`` columns.
+    """Batched row check for ``datasets.map``: adds ``smiles``, ``text`` and ``reason`` columns,
+    and one ``changed:STEP`` column per standardisation step.
 
     ``reason`` is empty for a usable molecule. A class (not a closure) so that ``datasets`` can
-    fingerprint it for caching and send it to worker processes.
+    fingerprint it for caching and send it to worker processes. Every attribute is part of the
+    cache key (:meth:`settings`), ``standardize`` included.
     """
 
     def __init__(
-        self, canonicalize, keep_largest_fragment, representation, max_length, read=(), computed=()
+        self, canonicalize, keep_largest_fragment, representation, max_length, read=(), computed=(), standardize=False
     ):
         self.canonicalize = canonicalize
         self.keep_largest_fragment = keep_largest_fragment
+        self.standardize = standardize
         self.representation = representation
         self.max_length = max_length
         self.pattern = REPRESENTATIONS[representation]
@@ -198,15 +220,18 @@ class _MoleculeCheck:
         return repr(sorted(vars(self).items()))
 
     def __call__(self, batch: dict) -> dict:
-        columns = {"smiles": [], "text": [], "reason": [], **{name: [] for name in self._output_names()}}
+        changed = [_CHANGED + step for step in STANDARDIZATION_STEPS]
+        columns = {"smiles": [], "text": [], "reason": [], **{name: [] for name in changed + self._output_names()}}
         for i, value in enumerate(batch["value"]):
-            smiles, text, reason = self.check(value.strip())
+            smiles, text, reason, changes = self.check(value.strip())
             values = {}
             if not reason:
                 reason, values = self.property_values(smiles, {n: batch[f"property:{n}"][i] for n in self.read})
             columns["smiles"].append(smiles or "")
             columns["text"].append(text or "")
             columns["reason"].append(reason or "")
+            for step in STANDARDIZATION_STEPS:
+                columns[_CHANGED + step].append(step in changes)
             for name in self._output_names():
                 columns[name].append(values.get(name, math.nan))
         return columns
@@ -233,29 +258,34 @@ class _MoleculeCheck:
         return None, values
 
     def check(self, value: str):
-        """-> (smiles, model text, None) for a usable molecule, or (None, None, reason)."""
+        """-> (smiles, model text, None, changes) for a usable molecule, or (None, None, reason,
+        changes); ``changes`` are the standardisation steps that changed the molecule."""
+        unchanged = frozenset()
         if not value:
-            return None, None, "empty"
+            return None, None, "empty", unchanged
         too_long = self.too_long_to_parse(value)
         if too_long:
-            return None, None, f"too long ({too_long})"
-        smiles = normalize_smiles(value, self.canonicalize, self.keep_largest_fragment)
+            return None, None, f"too long ({too_long})", unchanged
+        smiles, changes = normalize_smiles_with_changes(
+            value, self.canonicalize, self.keep_largest_fragment, self.standardize
+        )
         if smiles is None:
-            return None, None, "invalid SMILES"
+            return None, None, "invalid SMILES", unchanged
         text = to_model_text(smiles, self.representation)
         if text is None:
-            return None, None, f"not representable as {self.representation}"
+            return None, None, f"not representable as {self.representation}", changes
         if self.max_length is not None:
             num_tokens = len(re.findall(self.pattern, text)) + 2
             if num_tokens > self.max_length:
-                return None, None, f"too long ({num_tokens} tokens > max_length {self.max_length})"
-        return smiles, text, None
+                return None, None, f"too long ({num_tokens} tokens > max_length {self.max_length})", changes
+        return smiles, text, None, changes
 
     def too_long_to_parse(self, value: str) -> str | None:
         """Why ``value`` is skipped before RDKit reads it, or ``None``.
 
         Canonicalisation changes a row's token count (it drops ``[H]``, kekulé ``=`` and
-        redundant parentheses, renumbers rings, and ``keep_largest_fragment`` drops fragments),
+        redundant parentheses, renumbers rings, and ``keep_largest_fragment`` and ``standardize``
+        drop fragments; uncharging and tautomers move hydrogens and charges, never heavy atoms),
         but it never removes an atom, and every atom is at least one token in SMILES and in
         SELFIES: a row's atoms (of its largest ``.``-separated part when only the largest
         fragment is kept) are a lower bound of its token count, so no row that would fit is lost.
@@ -265,7 +295,7 @@ class _MoleculeCheck:
         problem = smiles_too_long(value)
         if problem or self.max_length is None or len(value) + 2 <= PARSE_MARGIN * self.max_length:
             return problem  # (characters bound atoms from above: a short row needs no count)
-        atoms = _fewest_atoms(value, self.keep_largest_fragment)
+        atoms = _fewest_atoms(value, self.keep_largest_fragment or self.standardize)
         if atoms + 2 <= PARSE_MARGIN * self.max_length:
             return None
         return f"at least {atoms + 2} tokens > max_length {self.max_length}: {atoms} atoms, not parsed"

@@ -40,7 +40,12 @@ class SkippedRow:
 
 @dataclass
 class CorpusReport:
-    """What happened to every row of a corpus."""
+    """What happened to every row of a corpus.
+
+    ``standardization`` counts, with ``standardize`` on, the kept molecules that each step
+    changed: ``salts_stripped`` (fragments dropped: counter-ions, solvents),
+    ``charges_neutralised`` and ``tautomers_changed``; it is empty when standardisation was off.
+    """
 
     sources: list[str] = field(default_factory=list)
     rows_read: int = 0
@@ -49,6 +54,7 @@ class CorpusReport:
     unknown_token_sequences: int = 0
     unknown_tokens: int = 0
     truncated: int = 0
+    standardization: dict[str, int] = field(default_factory=dict)
     skipped: list[SkippedRow] = field(default_factory=list)
 
     def count_unknown_in(self, encoded: datasets.Dataset, unk_token_id: int) -> None:
@@ -63,6 +69,8 @@ class CorpusReport:
         self.rows_read += other.rows_read
         self.rows_kept += other.rows_kept
         self.truncated += other.truncated
+        for step, count in other.standardization.items():
+            self.standardization[step] = self.standardization.get(step, 0) + count
         for row in other.skipped:
             self.add_skipped(row)
 
@@ -76,6 +84,9 @@ class CorpusReport:
         parts += [f"{count} {reason}" for reason, count in sorted(self.skipped_counts.items())]
         if self.truncated:
             parts.append(f"{self.truncated} truncated to max_length")
+        changed = [f"{count} {step.replace('_', ' ')}" for step, count in self.standardization.items() if count]
+        if changed:
+            parts.append(f"standardised: {', '.join(changed)}")
         if self.unknown_tokens:
             parts.append(
                 f"{self.unknown_tokens} unknown tokens in {self.unknown_token_sequences} sequences"

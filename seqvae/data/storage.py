@@ -36,9 +36,10 @@ def cached_check(path: Path, num_rows: int, make_raw, check, num_proc: int, prog
     """Run ``check`` over a file's ``num_rows`` rows (``make_raw()``), reusing a saved result for the same
     content and settings (then the raw table is never built).
 
-    The cache key covers the file's bytes, the check settings, ``key`` (the columns read, the
-    delimiter) and the seqvae and RDKit versions (canonical SMILES and properties may change
-    between them).
+    The cache key covers the file's bytes, the check settings (``check.settings()``: every
+    attribute of the check, so canonicalisation, largest fragment and ``standardize`` among
+    them), ``key`` (the columns read, the delimiter) and the seqvae and RDKit versions
+    (canonical SMILES, tautomers and properties may change between them).
     """
     desc = f"checking {path.name}"
     if num_rows < CACHE_MIN_ROWS:

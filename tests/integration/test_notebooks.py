@@ -15,12 +15,13 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
 
 
-def test_there_are_four_example_notebooks():
+def test_there_are_five_example_notebooks():
     assert [path.stem for path in NOTEBOOKS] == [
         "01_train_on_your_smiles",
         "02_conditional_generation",
         "03_latent_space",
         "04_sentence_interpolation",
+        "05_medchem_loop",
     ]
 
 

@@ -187,7 +187,7 @@ def test_pipeline_encodes_reconstructs_and_interpolates(trained_run):
     path = vae.interpolate("CCO", "c1ccccc1O", steps=4)
     assert len(path) == 4 and all(isinstance(s, str) for s in path)
     frame = vae.sample_frame(5, seed=0)
-    assert list(frame.columns) == ["smiles", "valid", "mol"] and len(frame) == 5
+    assert list(frame.columns) == ["smiles", "valid", "mol", "inchikey"] and len(frame) == 5
     assert "latent_dim=8" in repr(vae)
 
 

@@ -188,19 +188,20 @@ def test_repr_html_lists_properties_with_training_ranges(conditional_run):
 
 def test_sample_frame_has_a_mol_column_that_renders_as_images(vae):
     frame = vae.sample_frame(6, seed=0)
-    assert list(frame.columns) == ["smiles", "valid", "mol"]
+    assert list(frame.columns) == ["smiles", "valid", "mol", "inchikey"]
     assert [mol is not None for mol in frame["mol"]] == frame["valid"].tolist()
+    assert frame["inchikey"].notna().tolist() == frame["valid"].tolist()  # missing for invalid rows
     if frame["valid"].any():
         assert "<img" in frame._repr_html_()
     assert list(vae.sample_frame(3, seed=0, mols=False).columns) == ["smiles", "valid"]
     measured = vae.sample_frame(6, seed=0, properties=["logp", "QED"])
-    assert list(measured.columns) == ["smiles", "valid", "logP", "qed", "mol"]
+    assert list(measured.columns) == ["smiles", "valid", "logP", "qed", "mol", "inchikey"]
     assert measured["logP"].notna().tolist() == measured["valid"].tolist()
 
 
 def test_neighbours_are_sorted_by_similarity_and_closer_with_a_smaller_scale(vae):
     near = vae.neighbours("c1ccccc1O", num_samples=12, scale=0.1, seed=0)
-    assert list(near.columns) == ["smiles", "valid", "similarity", "mol"] and len(near) == 12
+    assert list(near.columns) == ["smiles", "valid", "similarity", "mol", "inchikey"] and len(near) == 12
     similarities = near["similarity"].dropna().tolist()
     assert similarities == sorted(similarities, reverse=True)
     both = vae.neighbours(["CCO", "CCN"], num_samples=3, seed=0)
@@ -219,3 +220,57 @@ def test_seqvae_train_returns_the_loaded_model_with_its_metrics(tiny_csv, make_o
     assert isinstance(vae, seqvae.SeqVAEPipeline)
     assert vae.metrics == json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert (tmp_path / "run" / "report.png").is_file()
+
+
+class _FixedPath:
+    """A stand-in model whose latent path decodes to given molecules, so that the strip's
+    ends can be told apart from the decoded ends."""
+
+    representation = "smiles"
+
+    def __init__(self, decoded):
+        self.decoded = decoded
+
+    def interpolate(self, start, end, steps, method, **options):
+        return list(self.decoded)
+
+
+def _strip_cells(monkeypatch, decoded, start, end):
+    """The molecules and legends interpolation_strip hands to the grid."""
+    from rdkit import Chem
+
+    drawn = {}
+
+    def capture(mols, legends, per_row, cell_size):
+        drawn.update(smiles=[None if mol is None else Chem.MolToSmiles(mol) for mol in mols], legends=legends)
+        return "picture"
+
+    monkeypatch.setattr(viz, "_grid_picture", capture)
+    viz.interpolation_strip(_FixedPath(decoded), start, end, steps=len(decoded))
+    return drawn["smiles"], drawn["legends"]
+
+
+def test_interpolation_strip_draws_the_inputs_not_the_decoded_ends(monkeypatch):
+    from seqvae.chem import canonical_smiles
+
+    smiles, legends = _strip_cells(monkeypatch, ["CCCC", "CCN", "c1ccccc1"], "CCO", "c1ccccc1O")
+    assert smiles[0] == canonical_smiles("CCO") and smiles[-1] == canonical_smiles("c1ccccc1O")
+    assert smiles[1:-1] == ["CCCC", "CCN", "c1ccccc1"]  # the decoded ends sit inside, numbered 0 and 2
+    assert legends[0] == "input start" and legends[-1] == "input end"
+
+
+def test_interpolation_strip_measures_similarity_to_the_inputs(monkeypatch):
+    from seqvae.chem import tanimoto_similarity
+
+    decoded = ["CCCC", "CCN", "c1ccccc1"]
+    _, legends = _strip_cells(monkeypatch, decoded, "CCO", "c1ccccc1O")
+    for i, smiles in enumerate(decoded):
+        to_start, to_end = tanimoto_similarity(smiles, "CCO"), tanimoto_similarity(smiles, "c1ccccc1O")
+        assert legends[i + 1] == f"{i}: sim start {to_start:.2f} / end {to_end:.2f}"
+    # measured to the decoded ends, the first step would read "sim start 1.00"
+    assert not legends[1].startswith("0: sim start 1.00")
+
+
+def test_interpolation_strip_names_a_step_that_is_an_input(monkeypatch):
+    _, legends = _strip_cells(monkeypatch, ["OCC", "CCN", "Oc1ccccc1"], "CCO", "c1ccccc1O")
+    assert legends[1:-1] == ["0: = start", legends[2], "2: = end"]  # the same molecule, written differently

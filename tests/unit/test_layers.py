@@ -30,7 +30,7 @@ LAYERS = [
     ["modeling", "objectives"],
     ["data"],
     ["training", "generation", "conditions", "inference"],
-    ["metrics", "evaluation", "optimization", "viz"],
+    ["metrics", "evaluation", "optimization", "viz", "frames", "search", "filters", "decoration"],
     ["workflow"],
     ["__init__", "__main__", "pipeline", "cli", "integrations"],
 ]
