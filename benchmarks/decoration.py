@@ -137,6 +137,7 @@ def main() -> None:
     parser.add_argument("--scaffolds", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "decoration.json")
+    parser.add_argument("--machine_note", default="not stated", help="whether the machine ran other jobs meanwhile")
     args = parser.parse_args()
 
     vae = seqvae.load("zinc250k", device="cpu")
@@ -157,8 +158,7 @@ def main() -> None:
         "overall": {method: summary["overall"] for method, summary in methods.items()},
         "methods": methods,
         "machine": {
-            "note": "shared machine: 2 cores shared with other jobs, OMP_NUM_THREADS="
-            f"{os.environ.get('OMP_NUM_THREADS', 'unset')}; times are upper bounds",
+            "note": f"{args.machine_note}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}",
             "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(),
             "torch_threads": torch.get_num_threads(),

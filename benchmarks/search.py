@@ -74,6 +74,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--parts_size", type=int, default=5_000, help="molecules whose build steps are timed apart")
     parser.add_argument("--output", default=str(RESULTS))
+    parser.add_argument("--machine_note", default="not stated", help="whether the machine ran other jobs meanwhile")
     args = parser.parse_args()
 
     import rdkit
@@ -101,10 +102,7 @@ def main() -> None:
         "num_queries": len(queries),
         "latent": time_queries(index, queries, args.k, "latent"),
         "tanimoto": time_queries(index, queries, args.k, "tanimoto"),
-        "machine": (
-            f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, CPU only; "
-            "shared with other jobs while measuring, so times are upper bounds"
-        ),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, CPU only; {args.machine_note}",
         "threads": {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "torch": torch.get_num_threads()},
         "versions": {"seqvae": seqvae.__version__, "scikit-learn": sklearn.__version__, "rdkit": rdkit.__version__},
         "command": "OMP_NUM_THREADS=1 python benchmarks/search.py --data_dir ../shared/data/moses",
