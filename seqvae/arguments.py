@@ -56,7 +56,9 @@ class DataArguments:
         standardize: standardise each molecule with RDKit's ``rdMolStandardize``: largest
             fragment, uncharge (neutralise), canonical tautomer, then canonical SMILES; the
             changes are counted in ``data_report.json`` and inputs are read the same way at
-            inference. Turn it on for your own files (assay exports hold salts and charge states).
+            inference. Default (empty): on for your own files (assay exports hold salts and
+            charge states), off for the named corpora (``bundled``, MOSES, ZINC250k...), which
+            stay as published for their benchmarks; the run's recipe.yaml records the choice.
         deduplicate: skip repeated molecules.
         max_length: longest sequence in tokens (``<bos>``/``<eos>`` included); longer rows are
             skipped and reported.
@@ -90,11 +92,9 @@ class DataArguments:
     representation: str = "smiles"
     canonicalize: bool = True
     keep_largest_fragment: bool = False
-    # Off by default: a run saved before this key existed (and a Hub model without a recipe) reads
-    # it as this default at inference, so True would silently change how those models read their
-    # inputs; the named corpora (MOSES, ZINC250k) must stay as published for their benchmarks;
-    # and the canonical tautomer changes chemistry (and costs ~1.5 ms a molecule) a user should choose.
-    standardize: bool = False
+    # None: decided by the corpus (seqvae.data.normalization.standardizes) and written resolved into
+    # the run's recipe.yaml; a run saved before this key existed reads it as off (runs.read_data_settings).
+    standardize: bool | None = None
     deduplicate: bool = True
     max_length: int = 100
     validation_fraction: float = 0.05

@@ -37,7 +37,7 @@ from .chem import (
     without_rdkit_log,
 )
 from .conditions import check_condition, property_table
-from .data.normalization import InputNormalization
+from .data.normalization import InputNormalization, standardizes
 from .errors import SeqVAEError
 from .frames import molecule_frame
 from .generation import is_finite_number
@@ -420,7 +420,7 @@ def _input_normalization(model: SeqVAE, folder: Path) -> InputNormalization:
     """Inputs are read as the run read its training rows (its saved data settings)."""
     data = runs.read_data_settings(folder)
     return InputNormalization(
-        model.config.representation, data.canonicalize, data.keep_largest_fragment, data.lowercase, data.standardize
+        model.config.representation, data.canonicalize, data.keep_largest_fragment, data.lowercase, standardizes(data)
     )
 
 

@@ -291,12 +291,15 @@ def read_data_settings(run_dir: str | Path | None) -> DataArguments:
     folder has no ``recipe.yaml`` (a model saved without its run, or a Hub model)."""
     path = Path(run_dir) / RECIPE if run_dir else None
     if path is None or not path.is_file():
-        return DataArguments()
+        return DataArguments(standardize=False)
     try:
-        return load_recipe(path)[0]
+        settings = load_recipe(path)[0]
     except SeqVAEError as error:
         logger.warning("%s is not readable (%s); reading inputs with the default data settings", path, error)
-        return DataArguments()
+        return DataArguments(standardize=False)
+    if "standardize" not in (yaml.safe_load(path.read_text()) or {}):
+        settings.standardize = False  # a run from before the setting existed did not standardise
+    return settings
 
 
 def trained_on(run_dir: str | Path) -> str | None:

@@ -14,6 +14,7 @@ Logs name their unit: ``recon_per_sequence``, ``recon_per_token``, ``kl_per_sequ
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -42,6 +43,7 @@ from .arguments import (
 from .configuration import SeqVAEConfig
 from .data import PaddingCollator, PreparedCorpus, prepare_corpus
 from .data.attributes import check_attribute_settings
+from .data.normalization import standardizes
 from .errors import SeqVAEError
 from .modeling import SeqVAE, eval_mode
 from .objectives import (
@@ -398,6 +400,8 @@ def train_model(
 
 def _train(args, data_args, model_kwargs, training_kwargs, evaluation_args, resume, callbacks) -> TrainingRun:
     output_dir = Path(args.output_dir)
+    # decided once (own files: on, named corpora: off) and written into recipe.yaml as decided
+    data_args = dataclasses.replace(data_args, standardize=standardizes(data_args))
     set_seed(args.seed)
     checkpoint = _checkpoint_to_resume(output_dir) if resume else None
     # a resumed run reads its tokenizer from the checkpoint, which was written whole

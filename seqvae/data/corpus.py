@@ -27,6 +27,7 @@ from ..tokenization import (
 from .attributes import attribute_labels, encode_labels
 from .encoding import split_train_validation, tokenize_sequences, tokenize_texts
 from .molecules import load_molecules
+from .normalization import standardizes
 from .readers import arrow_table
 from .report import CorpusReport, rows_with_unknown
 from .texts import load_texts
@@ -111,7 +112,7 @@ def load_corpus(data_args, progress: bool = False, source: str | None = None):
         smiles_column=data_args.smiles_column,
         canonicalize=data_args.canonicalize,
         keep_largest_fragment=data_args.keep_largest_fragment,
-        standardize=data_args.standardize,
+        standardize=standardizes(data_args),
         representation=data_args.representation,
         max_length=data_args.max_length,
         deduplicate=data_args.deduplicate,

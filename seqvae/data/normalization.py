@@ -14,6 +14,7 @@ from rdkit import Chem
 
 from ..chem import MAX_SMILES_CHARACTERS, canonical_smiles, largest_fragment, standardize_mol, to_mol
 from ..errors import SeqVAEError
+from .sources import is_named_corpus
 
 __all__ = [
     "InputNormalization",
@@ -21,6 +22,7 @@ __all__ = [
     "normalize_smiles_with_changes",
     "normalize_sentence",
     "smiles_too_long",
+    "standardizes",
 ]
 
 
@@ -80,6 +82,16 @@ def normalize_sentence(text: str, lowercase: bool = False) -> str:
     return sentence.lower() if lowercase else sentence
 
 
+def standardizes(data_args) -> bool:
+    """Whether a run standardises its molecules: the recipe's ``standardize``, or when it is not
+    set, yes for a user's own files and no for the named corpora, kept as published."""
+    if data_args.standardize is not None:
+        return bool(data_args.standardize)
+    if data_args.representation == "text":
+        return False
+    return not is_named_corpus(data_args.data)
+
+
 @dataclass(frozen=True)
 class InputNormalization:
     """A run's input settings (the fields of the same name in its data settings).
@@ -102,7 +114,7 @@ class InputNormalization:
             data_args.canonicalize,
             data_args.keep_largest_fragment,
             data_args.lowercase,
-            data_args.standardize,
+            standardizes(data_args),
         )
 
     def __call__(self, item: str) -> str | None:

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from ..errors import SeqVAEError
 from .storage import cache_root
 
-__all__ = ["NamedCorpus", "NAMED_CORPORA", "bundled_corpus_files", "resolve_corpus", "download"]
+__all__ = ["NamedCorpus", "NAMED_CORPORA", "bundled_corpus_files", "resolve_corpus", "is_named_corpus", "download"]
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,13 @@ def resolve_corpus(source: str | os.PathLike, data_dir: str | os.PathLike | None
             f"or a named corpus: bundled, {', '.join(NAMED_CORPORA)}"
         )
     return [path]
+
+
+def is_named_corpus(source) -> bool:
+    """Whether ``source`` names a corpus seqvae knows (``bundled``, ``moses``, ``zinc250k:test``...)
+    rather than a user's file."""
+    text = str(source)
+    return text == "bundled" or (text.partition(":")[0] in NAMED_CORPORA and not Path(text).exists())
 
 
 def _corpus_files_hint(folder: Path) -> str:

@@ -10,7 +10,12 @@ import pytest
 from seqvae.arguments import DataArguments
 from seqvae.chem import STANDARDIZATION_STEPS, standardize_mol, to_mol
 from seqvae.data import load_molecules, storage
-from seqvae.data.normalization import InputNormalization, normalize_smiles, normalize_smiles_with_changes
+from seqvae.data.normalization import (
+    InputNormalization,
+    normalize_smiles,
+    normalize_smiles_with_changes,
+    standardizes,
+)
 from seqvae.data.report import CorpusReport
 from seqvae.recipe import load_recipe
 
@@ -72,11 +77,36 @@ def test_standardize_mol_leaves_the_given_molecule_alone():
 # ------------------------------------------------------------------------------ settings
 
 
-def test_off_by_default_so_existing_runs_read_their_inputs_as_before():
-    assert DataArguments().standardize is False
+def test_by_default_own_files_are_standardised_and_named_corpora_kept_as_published():
+    assert DataArguments().standardize is None  # decided by the corpus
+    assert standardizes(DataArguments(data="my_assay.csv")) is True
+    assert standardizes(DataArguments(data="my_assay.csv", standardize=False)) is False
+    assert standardizes(DataArguments()) is False  # bundled
+    assert standardizes(DataArguments(data="moses")) is False
+    assert standardizes(DataArguments(data="zinc250k:test")) is False
+    assert standardizes(DataArguments(data="moses", standardize=True)) is True
+    assert standardizes(DataArguments(data="my.txt", representation="text")) is False
+    assert InputNormalization.of(DataArguments(data="my_assay.csv"))("C[NH3+]") == "CN"
+    assert InputNormalization.of(DataArguments())("C[NH3+]") == "C[NH3+]"
     assert InputNormalization().standardize is False
     assert normalize_smiles("CC(=O)[O-].[Na+]") == "CC(=O)[O-].[Na+]"
-    assert InputNormalization.of(DataArguments())("C[NH3+]") == "C[NH3+]"
+
+
+def test_a_run_saved_before_the_setting_existed_reads_its_inputs_unstandardised(tmp_path):
+    from seqvae import runs
+
+    (tmp_path / "recipe.yaml").write_text("data: my_assay.csv\n")  # no standardize key: an older run
+    assert runs.read_data_settings(tmp_path).standardize is False
+    (tmp_path / "recipe.yaml").write_text("data: my_assay.csv\nstandardize: true\n")
+    assert runs.read_data_settings(tmp_path).standardize is True
+    assert runs.read_data_settings(tmp_path / "no_run_here").standardize is False
+
+
+def test_a_run_on_its_own_file_records_the_standardisation_it_used(trained_run):
+    import yaml
+
+    recipe = yaml.safe_load((trained_run.output_dir / "recipe.yaml").read_text())
+    assert recipe["standardize"] is True  # tiny.csv is a user's file
 
 
 def test_inference_reads_inputs_with_the_recipes_standardisation():
