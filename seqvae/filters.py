@@ -25,15 +25,12 @@ and is empty for a molecule that passes.
 
 from __future__ import annotations
 
-import csv
-import functools
 import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import resources
 
-from rdkit import Chem, DataStructs
+from rdkit import Chem
 
 from .chem import (
     PROPERTIES,
@@ -43,12 +40,11 @@ from .chem import (
     without_rdkit_log,
 )
 from .errors import SeqVAEError
-from .metrics.moses import passes_filters
+from .metrics.moses import matched_alerts, passes_filters
 
 __all__ = ["NAMED_FILTERS", "apply_filters", "check_filters", "format_pass_rates", "known_filters", "pass_rates"]
 
 INVALID = "invalid molecule"
-ALERT_FILES = {"pains": "pains.csv", "mcf": "mcf.csv"}  # the MOSES alert files, read where metrics.moses reads them
 LIPINSKI_LIMITS = (("MW", 500.0), ("logP", 5.0), ("HBD", 5), ("HBA", 10))
 LIPINSKI_ALLOWED_VIOLATIONS = 1
 VEBER_LIMITS = (("rotatable_bonds", 10), ("TPSA", 140.0))
@@ -74,34 +70,11 @@ def _veber(mol: Chem.Mol) -> str | None:
     return ", ".join(_exceeded(mol, VEBER_LIMITS)) or None
 
 
-@functools.lru_cache(maxsize=len(ALERT_FILES))
-def _alerts(family: str) -> tuple[tuple[str, DataStructs.ExplicitBitVect, Chem.Mol], ...]:
-    """``(name, pattern fingerprint, pattern)`` for each alert of one family; the fingerprint
-    screens out most matches, as in :mod:`seqvae.metrics.moses`."""
-    folder = resources.files("seqvae.metrics").joinpath("alerts")
-    alerts = []
-    with folder.joinpath(ALERT_FILES[family]).open(encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            pattern = Chem.MolFromSmarts(row["smarts"])
-            if pattern is None:
-                raise SeqVAEError(f"alert {row['name']} in {ALERT_FILES[family]} is not valid SMARTS; reinstall seqvae")
-            name = row["name"].removeprefix("<regId=").removesuffix(">")  # PAINS names read <regId=ene_rhod_A(235)>
-            alerts.append((name, Chem.PatternFingerprint(pattern), pattern))
-    return tuple(alerts)
-
-
 def _alert_check(family: str) -> Check:
-    def matched_alerts(mol: Chem.Mol) -> str | None:
-        with_hydrogens = Chem.AddHs(mol)  # PAINS SMARTS spell hydrogens out as [#1]
-        fingerprint = Chem.PatternFingerprint(with_hydrogens)
-        names = [
-            name
-            for name, screen, pattern in _alerts(family)
-            if DataStructs.AllProbeBitsMatch(screen, fingerprint) and with_hydrogens.HasSubstructMatch(pattern)
-        ]
-        return ", ".join(names) or None
+    def failed_alerts(mol: Chem.Mol) -> str | None:
+        return ", ".join(matched_alerts(mol, families=(family,))) or None
 
-    return matched_alerts
+    return failed_alerts
 
 
 def _moses(mol: Chem.Mol) -> str | None:

@@ -234,37 +234,59 @@ def count_similarity(reference: Counter, samples: Counter) -> float | None:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-@functools.lru_cache(maxsize=1)
-def _alert_patterns() -> tuple[Chem.Mol, ...]:
-    """The 22 MCF and 480 PAINS SMARTS that MOSES ships (see ``alerts/README.md``)."""
+ALERT_FAMILIES = {"mcf": "mcf.csv", "pains": "pains.csv"}  # the 22 MCF and 480 PAINS SMARTS MOSES ships
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One structural alert: its name, its SMARTS pattern, and the pattern's fingerprint, whose
+    bits a molecule must all have to contain it (a cheap screen before the substructure match)."""
+
+    name: str
+    pattern: Chem.Mol
+    screen: DataStructs.ExplicitBitVect
+
+
+@functools.lru_cache(maxsize=len(ALERT_FAMILIES))
+def alerts(family: str) -> tuple[Alert, ...]:
+    """The alerts of one family (``mcf`` or ``pains``; see ``alerts/README.md``)."""
     import csv
 
-    patterns = []
-    for name in ("mcf.csv", "pains.csv"):
-        with resources.files(__package__).joinpath("alerts", name).open(encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
-                pattern = Chem.MolFromSmarts(row["smarts"])
-                if pattern is None:
-                    raise SeqVAEError(f"alert {row['name']} in {name} is not valid SMARTS; reinstall seqvae")
-                patterns.append(pattern)
-    return tuple(patterns)
+    alerts_found = []
+    with resources.files(__package__).joinpath("alerts", ALERT_FAMILIES[family]).open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            pattern = Chem.MolFromSmarts(row["smarts"])
+            if pattern is None:
+                raise SeqVAEError(f"alert {row['name']} in {ALERT_FAMILIES[family]} is not valid SMARTS; reinstall seqvae")
+            name = row["name"].removeprefix("<regId=").removesuffix(">")  # PAINS names read <regId=ene_rhod_A(235)>
+            alerts_found.append(Alert(name, pattern, Chem.PatternFingerprint(pattern)))
+    return tuple(alerts_found)
 
 
-@functools.lru_cache(maxsize=1)
-def _screened_alerts() -> tuple[tuple[DataStructs.ExplicitBitVect, Chem.Mol], ...]:
-    """Each alert with its pattern fingerprint: a molecule whose pattern fingerprint lacks one of
-    the alert's bits cannot contain it, so most of the 502 matches are never run (faster than a
-    FilterCatalog over the same patterns, with identical decisions; see the tests)."""
-    return tuple((Chem.PatternFingerprint(pattern), pattern) for pattern in _alert_patterns())
+def _alert_patterns() -> tuple[Chem.Mol, ...]:
+    """Every MOSES alert pattern, MCF then PAINS."""
+    return tuple(alert.pattern for family in ALERT_FAMILIES for alert in alerts(family))
+
+
+def matched_alerts(mol: Chem.Mol, families=tuple(ALERT_FAMILIES), first_only: bool = False) -> list[str]:
+    """The names of the alerts of ``families`` that ``mol`` contains (only the first with
+    ``first_only``). Most patterns are never matched: a molecule whose pattern fingerprint lacks
+    one of an alert's bits cannot contain it (faster than a FilterCatalog over the same patterns,
+    with identical decisions; see the tests)."""
+    with_hydrogens = Chem.AddHs(mol)  # PAINS SMARTS spell hydrogens out as [#1]
+    fingerprint = Chem.PatternFingerprint(with_hydrogens)
+    found = []
+    for family in families:
+        for alert in alerts(family):
+            if DataStructs.AllProbeBitsMatch(alert.screen, fingerprint) and with_hydrogens.HasSubstructMatch(alert.pattern):
+                found.append(alert.name)
+                if first_only:
+                    return found
+    return found
 
 
 def _has_alert(mol: Chem.Mol) -> bool:
-    with_hydrogens = Chem.AddHs(mol)  # PAINS SMARTS spell hydrogens out as [#1]
-    fingerprint = Chem.PatternFingerprint(with_hydrogens)
-    return any(
-        DataStructs.AllProbeBitsMatch(screen, fingerprint) and with_hydrogens.HasSubstructMatch(pattern)
-        for screen, pattern in _screened_alerts()
-    )
+    return bool(matched_alerts(mol, first_only=True))
 
 
 def passes_filters(mol: Chem.Mol | None) -> bool:
