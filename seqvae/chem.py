@@ -32,6 +32,7 @@ __all__ = [
     "molecule_properties",
     "compute_properties",
     "tanimoto_similarity",
+    "morgan_fingerprint",
     "count_tanimoto_similarity",
     "penalized_logp",
 ]
@@ -266,13 +267,23 @@ def compute_properties(
     return columns
 
 
+@functools.lru_cache(maxsize=4)
+def _morgan_generator(radius: int = 2, bits: int = 2048):
+    return rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=bits)
+
+
+def morgan_fingerprint(smiles: str, radius: int = 2, bits: int = 2048):
+    """The Morgan bit fingerprint of a SMILES (``None`` when it does not parse)."""
+    mol = to_mol(smiles)
+    return None if mol is None else _morgan_generator(radius, bits).GetFingerprint(mol)
+
+
 def tanimoto_similarity(smiles_a: str, smiles_b: str, radius: int = 2, bits: int = 2048) -> float:
     """Tanimoto similarity of Morgan fingerprints; NaN when either molecule is invalid."""
-    mol_a, mol_b = to_mol(smiles_a), to_mol(smiles_b)
-    if mol_a is None or mol_b is None:
+    fingerprint_a, fingerprint_b = morgan_fingerprint(smiles_a, radius, bits), morgan_fingerprint(smiles_b, radius, bits)
+    if fingerprint_a is None or fingerprint_b is None:
         return math.nan
-    generator = rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=bits)
-    return DataStructs.TanimotoSimilarity(generator.GetFingerprint(mol_a), generator.GetFingerprint(mol_b))
+    return DataStructs.TanimotoSimilarity(fingerprint_a, fingerprint_b)
 
 
 @functools.lru_cache(maxsize=1)

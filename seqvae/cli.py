@@ -70,6 +70,13 @@ def _add_decoding_options(parser: argparse.ArgumentParser, default_strategy: str
     )
 
 
+def _add_condition_option(parser: argparse.ArgumentParser, help: str | None = None) -> None:
+    parser.add_argument("--condition", action="append", default=[], metavar="NAME=VALUE", help=help or TARGET_HELP)
+
+
+TARGET_HELP = "target property value (conditional models; repeat for several, e.g. --condition logP=2.5)"
+
+
 def _decoding_options(args) -> dict:
     return {
         "strategy": args.strategy,
@@ -117,13 +124,7 @@ class Sample(Subcommand):
         parser.add_argument("--num_samples", type=int, default=100)
         parser.add_argument("--batch_size", type=int, default=500)
         parser.add_argument("--output", help="write a CSV (smiles, valid, properties; or text); default: print")
-        parser.add_argument(
-            "--condition",
-            action="append",
-            default=[],
-            metavar="NAME=VALUE",
-            help="target property value (conditional models; repeat for several, e.g. --condition logP=2.5)",
-        )
+        _add_condition_option(parser)
         parser.add_argument(
             "--rerank", type=int, default=1, help="draw K times as many and keep the best by the property head"
         )
@@ -222,15 +223,12 @@ class Encode(Subcommand):
     def run(cls, args):
         import numpy as np
 
-        from .data import read_smiles_column
         from .pipeline import load
 
         output = _check_output(args.output, "--output")
         rows_path = _rows_path(output)
         vae = load(args.model)
-        values, first_line = read_smiles_column(_existing(args.input), args.smiles_column)
-        molecules = [str(v).strip() if v is not None else "" for v in values]
-        lines = list(range(first_line, first_line + len(molecules)))
+        molecules, lines = _read_input(args)
         table = _input_rows(args, molecules, lines) if _is_table(output) else None  # a wrong --id_column fails now
         if args.on_invalid == "error":
             latents = _encode_every_row(vae, molecules, lines, args.input)
@@ -242,7 +240,7 @@ class Encode(Subcommand):
         kept = valid if args.on_invalid == "skip" else np.ones(len(molecules), dtype=bool)
         if table is not None:
             latent_columns = {f"z{i}": latents[:, i] for i in range(latents.shape[1])}
-            _write_frame(table.assign(valid=valid, **latent_columns)[kept], output)
+            _write_table(table.assign(valid=valid, **latent_columns)[kept], output)
             print(f"wrote {int(kept.sum())} rows (line, valid, z0..z{latents.shape[1] - 1}) to {args.output}")
         else:
             np.save(output, latents[kept])
@@ -263,12 +261,13 @@ def _is_table(path: Path) -> bool:
     return path.suffix.lower() in TABLE_SUFFIXES
 
 
-def _write_frame(frame, path: Path) -> None:
-    """``.parquet`` through pyarrow, anything else as CSV."""
-    if path.suffix.lower() == ".parquet":
-        frame.to_parquet(path, index=False)
-    else:
-        frame.to_csv(path, index=False)
+def _read_input(args) -> tuple[list[str], list[int]]:
+    """The molecules of ``--input`` (stripped, empty rows as "") and the line of each."""
+    from .data import read_smiles_column
+
+    values, first_line = read_smiles_column(_existing(args.input), args.smiles_column)
+    molecules = [str(v).strip() if v is not None else "" for v in values]
+    return molecules, list(range(first_line, first_line + len(molecules)))
 
 
 def _input_rows(args, molecules: list[str], lines: list[int]):
@@ -390,7 +389,6 @@ class Score(Subcommand):
 
     @classmethod
     def run(cls, args):
-        from .data import read_smiles_column
         from .evaluation import read_molecules
         from .pipeline import load
 
@@ -398,9 +396,7 @@ class Score(Subcommand):
         if not _is_table(output):
             raise SeqVAEError(f"--output {output}: give a .csv or .parquet file name")
         vae = load(args.model)
-        values, first_line = read_smiles_column(_existing(args.input), args.smiles_column)
-        molecules = [str(v).strip() if v is not None else "" for v in values]
-        lines = list(range(first_line, first_line + len(molecules)))
+        molecules, lines = _read_input(args)
         rows = _input_rows(args, molecules, lines)  # a wrong --id_column fails before the scoring
         training = read_molecules(args.training, "training set", args.data_dir) if args.training else None
         scored = vae.score(
@@ -408,7 +404,7 @@ class Score(Subcommand):
             progress=True,
         )
         frame = rows.join(scored.drop(columns="smiles"))
-        _write_frame(frame, output)
+        _write_table(frame, output)
         print(_score_summary(frame, args.output))
         if scored.attrs.get("note"):
             print(f"note: {scored.attrs['note']}", file=sys.stderr)
@@ -438,10 +434,7 @@ class Interpolate(Subcommand):
         parser.add_argument("--end", required=True)
         parser.add_argument("--steps", type=int, default=8)
         parser.add_argument("--method", choices=["linear", "slerp"], default="linear")
-        parser.add_argument(
-            "--condition", action="append", default=[], metavar="NAME=VALUE",
-            help="conditional models: held fixed along the path (or the start's, with --end_condition)",
-        )
+        _add_condition_option(parser, "conditional models: held fixed along the path (or the start's, with --end_condition)")
         parser.add_argument(
             "--end_condition", action="append", default=[], metavar="NAME=VALUE",
             help="the condition at --end: the condition moves from --condition to this along the path",
@@ -623,10 +616,7 @@ class Decorate(Subcommand):
         parser.add_argument(
             "--only_at_attachments", action="store_true", help="substituents at the * only (core atoms keep their degree)"
         )
-        parser.add_argument(
-            "--condition", action="append", default=[], metavar="NAME=VALUE",
-            help="target property value (conditional models; repeat for several, e.g. --condition logP=2.5)",
-        )
+        _add_condition_option(parser)
         parser.add_argument("--output", help="write a CSV (smiles, parent, scale, properties); default: print")
         parser.add_argument("--seed", type=int, default=None, help="random seed for reproducible molecules")
         parser.add_argument("--temperature", type=float, default=1.0, help="softmax temperature of the decoding")
@@ -691,9 +681,14 @@ def _check_output(path: str | Path, option: str) -> Path:
     return path
 
 
-def _write_table(frame, path: str) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False)
+def _write_table(frame, path: str | Path) -> None:
+    """``.parquet`` through pyarrow, anything else as CSV."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False)
 
 
 def _format_metrics(metrics: dict) -> str:

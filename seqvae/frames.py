@@ -188,7 +188,8 @@ def to_sdf(frame: pd.DataFrame, path: str | os.PathLike, name_column: str | None
             f"no valid molecule in the frame's {len(frame)} rows (column {source!r}): nothing to write to {path}. "
             "Filter for valid rows first (frame[frame.valid]) or check the SMILES"
         )
-    properties = [name for name in frame.columns if name not in mol_columns(frame)]
+    skipped_columns = set(mol_columns(frame))
+    properties = [name for name in frame.columns if name not in skipped_columns]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = frame[properties].to_dict("records")

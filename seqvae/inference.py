@@ -190,6 +190,11 @@ class SeqVAEInference:
             raise SeqVAEError(f"on_invalid must be 'error' or 'nan', got {on_invalid!r}")
         # all at once: an error names the input's place in the whole list
         items = self.normalize(items) if on_invalid == "error" else self.normalize_each(items)
+        return self._encode_normalized(items, batch_size, progress)
+
+    @torch.no_grad()
+    def _encode_normalized(self, items: list[str | None], batch_size: int = 512, progress: bool | None = False) -> torch.Tensor:
+        """:meth:`encode` for inputs already normalised (``None``: a NaN row)."""
         valid = [index for index, item in enumerate(items) if item is not None]
         means = torch.full((len(items), self.config.latent_dim), float("nan"), dtype=self.model.dtype, device=self.device)
         shown = wants_progress(progress, len(valid), SLOW_ENCODING)

@@ -41,7 +41,7 @@ from .data.normalization import InputNormalization, standardizes
 from .errors import SeqVAEError
 from .frames import molecule_frame
 from .generation import is_finite_number
-from .inference import SLOW_ENCODING, SeqVAEInference, _generator, samples_frame, wants_progress
+from .inference import SeqVAEInference, _generator, samples_frame
 from .modeling import SeqVAE
 
 __all__ = ["SeqVAEPipeline", "load", "shipped_models", "train", "with_mol_column"]
@@ -321,7 +321,7 @@ class SeqVAEPipeline(SeqVAEInference):
             return None, None
         if training is not None:
             molecules = [s for s in self.normalize_each(training) if s is not None]
-            return FingerprintSet(molecules, progress=wants_progress(progress, len(molecules), SLOW_ENCODING)), None
+            return FingerprintSet(molecules, progress=progress), None
         if getattr(self, "_training_set", None) is None:  # read once per model: a large run takes a while
             self._training_set = self._run_training_fingerprints(progress)
         return self._training_set
@@ -348,7 +348,7 @@ class SeqVAEPipeline(SeqVAEInference):
             if was_shown:
                 datasets.utils.enable_progress_bars()
         molecules = train_rows["smiles"]
-        return FingerprintSet(molecules, progress=wants_progress(progress, len(molecules), SLOW_ENCODING)), None
+        return FingerprintSet(molecules, progress=progress), None
 
 
 def _with_filter_columns(frame: pd.DataFrame, filters) -> pd.DataFrame:
@@ -369,7 +369,7 @@ def with_mol_column(frame: pd.DataFrame) -> pd.DataFrame:
     derived from it (head, masks, sorting, copies, concatenation)."""
     with without_rdkit_log():
         frame["mol"] = [to_mol(s) for s in frame["smiles"]]
-    frame["inchikey"] = [inchikey(mol) if mol is not None else None for mol in frame["mol"]]
+    frame["inchikey"] = [inchikey(mol) for mol in frame["mol"]]
     return molecule_frame(frame)
 
 

@@ -13,7 +13,6 @@ compares, so similarities here equal those of ``vae.neighbours`` and the picture
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 
@@ -21,10 +20,9 @@ import numpy as np
 import pandas as pd
 import torch
 from rdkit import DataStructs
-from rdkit.Chem import rdFingerprintGenerator
 from tqdm.auto import tqdm
 
-from .chem import canonical_smiles, to_mol
+from .chem import canonical_smiles, morgan_fingerprint
 from .errors import SeqVAEError
 from .generation import check_count
 from .inference import SLOW_ENCODING, wants_progress
@@ -35,19 +33,7 @@ __all__ = ["LibraryIndex", "FingerprintSet", "score_molecules", "SEARCH_METRICS"
 logger = logging.getLogger(__name__)
 
 SEARCH_METRICS = ("latent", "tanimoto")
-FINGERPRINT_RADIUS, FINGERPRINT_BITS = 2, 2048  # as chem.tanimoto_similarity
 SLOW_SCORING = 200  # molecules: each is decoded greedily, about as slow as sampling one
-
-
-@functools.lru_cache(maxsize=1)
-def _morgan_generator():
-    return rdFingerprintGenerator.GetMorganGenerator(radius=FINGERPRINT_RADIUS, fpSize=FINGERPRINT_BITS)
-
-
-def morgan_fingerprint(smiles: str):
-    """The bit fingerprint of a valid SMILES (``None`` when it does not parse)."""
-    mol = to_mol(smiles)
-    return None if mol is None else _morgan_generator().GetFingerprint(mol)
 
 
 def _as_rows(items, what: str) -> list:
@@ -71,12 +57,14 @@ class FingerprintSet:
 
     Args:
         smiles: the molecules (already normalised); each must be valid.
+        progress: a progress bar; by default only for a large set.
     """
 
-    def __init__(self, smiles: list[str], progress: bool = False):
+    def __init__(self, smiles: list[str], progress: bool | None = False):
         self.smiles = list(smiles)
+        shown = wants_progress(progress, len(self.smiles), SLOW_ENCODING)
         self.fingerprints = [
-            morgan_fingerprint(s) for s in tqdm(self.smiles, desc="fingerprints", unit="mol", disable=not progress)
+            morgan_fingerprint(s) for s in tqdm(self.smiles, desc="fingerprints", unit="mol", disable=not shown)
         ]
 
     def __len__(self) -> int:
@@ -132,7 +120,7 @@ class LibraryIndex:
             )
         _warn_about_invalid_rows(library, keys)
         shown = wants_progress(progress, len(valid), SLOW_ENCODING)
-        latents = vae.encode(valid, batch_size=batch_size, progress=shown).float().cpu().numpy()
+        latents = vae._encode_normalized(valid, batch_size, shown).float().cpu().numpy()
         fingerprints = None if vae.representation == "text" else FingerprintSet(valid, progress=shown)
         return cls(vae, library, keys, latents, fingerprints)
 
@@ -196,7 +184,7 @@ class LibraryIndex:
         return self._positions_by_key.get(_molecule_key(normalized, self.vae.representation), [])
 
     def _by_latent(self, normalized: list[str], k: int) -> list[tuple[list[int], np.ndarray]]:
-        latents = self.vae.encode(normalized, progress=False).float().cpu().numpy()
+        latents = self.vae._encode_normalized(normalized).float().cpu().numpy()
         own = [self._own_positions(item) for item in normalized]
         wanted = min(k + max(len(positions) for positions in own), self.num_indexed)
         _, nearest = self._nearest.kneighbors(latents, n_neighbors=wanted)
@@ -318,7 +306,7 @@ def _empty_score_columns(size: int) -> dict[str, list]:
 
 def _score_batch(vae, batch_items: list[str], noise: torch.Tensor, rows: list[int], columns: dict) -> None:
     """Fill the score columns of ``rows``: the ELBO's terms and the greedy reconstruction."""
-    batch = vae.tokenize(batch_items)
+    batch = vae._tokenize_normalized(batch_items)
     recon, kl, mu = sequence_elbo_terms(vae.model, batch["input_ids"], batch["attention_mask"], noise)
     for row, recon_value, kl_value, text in zip(rows, recon.tolist(), kl.tolist(), vae.decode(mu)):
         columns["reconstruction_nll"][row] = recon_value

@@ -293,7 +293,7 @@ class NonFiniteGuard(TrainerCallback):
 
     def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
         parameters = [p for p in model.parameters() if p.grad is not None]
-        if all(torch.isfinite(p.grad).all() for p in parameters):
+        if _all_finite(p.grad for p in parameters):
             self.in_a_row = 0
             return
         for parameter in parameters:
@@ -314,7 +314,13 @@ class NonFiniteGuard(TrainerCallback):
 
 
 def weights_are_finite(model) -> bool:
-    return all(torch.isfinite(p).all() for p in model.parameters())
+    return _all_finite(model.parameters())
+
+
+def _all_finite(tensors) -> bool:
+    """One reduction and one device sync for all ``tensors``, not one per tensor."""
+    checks = [torch.isfinite(tensor).all() for tensor in tensors]
+    return bool(torch.stack(checks).all()) if checks else True
 
 
 # ------------------------------------------------------------------------- train_model()
@@ -448,7 +454,7 @@ def _train(args, data_args, model_kwargs, training_kwargs, evaluation_args, resu
         train_seconds=train_seconds,
         evaluation_args=evaluation_args,
         data_args=data_args,
-        stopped_early=_stopped_early(time_limit, trainer, guard),
+        stopped_early=_stopped_early(time_limit, trainer),
     )
 
 
@@ -458,7 +464,6 @@ def _save_final_model(trainer: SeqVAETrainer, output_dir: Path) -> None:
     staging = output_dir / runs.STAGING
     shutil.rmtree(staging, ignore_errors=True)
     trainer.save_model(str(staging))
-    (staging / runs.PICKLED_TRAINING_ARGS).unlink(missing_ok=True)  # run folders keep JSON only
     runs.publish_folder(staging, output_dir)
     runs.write_training_args(output_dir, trainer.args)
 
@@ -478,15 +483,14 @@ def _end_diverged(trainer: SeqVAETrainer, guard: NonFiniteGuard, output_dir: Pat
     )
 
 
-def _stopped_early(time_limit: TimeLimitCallback, trainer: SeqVAETrainer, guard: NonFiniteGuard) -> dict | None:
-    """What metrics.json records when training ended before max_steps: the reason and the step."""
+def _stopped_early(time_limit: TimeLimitCallback, trainer: SeqVAETrainer) -> dict | None:
+    """What metrics.json records when training ended before max_steps: the step and why."""
     if time_limit.stopped_at is None:
         return None
     return {
-        "reason": f"max_train_seconds ({time_limit.seconds:g} s)",
-        "step": time_limit.stopped_at,
+        "stopped_at_step": time_limit.stopped_at,
         "max_steps": trainer.state.max_steps,
-        "skipped_nonfinite_steps": guard.skipped,
+        "stopped_by": f"max_train_seconds ({time_limit.seconds:g} s)",
     }
 
 

@@ -81,9 +81,9 @@ def _stop_record(run: TrainingRun) -> dict:
     stop = run.stopped_early
     logger.warning(
         "training stopped early at step %d of %d (%s): the figures describe an undertrained model",
-        stop["step"], stop["max_steps"], stop["reason"],
+        stop["stopped_at_step"], stop["max_steps"], stop["stopped_by"],
     )
-    return {"stopped_early": True, "stopped_at_step": stop["step"], "max_steps": stop["max_steps"], "stopped_by": stop["reason"]}
+    return {"stopped_early": True, **stop}
 
 
 def _evaluate(run: TrainingRun) -> tuple[dict, list[str]]:
