@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +83,11 @@ class DataArguments:
         lowercase: lower-case sentences.
         long_sentences: ``skip`` or ``truncate`` sentences longer than ``max_length`` tokens
             (counted in the data report either way).
+        streaming: read the training corpus as a stream (``datasets.IterableDataset``): rows are
+            checked and tokenised on the fly, shuffled in a buffer and split across processes,
+            so memory stays flat in the corpus size. Needs ``max_steps``.
+        shuffle_buffer_size: rows held in the streaming shuffle buffer.
+        vocabulary_sample_size: rows read to build the vocabulary of a streamed corpus.
     """
 
     data: str = "bundled"
@@ -110,6 +116,9 @@ class DataArguments:
     hub_split: str = "train"
     lowercase: bool = False
     long_sentences: str = "skip"
+    streaming: bool = False
+    shuffle_buffer_size: int = 10000
+    vocabulary_sample_size: int = 200000
 
 
 @dataclass
@@ -139,6 +148,10 @@ class ObjectiveArguments:
             sampling without conditions works (and the property head has examples to learn from).
         property_loss_weight: weight of the property head's mean squared error (normalised
             units).
+        rescale_schedules: the step counts of the schedules (``kl_start_step``,
+            ``kl_warmup_steps``, ``autoencoder_pretraining_steps``) are written for one process;
+            launched on N processes, each optimiser step reads N per-device batches, so the
+            counts are divided by N to cover the same number of examples. False: used as written.
     """
 
     loss_reduction: str = "sequence"
@@ -156,6 +169,7 @@ class ObjectiveArguments:
     condition_drop_probability: float = 0.3
     unconditional_probability: float = 0.2
     property_loss_weight: float = 1.0
+    rescale_schedules: bool = True
 
     def __post_init__(self):
         self.check_objective()
@@ -278,6 +292,11 @@ FIXED_TRAINING = {"remove_unused_columns": False, "length_column_name": "num_tok
 def training_arguments(output_dir: Path, training_kwargs: dict) -> SeqVAETrainingArguments:
     """A recipe's training keys over seqvae's defaults, checked; errors name the setting."""
     kwargs = {**DEFAULT_TRAINING, **training_kwargs, **FIXED_TRAINING}
+    if _launched_without_accelerator() and "use_cpu" not in training_kwargs:
+        # torchrun / accelerate launch on a CPU-only machine: without use_cpu the Trainer would
+        # run each process as an independent one-process training instead of DDP over gloo.
+        logger.info("%s processes and no GPU: data-parallel training on CPU (use_cpu, gloo)", os.environ["WORLD_SIZE"])
+        kwargs["use_cpu"] = True
     if kwargs.get("report_to") in (["tensorboard"], "tensorboard") and not _has_tensorboard():
         logger.warning("tensorboard is not installed; training logs go to training_log.jsonl only")
         kwargs["report_to"] = "none"
@@ -287,6 +306,13 @@ def training_arguments(output_dir: Path, training_kwargs: dict) -> SeqVAETrainin
         if isinstance(error, SeqVAEError):
             raise
         raise SeqVAEError(f"invalid training setting: {error}") from None
+
+
+def _launched_without_accelerator() -> bool:
+    """Several processes launched (``WORLD_SIZE`` > 1) on a machine with no GPU or other accelerator."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    return not (torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available()))
 
 
 def _has_tensorboard() -> bool:

@@ -7,6 +7,8 @@
     seqvae encode --model runs/x --input mols.csv --output latents.csv   # line, id, smiles, valid, z0..
     seqvae score --model runs/x --input mols.csv --output scored.csv
     seqvae sample --model runs/x --num_samples 1000 --filter lipinski --filter pains --filter "sa<4.5"
+    seqvae sample --model zinc250k --num_samples 1000000 --seed 1 --shard 0/4 --output samples/   # a folder of Parquet chunks
+    seqvae encode --model runs/x --input mols.csv --chunk_size 50000 --output latents/             # resumable, see docs/sharded_generation.md
     seqvae decorate --model zinc250k --scaffold "c1ccc(*)cc1" --num_samples 100 [--condition logP=2.5] [--output file.csv]
     seqvae interpolate --model runs/x --start "CCO" --end "c1ccccc1O" --steps 8
     seqvae evaluate --samples samples.csv --reference test.csv [--train train.csv] [--output metrics.json]
@@ -77,6 +79,100 @@ def _add_condition_option(parser: argparse.ArgumentParser, help: str | None = No
 TARGET_HELP = "target property value (conditional models; repeat for several, e.g. --condition logP=2.5)"
 
 
+def _add_chunk_options(parser: argparse.ArgumentParser) -> None:
+    from .sharding import DEFAULT_CHUNK_SIZE
+
+    group = parser.add_argument_group(
+        "chunked output",
+        "--shard or --chunk_size: --output is a folder of Parquet chunks, each written as soon as it is made; "
+        "running the same command again skips the complete ones (docs/sharded_generation.md)",
+    )
+    group.add_argument(
+        "--shard", metavar="i/N",
+        help="make shard i (from 0) of N: a contiguous share of the chunks; the N shards may write into one --output "
+        "folder; auto: RANK / WORLD_SIZE, as torchrun and accelerate launch set them",
+    )
+    group.add_argument(
+        "--chunk_size", type=int,
+        help=f"rows per chunk (default {DEFAULT_CHUNK_SIZE:,}); when sampling, chunk k is drawn with a seed made from "
+        "(--seed, k), so the molecules depend on it, not on the number of shards",
+    )
+
+
+def _chunked_output(args):
+    """``(folder, shard, chunk_size)`` when ``--shard`` or ``--chunk_size`` ask for a folder of
+    chunks, checked before any work; ``None`` otherwise."""
+    if args.shard is None and args.chunk_size is None:
+        return None
+    from .sharding import DEFAULT_CHUNK_SIZE, parse_shard
+
+    shard = parse_shard(args.shard or "0/1")
+    chunk_size = DEFAULT_CHUNK_SIZE if args.chunk_size is None else args.chunk_size
+    if chunk_size < 1:
+        raise SeqVAEError(f"--chunk_size must be at least 1, not {chunk_size}")
+    return _check_chunk_folder(args.output), shard, chunk_size
+
+
+def _check_chunk_folder(output: str | None) -> Path:
+    from .runs import check_writable
+
+    if not output:
+        raise SeqVAEError("--shard and --chunk_size write a folder of Parquet chunks: name it with --output FOLDER")
+    folder = Path(output)
+    if folder.exists() and not folder.is_dir():
+        raise SeqVAEError(f"--output {folder} is a file; with --shard or --chunk_size it names a folder of Parquet chunks")
+    if not folder.exists() and folder.suffix.lower() not in ("", ".parquet"):
+        raise SeqVAEError(
+            f"--output {folder}: with --shard or --chunk_size the output is a folder of Parquet chunks; "
+            f"give a folder name, e.g. {folder.with_suffix('')}"
+        )
+    return check_writable(folder, "--output")
+
+
+def _model_device(args) -> str | None:
+    """Under torchrun / accelerate launch with ``--shard auto``, each process's own GPU
+    (``LOCAL_RANK``); otherwise the default."""
+    local_rank = os.environ.get("LOCAL_RANK")
+    if args.shard != "auto" or local_rank is None:
+        return None
+    import torch
+
+    return f"cuda:{local_rank}" if torch.cuda.is_available() else None
+
+
+def _chunk_progress(output, chunks: range, what: str):
+    """One bar over this shard's rows, starting at the rows of its chunks already complete."""
+    from tqdm.auto import tqdm
+
+    total = sum(len(output.rows(chunk)) for chunk in chunks)
+    done = sum(len(output.rows(chunk)) for chunk in chunks if output.is_complete(chunk))
+    return tqdm(total=total, initial=done, desc=what, unit="row")
+
+
+def _chunked_summary(output, shard, chunks: range, written: int, rows: str) -> str:
+    """One line (shards may print at once): what this run wrote, what it found done, and whether
+    the whole folder is complete."""
+    head = f"shard {shard}: " if shard.count > 1 else ""
+    text = f"{head}wrote {rows} in {_count(written, 'chunk')} to {output.folder}"
+    if len(chunks) > written:
+        text += f" (skipped {_count(len(chunks) - written, 'chunk')} already complete)"
+    complete = output.complete_chunks()
+    if complete == output.num_chunks:
+        return text + f"; all {complete} chunks are complete: read them with pandas.read_parquet({str(output.folder)!r})"
+    rest = " (the other shards make the rest)" if shard.count > 1 else ""
+    return text + f"; {complete} of {output.num_chunks} chunks are complete{rest}"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
+def _model_identity(name: str) -> str:
+    """``--model`` as a chunk manifest records it: a folder by its full path (the same model
+    whatever the working folder of each shard), a shipped name or Hub id as given."""
+    return str(Path(name).resolve()) if Path(name).exists() else name
+
+
 def _decoding_options(args) -> dict:
     return {
         "strategy": args.strategy,
@@ -123,7 +219,10 @@ class Sample(Subcommand):
         parser.add_argument("--model", required=True, help=MODEL_HELP)
         parser.add_argument("--num_samples", type=int, default=100)
         parser.add_argument("--batch_size", type=int, default=500)
-        parser.add_argument("--output", help="write a CSV (smiles, valid, properties; or text); default: print")
+        parser.add_argument(
+            "--output", help="write a CSV (smiles, valid, properties; or text); default: print. "
+            "With --shard / --chunk_size: a folder of Parquet chunks",
+        )
         _add_condition_option(parser)
         parser.add_argument(
             "--rerank", type=int, default=1, help="draw K times as many and keep the best by the property head"
@@ -134,20 +233,28 @@ class Sample(Subcommand):
             "pains, mcf, moses, or a threshold such as sa<4.5, qed>0.5, logP<5 (quote it: the shell reads < and >)",
         )
         _add_decoding_options(parser, "sample")
+        _add_chunk_options(parser)
 
     @classmethod
     def run(cls, args):
         from .conditions import parse_condition_text
         from .pipeline import load
 
-        if args.output:
+        chunked = _chunked_output(args)
+        if args.output and not chunked:
             _check_output(args.output, "--output")  # now, not after all the sampling
         condition = parse_condition_text(args.condition)
         if args.filter:
             from .filters import check_filters
 
             check_filters(args.filter)  # before the model loads
-        vae = load(args.model)
+        if chunked:
+            from .generation import check_count
+
+            check_count("num_samples", args.num_samples)  # it decides the chunks
+        vae = load(args.model, device=_model_device(args))
+        if chunked:
+            return _sample_in_chunks(vae, args, condition, *chunked)
         frame = vae.sample_frame(
             args.num_samples,
             seed=args.seed,
@@ -171,6 +278,58 @@ class Sample(Subcommand):
 
             print(format_pass_rates(frame.attrs["pass_rates"]), file=summary)
         return 0
+
+
+def _sample_in_chunks(vae, args, condition: dict, folder: Path, shard, chunk_size: int) -> int:
+    """``seqvae sample --shard / --chunk_size``: this shard's chunks, each drawn with its own
+    seed and written as soon as it is drawn."""
+    from .sharding import ChunkFolder, chunk_seed, shard_chunks, write_missing_chunks
+
+    options = dict(
+        condition=condition, rerank=args.rerank, batch_size=args.batch_size, filters=args.filter, **_decoding_options(args)
+    )
+    settings = {"model": _model_identity(args.model), "seed": args.seed, **options}  # what decides the molecules
+    output = ChunkFolder(folder, "sample", settings, args.num_samples, chunk_size)
+
+    def draw(chunk: int):
+        rows = len(output.rows(chunk))
+        return vae.sample_frame(rows, seed=chunk_seed(args.seed, chunk), progress=False, mols=False, **options)
+
+    chunks = shard_chunks(shard, output.num_chunks)
+    totals = _SampleTotals()
+    with _chunk_progress(output, chunks, "sampling") as bar:
+        for chunk, frame in write_missing_chunks(output, chunks, draw):
+            totals.add(frame)
+            bar.update(len(output.rows(chunk)))
+    what = "sentences" if vae.representation == "text" else "samples"
+    quality = f" ({totals.summary()})" if totals.rows and totals.summary() else ""
+    print(_chunked_summary(output, shard, chunks, totals.chunks, f"{totals.rows} {what}{quality}"))
+    return 0
+
+
+class _SampleTotals:
+    """Validity and filter pass rates over the chunks one run draws, without keeping them."""
+
+    def __init__(self):
+        self.chunks = self.rows = 0
+        self.valid: int | None = None  # text models have no validity
+        self.passed: dict[str, float] = {}
+
+    def add(self, frame) -> None:
+        self.chunks += 1
+        self.rows += len(frame)
+        if "valid" in frame.columns:
+            self.valid = (self.valid or 0) + int(frame["valid"].sum())
+        for label, rate in frame.attrs.get("pass_rates", {}).items():
+            self.passed[label] = self.passed.get(label, 0.0) + rate * len(frame)
+
+    def summary(self) -> str:
+        parts = [] if self.valid is None else [f"{self.valid / self.rows:.1%} valid"]
+        if self.passed:
+            from .filters import format_pass_rates  # only with --filter: it loads the alert catalogues
+
+            parts.append(format_pass_rates({label: count / self.rows for label, count in self.passed.items()}))
+        return "; ".join(parts)
 
 
 def _sample_summary(frame) -> str:
@@ -211,13 +370,15 @@ class Encode(Subcommand):
         _add_molecule_file_arguments(
             parser,
             output_help="output .npy file [N, latent_dim]; or .csv / .parquet: a table of line, the id column, "
-            "smiles, valid and z0..z{latent_dim-1}, one row per input row",
+            "smiles, valid and z0..z{latent_dim-1}, one row per input row; with --shard / --chunk_size: a folder "
+            "of Parquet chunks of that table",
         )
         parser.add_argument(
             "--on_invalid", choices=["error", "skip", "flag"], default="error",
             help="an invalid or empty row: stop with its line (error), leave it out (skip), or keep it with NaN "
             "latents (flag); skip and flag also write OUTPUT.rows.csv: the input line of each row of the array",
         )
+        _add_chunk_options(parser)
 
     @classmethod
     def run(cls, args):
@@ -225,22 +386,21 @@ class Encode(Subcommand):
 
         from .pipeline import load
 
+        chunked = _chunked_output(args)
+        if chunked:
+            return _encode_in_chunks(load(args.model, device=_model_device(args)), args, *chunked)
         output = _check_output(args.output, "--output")
         rows_path = _rows_path(output)
         vae = load(args.model)
         molecules, lines = _read_input(args)
         table = _input_rows(args, molecules, lines) if _is_table(output) else None  # a wrong --id_column fails now
-        if args.on_invalid == "error":
-            latents = _encode_every_row(vae, molecules, lines, args.input)
-        else:
-            latents = _encode_rows_or_nan(vae, molecules)
+        latents = _latents_of(vae, args, molecules, lines)
         valid = ~np.isnan(latents).any(axis=1)
         if not valid.any():
             raise SeqVAEError(f"{args.input}: none of its {len(molecules)} rows is a valid molecule; nothing to encode")
         kept = valid if args.on_invalid == "skip" else np.ones(len(molecules), dtype=bool)
         if table is not None:
-            latent_columns = {f"z{i}": latents[:, i] for i in range(latents.shape[1])}
-            _write_table(table.assign(valid=valid, **latent_columns)[kept], output)
+            _write_table(_latent_table(table, latents, valid)[kept], output)
             print(f"wrote {int(kept.sum())} rows (line, valid, z0..z{latents.shape[1] - 1}) to {args.output}")
         else:
             np.save(output, latents[kept])
@@ -251,6 +411,65 @@ class Encode(Subcommand):
             _write_rows(rows_path, molecules, lines, valid, kept)
             print(f"wrote the input line of each latent row to {rows_path}")
         return 0
+
+
+def _encode_in_chunks(vae, args, folder: Path, shard, chunk_size: int) -> int:
+    """``seqvae encode --shard / --chunk_size``: this shard's chunks of the input rows, each
+    written as a table (line, id, smiles, valid, z...) as soon as it is encoded."""
+    import numpy as np
+
+    from .sharding import ChunkFolder, shard_chunks, write_missing_chunks
+
+    molecules, lines = _read_input(args)
+    table = _input_rows(args, molecules, lines)
+    source = Path(args.input).resolve()
+    settings = {
+        "model": _model_identity(args.model), "input": str(source), "input_bytes": source.stat().st_size,
+        "smiles_column": args.smiles_column, "id_column": args.id_column, "on_invalid": args.on_invalid,
+    }
+    output = ChunkFolder(folder, "encode", settings, len(molecules), chunk_size)
+    invalid = _InvalidRows()
+
+    def encode(chunk: int):
+        rows = output.rows(chunk)
+        part = slice(rows.start, rows.stop)
+        latents = _latents_of(vae, args, molecules[part], lines[part])
+        valid = ~np.isnan(latents).any(axis=1)
+        invalid.add(molecules[part], lines[part], valid)
+        frame = _latent_table(table.iloc[part], latents, valid)
+        return frame[valid] if args.on_invalid == "skip" else frame
+
+    chunks = shard_chunks(shard, output.num_chunks)
+    written = rows = 0
+    with _chunk_progress(output, chunks, "encoding") as bar:
+        for chunk, frame in write_missing_chunks(output, chunks, encode, _column_types(table)):
+            written, rows = written + 1, rows + len(frame)
+            bar.update(len(output.rows(chunk)))
+    print(_chunked_summary(output, shard, chunks, written, f"{rows} rows"))
+    invalid.warn(args)
+    return 0
+
+
+def _latents_of(vae, args, molecules: list[str], lines: list[int]):
+    """One latent row per input row: invalid rows stop with their line (``--on_invalid error``)
+    or get NaN latents."""
+    if args.on_invalid == "error":
+        return _encode_every_row(vae, molecules, lines, args.input)
+    return _encode_rows_or_nan(vae, molecules)
+
+
+def _latent_table(rows, latents, valid):
+    """The input's rows (line, id, smiles) with ``valid`` and the latents as ``z0``, ``z1``..."""
+    return rows.assign(valid=valid, **{f"z{i}": latents[:, i] for i in range(latents.shape[1])})
+
+
+def _column_types(table) -> dict:
+    """The pyarrow type of each input column, from the whole input: one chunk whose ids are all
+    missing would otherwise get a null column, and chunks would not read back as one table."""
+    import pyarrow as pa
+
+    schema = pa.Table.from_pandas(table, preserve_index=False).schema
+    return {name: schema.field(name).type for name in table.columns}
 
 
 TABLE_SUFFIXES = (".csv", ".parquet")
@@ -341,16 +560,35 @@ def _encode_rows_or_nan(vae, molecules: list[str]):
 
 def _report_invalid_rows(args, molecules: list[str], lines: list[int], valid) -> None:
     """One ``warning:`` line counting the rows left out (skip) or given NaN latents (flag)."""
-    invalid = [index for index, ok in enumerate(valid) if not ok]
-    if not invalid:
-        return
-    first = invalid[0]
-    done = "skipped" if args.on_invalid == "skip" else "flagged (NaN latents, valid=False)"
-    print(
-        f"warning: {args.input}: {done} {len(invalid)} of {len(molecules)} rows that are empty or not valid "
-        f"molecules; the first is line {lines[first]}: {_shown(molecules[first])}",
-        file=sys.stderr,
-    )
+    invalid = _InvalidRows()
+    invalid.add(molecules, lines, valid)
+    invalid.warn(args)
+
+
+class _InvalidRows:
+    """The rows that are empty or not valid molecules, counted (over chunks) for one warning."""
+
+    def __init__(self):
+        self.rows = self.count = 0
+        self.first: tuple[int, str] | None = None  # (line, input)
+
+    def add(self, molecules: list[str], lines: list[int], valid) -> None:
+        self.rows += len(molecules)
+        bad = [index for index, ok in enumerate(valid) if not ok]
+        self.count += len(bad)
+        if bad and self.first is None:
+            self.first = (lines[bad[0]], molecules[bad[0]])
+
+    def warn(self, args) -> None:
+        if not self.count:
+            return
+        line, value = self.first
+        done = "skipped" if args.on_invalid == "skip" else "flagged (NaN latents, valid=False)"
+        print(
+            f"warning: {args.input}: {done} {self.count} of {self.rows} rows that are empty or not valid "
+            f"molecules; the first is line {line}: {_shown(value)}",
+            file=sys.stderr,
+        )
 
 
 def _write_rows(path: Path, molecules: list[str], lines: list[int], valid, kept) -> None:

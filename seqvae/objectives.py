@@ -172,7 +172,10 @@ def mmd_to_prior(z: torch.Tensor, generator: torch.Generator | None = None) -> t
     return within_z + within_prior - 2 * across
 
 
-def active_units(mu: torch.Tensor, threshold: float = 0.01) -> int:
+ACTIVE_UNIT_THRESHOLD = 0.01
+
+
+def active_units(mu: torch.Tensor, threshold: float = ACTIVE_UNIT_THRESHOLD) -> int:
     """Latent dimensions whose posterior mean varies across data: ``Var_x[mu_d(x)] >= threshold``.
 
     ``mu`` is ``[N, latent_dim]`` over a data set (Burda et al. 2016).

@@ -83,7 +83,7 @@ def load_recipe(path: str | Path | None, overrides: dict | None = None):
     values.update(overrides)
 
     owners = {
-        "data": {f.name: _field_type(DataArguments, f) for f in dataclasses.fields(DataArguments)},
+        "data": {**{f.name: _field_type(DataArguments, f) for f in dataclasses.fields(DataArguments)}, **CORPUS_SOURCES},
         "eval": {
             f.name: _field_type(EvaluationArguments, f)
             for f in dataclasses.fields(EvaluationArguments)
@@ -109,12 +109,25 @@ def load_recipe(path: str | Path | None, overrides: dict | None = None):
                 f"{source}: unknown key {key!r}{hint} (recipe keys are documented in recipes/README.md)"
             )
         grouped[owner][key] = _check_type(source, key, value, owners[owner][key])
+        if key in CORPUS_SOURCES and isinstance(value, list):
+            _check_corpus_list(source, key, value)
     return (
         DataArguments(**grouped["data"]),
         grouped["model"],
         grouped["training"],
         EvaluationArguments(**grouped["eval"]),
     )
+
+
+# The corpus keys take one source (a file, folder, glob or named corpus) or a list of them.
+CORPUS_SOURCES = {"data": str | list[str], "validation_data": str | list[str] | None}
+
+
+def _check_corpus_list(source: str, key: str, value: list) -> None:
+    if not value or not all(isinstance(entry, str) and entry for entry in value):
+        raise SeqVAEError(
+            f"{source}: key {key!r} expects a file, folder or glob, or a non-empty list of them, got {value!r}"
+        )
 
 
 def _read_yaml(path: Path) -> dict:

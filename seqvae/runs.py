@@ -137,10 +137,11 @@ def run_lock(run_dir: str | Path) -> Iterator[Path]:
 
     A second training into the folder fails at once naming the holder; a lock left by a process
     that no longer runs (a crash, a kill) is taken over with a warning. Re-entrant within one
-    process (``seqvae train`` holds it while its training step takes it again).
+    process (``seqvae train`` holds it while its training step takes it again). The processes of
+    one multi-process launch (torchrun / accelerate set ``RANK``) share the lock rank 0 holds.
     """
     path = Path(run_dir) / LOCK
-    if path in _HELD_LOCKS:
+    if path in _HELD_LOCKS or int(os.environ.get("RANK", "0")) > 0:
         yield path
         return
     _take_lock(path)
@@ -311,6 +312,8 @@ def trained_on(run_dir: str | Path) -> str | None:
         data = (yaml.safe_load(path.read_text()) or {}).get("data")
     except yaml.YAMLError:
         return None
+    if isinstance(data, list):  # several files, globs or folders
+        return ", ".join(map(str, data))
     return None if data is None else str(data)
 
 

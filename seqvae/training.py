@@ -14,6 +14,7 @@ Logs name their unit: ``recon_per_sequence``, ``recon_per_token``, ``kl_per_sequ
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch.utils.data import DataLoader
 from transformers import (
     AutoTokenizer,
     Trainer,
@@ -31,7 +33,7 @@ from transformers import (
     set_seed,
 )
 from transformers.trainer_pt_utils import LengthGroupedSampler
-from transformers.trainer_utils import rotate_checkpoints
+from transformers.trainer_utils import has_length, rotate_checkpoints
 
 from . import runs
 from .arguments import (
@@ -47,7 +49,7 @@ from .data.normalization import standardizes
 from .errors import SeqVAEError
 from .modeling import SeqVAE, eval_mode
 from .objectives import (
-    active_units,
+    ACTIVE_UNIT_THRESHOLD,
     hide_conditions,
     kl_weight_at,
     vae_loss,
@@ -84,13 +86,18 @@ class SeqVAETrainer(Trainer):
         num_chunks = min(ids.size(0), -(-ids.numel() // budget))
         rows_per_chunk = -(-ids.size(0) // num_chunks)  # even chunks: no small remainder
         target_tokens = inputs["attention_mask"][:, 1:].sum().clamp(min=1)
+        starts = range(0, ids.size(0), rows_per_chunk)
         total = 0.0
         try:
-            for start in range(0, ids.size(0), rows_per_chunk):
+            for start in starts:
                 chunk = {key: value[start : start + rows_per_chunk] for key, value in inputs.items()}
                 chunk_tokens = chunk["attention_mask"][:, 1:].sum()
                 self._chunk_share = (chunk["input_ids"].size(0) / ids.size(0), (chunk_tokens / target_tokens).item())
-                total = total + super().training_step(model, chunk, num_items_in_batch)
+                # Under DDP only the last chunk's backward all-reduces: ranks cut their batches into
+                # different numbers of chunks, and one reduction per batch keeps them in step.
+                last = start == starts[-1]
+                with contextlib.nullcontext() if last else self.accelerator.no_sync(model):
+                    total = total + super().training_step(model, chunk, num_items_in_batch)
         finally:
             self._chunk_share = None
         return total
@@ -126,19 +133,24 @@ class SeqVAETrainer(Trainer):
         """
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         column = self.args.length_column_name
-        if self.args.train_sampling_strategy == "group_by_length" and column in getattr(dataset, "column_names", ()):
-            return LengthGroupedSampler(
+        grouped = self.args.train_sampling_strategy == "group_by_length" and has_length(dataset)
+        if grouped and column in getattr(dataset, "column_names", ()):
+            return EpochSeededLengthGroupedSampler(
                 self.args.train_batch_size * self.args.gradient_accumulation_steps,
                 lengths=list(dataset[column]),
+                seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+                epoch=lambda: int(self.state.epoch + 1e-6),
             )
         return super()._get_train_sampler(train_dataset)
 
     def kl_weight(self) -> float:
-        pretraining, step = self.args.autoencoder_pretraining_steps, self.state.global_step
+        scale = schedule_scale(self.args)
+        pretraining, step = pretraining_steps(self.args), self.state.global_step
         if step < pretraining:
             return 0.0  # autoencoder pre-training: no KL yet
         total = (self.state.max_steps or self.args.max_steps or 1) - pretraining
-        return kl_weight_at(step - pretraining, self.args, max(total, 1))
+        # the schedule's step counts are written for one process: read them in its steps
+        return kl_weight_at((step - pretraining) * scale, self.args, max(total, 1) * scale)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         config = self.model.config  # `model` may be wrapped (DataParallel / DDP), self.model is not
@@ -185,14 +197,26 @@ class SeqVAETrainer(Trainer):
     def log(self, logs: dict, *args, **kwargs) -> None:
         """Add the running means of the VAE terms to the Trainer's training logs."""
         if "loss" in logs and self._running:
-            logs.update({key: round(total / count, 4) for key, (total, count) in self._running.items()})
+            logs.update(self._running_means())
             self._running = {}
         super().log(logs, *args, **kwargs)
 
+    def _running_means(self) -> dict:
+        """The VAE terms averaged since the last log, over every process (the Trainer's own
+        ``loss`` is reduced the same way); every process logs, so every process takes part."""
+        keys = sorted(self._running)
+        sums = torch.tensor([[self._running[key][0], self._running[key][1]] for key in keys], dtype=torch.float64)
+        sums = sum_over_processes(sums)
+        return {key: round(float(total / count), 4) for key, (total, count) in zip(keys, sums.tolist())}
+
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
-        """Validation ELBO terms, token accuracy and active units (teacher-forced, from ``mu``)."""
+        """Validation ELBO terms, token accuracy and active units (teacher-forced, from ``mu``),
+        over the whole validation set whatever the number of processes."""
         dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
-        metrics = validation_metrics(self.model, self.get_eval_dataloader(dataset), self.args)
+        batches = DataLoader(dataset, batch_size=self.args.per_device_eval_batch_size, collate_fn=self.data_collator)
+        metrics = validation_metrics(
+            self.model, batches, self.args, process_index=self.args.process_index, num_processes=self.args.world_size
+        )
         metrics = {f"{metric_key_prefix}_{key}": value for key, value in metrics.items()}
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
@@ -200,14 +224,21 @@ class SeqVAETrainer(Trainer):
 
 
 @torch.no_grad()
-def validation_metrics(model: SeqVAE, dataloader, objective: ObjectiveArguments) -> dict:
+def validation_metrics(model: SeqVAE, batches, objective: ObjectiveArguments, process_index: int = 0, num_processes: int = 1) -> dict:
     """ELBO pieces over a data loader, token accuracy of teacher-forced decoding from ``mu``, and
     ``loss``: the training objective (:func:`~seqvae.objectives.vae_loss`) at KL weight 1 over
-    the whole set, for best-model selection (its MMD draws come from a seeded generator)."""
-    sums = {"recon": 0.0, "kl": 0.0, "sequences": 0, "tokens": 0, "correct": 0, "property_mse": 0.0}
-    terms, means = [], []
+    the whole set, for best-model selection (batch ``i``'s MMD draws are seeded with ``i``).
+
+    With several processes, process ``p`` reads batches ``p, p + N, ...`` of the same batching
+    and the sums are added over processes: the figures are those of one process, whatever N.
+    """
+    fields = ("recon", "kl", "sequences", "tokens", "correct", "property_mse")
+    sums = dict.fromkeys(fields, 0.0)
+    terms, mu_sum, mu_squares = [], 0.0, 0.0
     with eval_mode(model):
-        for batch in dataloader:
+        for index, batch in enumerate(batches):
+            if index % num_processes != process_index:
+                continue
             batch = {key: value.to(model.device) for key, value in batch.items()}
             out = model(**batch, use_posterior_mean=True)
             size = batch["input_ids"].size(0)
@@ -221,13 +252,17 @@ def validation_metrics(model: SeqVAE, dataloader, objective: ObjectiveArguments)
                 free_mu, _ = model.encode(batch["input_ids"], batch["attention_mask"], model.condition_vector(None, size))
                 sums["property_mse"] += model.property_head_loss(free_mu, batch["properties"])[0].item() * size
             out.logits = None  # the objective needs the terms, not the logits [B, T, V]
-            terms.append((size, int(real.sum()), out))
-            means.append(out.mu.float().cpu())
-    generator = torch.Generator().manual_seed(0)
+            terms.append((index, size, int(real.sum()), out))
+            mu = out.mu.detach().to(torch.float64).cpu()
+            mu_sum, mu_squares = mu_sum + mu.sum(0), mu_squares + (mu * mu).sum(0)
+    totals = sum_over_processes(torch.tensor([sums[field] for field in fields], dtype=torch.float64))
+    sums = dict(zip(fields, totals.tolist()))
     loss = sum(
-        vae_loss(out, objective, 1.0, size / sums["sequences"], tokens / max(sums["tokens"], 1), generator)[0].item()
-        for size, tokens, out in terms
+        vae_loss(out, objective, 1.0, size / sums["sequences"], tokens / max(sums["tokens"], 1),
+                 torch.Generator().manual_seed(index))[0].item()
+        for index, size, tokens, out in terms
     )
+    loss = sum_over_processes(torch.tensor([loss], dtype=torch.float64)).item()
     recon, kl = sums["recon"] / sums["sequences"], sums["kl"] / sums["sequences"]
     extra = {}
     if model.property_head is not None:
@@ -239,9 +274,61 @@ def validation_metrics(model: SeqVAE, dataloader, objective: ObjectiveArguments)
         "kl_per_sequence": round(kl, 4),
         "elbo_per_sequence": round(-(recon + kl), 4),
         "token_accuracy": round(sums["correct"] / sums["tokens"], 4),
-        "active_units": active_units(torch.cat(means)),
+        "active_units": _active_units(mu_sum, mu_squares, int(sums["sequences"]), model.config.latent_dim),
         **extra,
     }
+
+
+def _active_units(mu_sum, mu_squares, count: int, latent_dim: int) -> int:
+    """:func:`~seqvae.objectives.active_units` from the sums of ``mu`` and ``mu**2`` over every
+    process (the unbiased variance, as ``torch.var``)."""
+    zeros = torch.zeros(latent_dim, dtype=torch.float64)
+    sums = sum_over_processes(torch.stack([zeros + mu_sum, zeros + mu_squares]))
+    if count < 2:
+        return 0
+    variance = (sums[1] - sums[0] ** 2 / count) / (count - 1)
+    return int((variance >= ACTIVE_UNIT_THRESHOLD).sum())
+
+
+def decided_by_main_process(decision: bool) -> bool:
+    """Rank 0's ``decision``, on every training process."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return decision
+    flag = torch.tensor([int(decision)])
+    torch.distributed.broadcast(flag, src=0)
+    return bool(flag.item())
+
+
+def sum_over_processes(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` summed over the training processes (itself when there is one)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+        tensor = tensor.clone()
+        torch.distributed.all_reduce(tensor)
+    return tensor
+
+
+def schedule_scale(args: SeqVAETrainingArguments) -> int:
+    """How many one-process steps one optimiser step is worth (see ``rescale_schedules``)."""
+    return args.world_size if args.rescale_schedules else 1
+
+
+def pretraining_steps(args: SeqVAETrainingArguments) -> int:
+    """``autoencoder_pretraining_steps`` in this launch's optimiser steps."""
+    return -(-args.autoencoder_pretraining_steps // schedule_scale(args))
+
+
+class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
+    """The length-grouped order of epoch ``e`` drawn from ``seed + e``: every process draws the
+    same order (the Trainer hands each its share of the batches), and a resumed run redraws the
+    epoch it stopped in."""
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int, epoch):
+        super().__init__(batch_size, lengths=lengths)
+        self.seed, self.epoch = seed, epoch
+
+    def __iter__(self):
+        self.generator = torch.Generator().manual_seed(self.seed + self.epoch())
+        return super().__iter__()
 
 
 class JsonlLogCallback(TrainerCallback):
@@ -269,7 +356,11 @@ class TimeLimitCallback(TrainerCallback):
         self.start = time.monotonic()
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.seconds and time.monotonic() - self.start > self.seconds and state.global_step < state.max_steps:
+        if not self.seconds:
+            return
+        # every process stops at the step where rank 0's clock ran out, not each at its own
+        out_of_time = decided_by_main_process(time.monotonic() - self.start > self.seconds)
+        if out_of_time and state.global_step < state.max_steps:
             logger.warning(
                 "max_train_seconds (%.0f s) reached at step %d of %d: training stops early",
                 self.seconds, state.global_step, state.max_steps,
@@ -340,6 +431,7 @@ class TrainingRun:
     evaluation_args: EvaluationArguments
     data_args: object = None
     stopped_early: dict | None = None  # set when max_train_seconds ended training before max_steps
+    is_main_process: bool = True  # rank 0 of a multi-process launch evaluates and writes
 
 
 class DecoderResetCallback(TrainerCallback):
@@ -356,16 +448,19 @@ class DecoderResetCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, model=None, optimizer=None, **kwargs):
         if state.global_step == self.step and model is not None:
-            reset_decoder(model, optimizer)
+            reset_decoder(model, optimizer, seed=args.seed + self.step)
             logger.info("step %d: autoencoder pre-training done, decoder re-initialised", self.step)
 
 
-def reset_decoder(model: SeqVAE, optimizer=None) -> None:
-    """Fresh initial values for every decoder parameter (and no optimiser state for them)."""
-    for module in model.decoder.modules():
-        reset = getattr(module, "reset_parameters", None) or getattr(module, "_reset_parameters", None)
-        if reset is not None:
-            reset()
+def reset_decoder(model: SeqVAE, optimizer=None, seed: int = 0) -> None:
+    """Fresh initial values for every decoder parameter (and no optimiser state for them), drawn
+    from ``seed`` so that every training process draws the same ones."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for module in model.decoder.modules():
+            reset = getattr(module, "reset_parameters", None) or getattr(module, "_reset_parameters", None)
+            if reset is not None:
+                reset()
     if optimizer is not None:
         state = getattr(optimizer, "optimizer", optimizer).state  # accelerate wraps the optimiser
         for parameter in model.decoder.parameters():
@@ -406,19 +501,28 @@ def train_model(
 
 def _train(args, data_args, model_kwargs, training_kwargs, evaluation_args, resume, callbacks) -> TrainingRun:
     output_dir = Path(args.output_dir)
+    if data_args.streaming:
+        _split_streams_by_shard(args)
     # decided once (own files: on, named corpora: off) and written into recipe.yaml as decided
     data_args = dataclasses.replace(data_args, standardize=standardizes(data_args))
     set_seed(args.seed)
     checkpoint = _checkpoint_to_resume(output_dir) if resume else None
     # a resumed run reads its tokenizer from the checkpoint, which was written whole
-    corpus = prepare_corpus(data_args, args.seed, AutoTokenizer.from_pretrained(checkpoint) if checkpoint else None)
-    config = SeqVAEConfig.from_pretrained(checkpoint) if checkpoint else _new_config(corpus, data_args, model_kwargs, output_dir)
+    with args.main_process_first(desc="corpus preparation"):  # rank 0 fills the caches, the others read them
+        # every process prepares the whole corpus; the Trainer's data loader gives each its share
+        # (a stream's shards included: see _split_streams_by_shard)
+        corpus = prepare_corpus(data_args, args.seed, AutoTokenizer.from_pretrained(checkpoint) if checkpoint else None)
+    config = SeqVAEConfig.from_pretrained(checkpoint) if checkpoint else _new_config(corpus, data_args, model_kwargs)
     _warn_about_the_property_head(config)
     if config.latent_dim == 0 and args.autoencoder_pretraining_steps:
         raise SeqVAEError("autoencoder_pretraining_steps needs a latent: this is a language model (latent_dim 0)")
-    corpus.report.write(runs.data_report_path(output_dir))
-    logger.info("data: %s (report: %s)", corpus.report.summary(), runs.data_report_path(output_dir))
-    runs.write_recipe(output_dir, data_args, model_kwargs, training_kwargs, evaluation_args)
+    _log_schedule_scale(args)
+    if args.should_save:  # one process writes the run folder
+        if checkpoint is None:
+            corpus.tokenizer.save_pretrained(output_dir)
+        corpus.report.write(runs.data_report_path(output_dir))
+        logger.info("data: %s (report: %s)", corpus.report.summary(), runs.data_report_path(output_dir))
+        runs.write_recipe(output_dir, data_args, model_kwargs, training_kwargs, evaluation_args)
 
     # A run killed after its last step (while evaluating or saving) resumes with nothing left to
     # train: the Trainer would run one step past max_steps, so its weights are read instead.
@@ -440,6 +544,8 @@ def _train(args, data_args, model_kwargs, training_kwargs, evaluation_args, resu
     else:
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     train_seconds = time.monotonic() - started
+    if args.should_save:  # a stream counts its skipped rows while training reads it
+        corpus.report.write(runs.data_report_path(output_dir))
     if guard.diverged:
         _end_diverged(trainer, guard, output_dir)
     _save_final_model(trainer, output_dir)
@@ -455,12 +561,15 @@ def _train(args, data_args, model_kwargs, training_kwargs, evaluation_args, resu
         evaluation_args=evaluation_args,
         data_args=data_args,
         stopped_early=_stopped_early(time_limit, trainer),
+        is_main_process=trainer.is_world_process_zero(),
     )
 
 
 def _save_final_model(trainer: SeqVAETrainer, output_dir: Path) -> None:
     """The model and tokenizer, written whole into ``.staging/`` and then renamed into the run
     folder: a run killed while saving leaves the previous files, never a half-written one."""
+    if not trainer.args.should_save:
+        return
     staging = output_dir / runs.STAGING
     shutil.rmtree(staging, ignore_errors=True)
     trainer.save_model(str(staging))
@@ -504,11 +613,10 @@ def _checkpoint_to_resume(output_dir: Path) -> Path:
     return checkpoint
 
 
-def _new_config(corpus: PreparedCorpus, data_args, model_kwargs: dict, output_dir: Path) -> SeqVAEConfig:
+def _new_config(corpus: PreparedCorpus, data_args, model_kwargs: dict) -> SeqVAEConfig:
     """The config of a fresh model: the recipe's model keys, the corpus's vocabulary and
-    properties. Saves the tokenizer in the run folder."""
+    properties."""
     tokenizer = corpus.tokenizer
-    tokenizer.save_pretrained(output_dir)
     return SeqVAEConfig(
         vocab_size=len(tokenizer),
         representation=data_args.representation,
@@ -522,13 +630,39 @@ def _new_config(corpus: PreparedCorpus, data_args, model_kwargs: dict, output_di
     )
 
 
+def _split_streams_by_shard(args: SeqVAETrainingArguments) -> None:
+    """A streamed corpus has no length, so training needs ``max_steps``; with several processes,
+    each reads its own shards of the stream (accelerate's default would have rank 0 read every
+    batch and send the others theirs)."""
+    if args.max_steps <= 0:
+        raise SeqVAEError("streaming: true needs max_steps (a stream has no length, so num_train_epochs cannot end it)")
+    args.accelerator_config.dispatch_batches = False
+
+
+def _log_schedule_scale(args: SeqVAETrainingArguments) -> None:
+    if args.world_size == 1:
+        return
+    if schedule_scale(args) == 1:
+        logger.info("%d processes: schedule step counts used as written (rescale_schedules: false)", args.world_size)
+        return
+    logger.info(
+        "%d processes, each step reads %d batches: schedule step counts are divided by %d "
+        "(kl_start_step %d -> %d, kl_warmup_steps %d -> %d, autoencoder_pretraining_steps %d -> %d; "
+        "rescale_schedules: false keeps them as written)",
+        args.world_size, args.world_size, args.world_size,
+        args.kl_start_step, -(-args.kl_start_step // args.world_size),
+        args.kl_warmup_steps, -(-args.kl_warmup_steps // args.world_size),
+        args.autoencoder_pretraining_steps, pretraining_steps(args),
+    )
+
+
 def _callbacks(args: SeqVAETrainingArguments, output_dir: Path, fresh: bool, extra: list | None) -> list[TrainerCallback]:
     log_path = runs.training_log_path(output_dir)
-    if fresh:
+    if fresh and args.should_save:
         log_path.unlink(missing_ok=True)  # a fresh run in an old folder starts a fresh log
     callbacks = [JsonlLogCallback(log_path), *(extra or [])]
     if args.autoencoder_pretraining_steps:
-        callbacks.append(DecoderResetCallback(args.autoencoder_pretraining_steps))
+        callbacks.append(DecoderResetCallback(pretraining_steps(args)))
     return callbacks
 
 

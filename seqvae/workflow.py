@@ -9,7 +9,6 @@ The run folder then holds the model and, beside what training wrote, ``metrics.j
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -55,7 +54,7 @@ def run_and_evaluate(recipe, overrides, output_dir, resume: bool = False) -> tup
 
 def _train_and_evaluate(recipe, overrides, output_dir, resume: bool, started: float) -> tuple[Path, dict]:
     run = train_model(recipe, overrides, output_dir, resume=resume)
-    if int(os.environ.get("RANK", "0")) != 0:  # multi-process launch: rank 0 evaluates and writes
+    if not run.is_main_process:  # multi-process launch: rank 0 evaluates and writes
         return run.output_dir, run.validation_metrics
     generation_metrics, samples = _evaluate(run)
     metrics = {

@@ -2,8 +2,9 @@
 
 A package cut by concept, one module each, in the order a corpus flows through them:
 
-* :mod:`~seqvae.data.sources`: named corpora (``bundled``, ``moses``, ``zinc250k``, ``ptb``)
-  found in ``data_dir`` or downloaded once;
+* :mod:`~seqvae.data.sources`: which files a corpus is: a file, a list, a folder or glob of
+  shards, or a named corpus (``bundled``, ``moses``, ``zinc250k``, ``ptb``) found in
+  ``data_dir`` or downloaded once;
 * :mod:`~seqvae.data.readers`: CSV / SMILES / text files into tables, the SMILES column;
 * :mod:`~seqvae.data.molecules`: checking and canonicalising molecules, their properties;
 * :mod:`~seqvae.data.texts`: sentences from files and Hugging Face Hub datasets;
@@ -11,6 +12,8 @@ A package cut by concept, one module each, in the order a corpus flows through t
 * :mod:`~seqvae.data.report`: every skipped row with its file, line and reason;
 * :mod:`~seqvae.data.storage`: the cache root and content-hashed caches;
 * :mod:`~seqvae.data.encoding`: tokenising, splitting, collating;
+* :mod:`~seqvae.data.streaming`: corpora larger than memory, read as a checked, tokenised,
+  shuffled stream (``streaming: true``);
 * :mod:`~seqvae.data.corpus`: :func:`prepare_corpus`, the whole path from a recipe's data
   settings to encoded training and validation sets.
 
@@ -32,6 +35,7 @@ _OWNERS = {
     "text_attribute": "attributes",
     "encode_labels": "attributes",
     "CorpusReport": "report",
+    "StreamReport": "report",
     "SkippedRow": "report",
     "cache_root": "storage",
     "cut_to_length": "encoding",
@@ -41,6 +45,8 @@ _OWNERS = {
     "PaddingCollator": "encoding",
     "PreparedCorpus": "corpus",
     "prepare_corpus": "corpus",
+    "prepare_streamed_corpus": "corpus",
+    "MoleculeStream": "streaming",
     "load_corpus": "corpus",
     "load_training_corpus": "corpus",
     "property_statistics": "corpus",

@@ -3,7 +3,9 @@ validation sets, the tokenizer, the property statistics and the report (:func:`p
 
 This is the one path a CSV takes through ``seqvae train``: read and check (molecules or texts),
 split, encode categorical attributes, build the tokenizer on the training rows, tokenise both
-splits, and describe the properties for the model's config.
+splits, and describe the properties for the model's config. With ``streaming: true`` the
+training rows are a stream instead (:mod:`~seqvae.data.streaming`), and the tokenizer, the
+property statistics and the validation set come from its first rows.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
+import numpy as np
 
 from .. import runs
 from ..chem import PROPERTIES, property_name
@@ -30,9 +33,10 @@ from .molecules import load_molecules
 from .normalization import standardizes
 from .readers import arrow_table
 from .report import CorpusReport, rows_with_unknown
+from .streaming import MoleculeStream
 from .texts import load_texts
 
-__all__ = ["PreparedCorpus", "prepare_corpus", "load_corpus", "load_training_corpus", "tokenize_corpus", "tokenize_training_corpus", "tokenize_training_rows", "property_statistics", "run_split"]
+__all__ = ["PreparedCorpus", "prepare_corpus", "prepare_streamed_corpus", "load_corpus", "load_training_corpus", "tokenize_corpus", "tokenize_training_corpus", "tokenize_training_rows", "property_statistics", "run_split"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,36 +46,50 @@ class PreparedCorpus:
     """What :func:`prepare_corpus` returns.
 
     Attributes:
-        train_rows, validation_rows: the checked rows (``datasets.Dataset``), before tokenising.
+        train_rows, validation_rows: the checked rows (``datasets.Dataset``), before tokenising;
+            streamed: the training rows of the first ``vocabulary_sample_size`` rows only.
         train_set, validation_set: the same rows as token ids (validation: the rows the model
-            reads, long sentences left out).
+            reads, long sentences left out); streamed: ``train_set`` is a
+            ``datasets.IterableDataset`` over the whole corpus.
         tokenizer: built on the training rows, or the one given (a resumed run keeps its own).
-        report: every skipped row, with its file, line and reason.
+        report: every skipped row, with its file, line and reason (streamed: a
+            :class:`~seqvae.data.report.StreamReport`, filled as the stream is read).
         properties: config entries describing the properties (see :func:`property_statistics`).
+        streaming: whether ``train_set`` is a stream.
     """
 
     train_rows: datasets.Dataset
     validation_rows: datasets.Dataset
-    train_set: datasets.Dataset
+    train_set: datasets.Dataset | datasets.IterableDataset
     validation_set: datasets.Dataset
     tokenizer: object
     report: CorpusReport
     properties: dict
+    streaming: bool = False
 
     def training_texts(self) -> list[str]:
-        """The training molecules (SMILES) or sentences, as read."""
+        """The training molecules (SMILES) or sentences, as read.
+
+        Streamed, a bounded sample: the training rows among the first
+        ``vocabulary_sample_size`` rows (a 100M-row corpus does not fit in memory), so novelty
+        measured against it is an upper bound.
+        """
         column = "smiles" if "smiles" in self.train_rows.column_names else "text"
         return arrow_table(self.train_rows)[column].to_pylist()
 
 
-def prepare_corpus(data_args, seed: int, tokenizer=None) -> PreparedCorpus:
+def prepare_corpus(data_args, seed: int, tokenizer=None, process_index: int = 0, num_processes: int = 1) -> PreparedCorpus:
     """Read, check, split and tokenise the corpus a recipe's data settings name.
 
     Args:
         data_args: a :class:`~seqvae.arguments.DataArguments`.
         seed: the split's and the tokenizer sample's seed.
         tokenizer: keep this tokenizer instead of building one (resuming a run).
+        process_index, num_processes: this process's place among the training processes (a
+            streamed corpus is split between them; a map-style one is sharded by the Trainer).
     """
+    if data_args.streaming:
+        return prepare_streamed_corpus(data_args, seed, tokenizer, process_index, num_processes)
     train_rows, validation_rows, report = load_training_corpus(data_args, seed)
     labels = attribute_labels(train_rows, data_args)  # categorical attributes are read as label indices
     train_rows, validation_rows = encode_labels(train_rows, labels), encode_labels(validation_rows, labels, report)
@@ -82,6 +100,50 @@ def prepare_corpus(data_args, seed: int, tokenizer=None) -> PreparedCorpus:
         train_rows, property_columns(data_args), data_args.property_units, labels=labels, rules=data_args.attribute_rules
     )
     return PreparedCorpus(train_rows, validation_rows, train_set, validation_set, tokenizer, report, properties)
+
+
+def prepare_streamed_corpus(
+    data_args, seed: int, tokenizer=None, process_index: int = 0, num_processes: int = 1
+) -> PreparedCorpus:
+    """:func:`prepare_corpus` for a streamed corpus (``streaming: true``).
+
+    The first ``vocabulary_sample_size`` usable rows are read once: their training rows teach
+    the tokenizer and give the property statistics; their held-out rows (a seeded hash of each
+    molecule below ``validation_fraction``, so the stream leaves the same molecules out without
+    remembering them) are the validation set, unless ``validation_data`` names one. The
+    training set is the stream of :meth:`~seqvae.data.streaming.MoleculeStream.training_set`.
+    """
+    stream, train_rows, validation_rows = streamed_split(data_args, seed)
+    texts = arrow_table(train_rows)["text"].to_pylist()
+    if tokenizer is None:
+        tokenizer = build_corpus_tokenizer(data_args, texts, seed=seed)
+    train_set = stream.training_set(
+        tokenizer, seed, data_args.shuffle_buffer_size, process_index, num_processes, probe=texts[:1000]
+    )
+    validation_set = tokenize_corpus(validation_rows, tokenizer, data_args, stream.report)
+    properties = property_statistics(train_rows, property_columns(data_args), data_args.property_units)
+    return PreparedCorpus(
+        train_rows, validation_rows, train_set, validation_set, tokenizer, stream.report, properties, streaming=True
+    )
+
+
+def streamed_split(data_args, seed: int) -> tuple[MoleculeStream, datasets.Dataset, datasets.Dataset]:
+    """``(stream, training rows of its sample, validation rows)``: see :func:`prepare_streamed_corpus`."""
+    stream = MoleculeStream(data_args, seed, held_out=not data_args.validation_data)
+    train_rows, validation_rows = stream.sample(data_args.vocabulary_sample_size)
+    if data_args.validation_data:
+        validation_rows, validation_report = load_corpus(data_args, progress=True, source=data_args.validation_data)
+        stream.report.merge(validation_report)
+    elif data_args.deduplicate:
+        first = np.sort(np.unique(validation_rows["smiles"], return_index=True)[1])
+        validation_rows = datasets.Dataset(arrow_table(validation_rows).take(first))
+    if not len(train_rows) or not len(validation_rows):
+        side = "training" if not len(train_rows) else "validation"
+        raise SeqVAEError(
+            f"{', '.join(stream.report.sources[:3])}: no {side} molecule among the first {data_args.vocabulary_sample_size} "
+            f"rows ({stream.report.summary()}); raise vocabulary_sample_size or validation_fraction, or give validation_data"
+        )
+    return stream, train_rows, validation_rows
 
 
 def property_columns(data_args) -> list[str]:
@@ -232,9 +294,13 @@ def run_split(run_dir: str | Path):
     """The ``(train, validation)`` rows of a finished run, re-created from its recipe.
 
     Reading the corpus with the run's settings and splitting with its seed gives the same rows
-    (large corpora come from the on-disk cache of checked tables). Used for novelty against
-    the training set and for held-out molecules in benchmarks.
+    (large corpora come from the on-disk cache of checked tables; a streamed run gives the
+    training rows of its vocabulary sample). Used for novelty against the training set and for
+    held-out molecules in benchmarks.
     """
     data_args, _, training_kwargs, _ = load_recipe(runs.recipe_path(run_dir))
-    train_rows, validation_rows, _ = load_training_corpus(data_args, training_kwargs.get("seed", 42))
+    seed = training_kwargs.get("seed", 42)
+    if data_args.streaming:  # a streamed run's training rows are too many: the sample it learned from
+        return streamed_split(data_args, seed)[1:]
+    train_rows, validation_rows, _ = load_training_corpus(data_args, seed)
     return train_rows, validation_rows

@@ -31,7 +31,7 @@ from .report import CorpusReport, SkippedRow
 from .sources import resolve_corpus
 from .storage import cached_check
 
-__all__ = ["load_molecules"]
+__all__ = ["load_molecules", "property_names", "MoleculeCheck", "CHANGED", "shown_value"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,8 @@ def load_molecules(
     """Read a corpus, keep the usable molecules and say what happened to the rest.
 
     Args:
-        source: path, list of paths, ``bundled`` or a named corpus (see module docstring).
+        source: a file, folder or glob of shards, a list of these, ``bundled`` or a named corpus
+            (see :func:`~seqvae.data.sources.resolve_corpus`).
         smiles_column: CSV column holding SMILES; detected when ``None``.
         canonicalize: rewrite SMILES in RDKit canonical form.
         keep_largest_fragment: drop counter-ions and solvents (``.``-separated fragments).
@@ -87,16 +88,14 @@ def load_molecules(
     """
     if representation not in REPRESENTATIONS:
         raise SeqVAEError(f"representation must be one of {', '.join(REPRESENTATIONS)}")
-    paths = source if isinstance(source, list) else resolve_corpus(source, data_dir)
+    paths = resolve_corpus(source, data_dir)
     report = CorpusReport(sources=[str(p) for p in paths])
-    properties = [property_name(p) or p for p in properties or []]
-    if len(set(properties)) != len(properties) or {"smiles", "text"} & set(properties):
-        raise SeqVAEError(f"properties must be distinct and not 'smiles' or 'text', got {properties}")
+    properties = property_names(properties)
     tables = []
     for path in paths:
         values, columns, first_record, lines = read_columns(Path(path), smiles_column, properties, delimiter)
         computed = [p for p in properties if p not in columns]
-        check = _MoleculeCheck(
+        check = MoleculeCheck(
             canonicalize, keep_largest_fragment, representation, max_length, list(columns), computed, standardize
         )
         checked = cached_check(
@@ -104,7 +103,7 @@ def load_molecules(
             key=f"{smiles_column}|{sorted(columns)}|delimiter {delimiter!r}",
         )
         names = {(f"property:{p}" if p in columns else p): p for p in properties}
-        changes = [_CHANGED + step for step in STANDARDIZATION_STEPS]
+        changes = [CHANGED + step for step in STANDARDIZATION_STEPS]
         table = checked.data.table.select(["value", "reason", "smiles", "text", *changes, *names]).rename_columns(
             ["value", "reason", "smiles", "text", *changes, *names.values()]
         )
@@ -128,6 +127,14 @@ def load_molecules(
     logger.info("corpus: %s", report.summary())
     _warn_about_property_rows(report)
     return datasets.Dataset(kept.select(["smiles", "text", *properties])), report
+
+
+def property_names(properties: list[str] | None) -> list[str]:
+    """The recipe's properties under their canonical names (``LogP`` -> ``logP``), checked."""
+    names = [property_name(p) or p for p in properties or []]
+    if len(set(names)) != len(names) or {"smiles", "text"} & set(names):
+        raise SeqVAEError(f"properties must be distinct and not 'smiles' or 'text', got {names}")
+    return names
 
 
 def _raw_table(values, columns: dict[str, list]) -> datasets.Dataset:
@@ -163,7 +170,7 @@ def _keep_usable(table: pa.Table, deduplicate: bool, report: CorpusReport) -> pa
         rows = table.take(skipped).select(["file", "line", "record", "value"]).to_pylist()
         for row, reason in zip(rows, reasons[skipped]):
             record = row["record"] if row["record"] != row["line"] else None  # named where they differ
-            report.add_skipped(SkippedRow(row["file"], row["line"], _shown(row["value"].strip()), reason, record))
+            report.add_skipped(SkippedRow(row["file"], row["line"], shown_value(row["value"].strip()), reason, record))
     return table.filter(pa.array(reasons == ""))
 
 
@@ -171,11 +178,11 @@ def _count_standardization(kept: pa.Table, report: CorpusReport) -> None:
     """How many kept molecules each standardisation step changed (a duplicate is counted once,
     under the row that stays)."""
     for step in STANDARDIZATION_STEPS:
-        changed = pc.sum(kept[_CHANGED + step]).as_py() or 0
+        changed = pc.sum(kept[CHANGED + step]).as_py() or 0
         report.standardization[step] = report.standardization.get(step, 0) + changed
 
 
-def _shown(value: str, limit: int = 200) -> str:
+def shown_value(value: str, limit: int = 200) -> str:
     """A skipped value as the report shows it: whole, or its beginning and length when very long."""
     return value if len(value) <= limit else f"{value[:80]}... ({len(value)} characters)"
 
@@ -191,10 +198,10 @@ def _warn_about_property_rows(report: CorpusReport) -> None:
         )
 
 
-_CHANGED = "changed:"  # prefix of the checked table's columns: did this standardisation step change the row?
+CHANGED = "changed:"  # prefix of the checked table's columns: did this standardisation step change the row?
 
 
-class _MoleculeCheck:
+class MoleculeCheck:
     """Batched row check for ``datasets.map``: adds ``smiles``, ``text`` and ``reason`` columns,
     and one ``changed:STEP`` column per standardisation step.
 
@@ -220,7 +227,7 @@ class _MoleculeCheck:
         return repr(sorted(vars(self).items()))
 
     def __call__(self, batch: dict) -> dict:
-        changed = [_CHANGED + step for step in STANDARDIZATION_STEPS]
+        changed = [CHANGED + step for step in STANDARDIZATION_STEPS]
         columns = {"smiles": [], "text": [], "reason": [], **{name: [] for name in changed + self._output_names()}}
         for i, value in enumerate(batch["value"]):
             smiles, text, reason, changes = self.check(value.strip())
@@ -231,7 +238,7 @@ class _MoleculeCheck:
             columns["text"].append(text or "")
             columns["reason"].append(reason or "")
             for step in STANDARDIZATION_STEPS:
-                columns[_CHANGED + step].append(step in changes)
+                columns[CHANGED + step].append(step in changes)
             for name in self._output_names():
                 columns[name].append(values.get(name, math.nan))
         return columns

@@ -23,7 +23,7 @@ from ..errors import SeqVAEError
 
 __all__ = [
     "SMILES_COLUMN_NAMES", "DELIMITERS", "FileRows", "check_utf8", "check_not_json", "file_kind", "read_smiles_column",
-    "read_columns", "csv_delimiter", "load_csv", "record_lines", "load_quietly", "arrow_table",
+    "read_columns", "iter_rows", "READ_ERRORS", "csv_delimiter", "load_csv", "record_lines", "load_quietly", "arrow_table",
 ]
 
 
@@ -151,6 +151,71 @@ def read_columns(
     return FileRows(table[column], _property_columns(path, table, properties, column), first_record, lines)
 
 
+# What a shard read lazily may raise when it is damaged: cut short, not gzip, not UTF-8...
+READ_ERRORS = (OSError, EOFError, gzip.BadGzipFile, zlib.error, UnicodeDecodeError, csv.Error)
+
+
+def iter_rows(path: Path, smiles_column: str | None = None, properties: list[str] = (), delimiter: str | None = None):
+    """The rows of one file, read lazily: ``(line, SMILES value, {property: value as text})``.
+
+    The streaming counterpart of :func:`read_columns` (the same column detection, from the
+    file's first lines), holding one row at a time. A damaged file raises one of
+    ``READ_ERRORS`` when the damage is reached, after the rows before it.
+    """
+    if file_kind(path) in (".smi", ".txt"):
+        _check_property_names(path, properties, [])
+        yield from _iter_lines(path)
+        return
+    delimiter = csv_delimiter(path, delimiter)
+    has_header, smiles_index, property_indices = _csv_layout(path, smiles_column, properties, delimiter)
+    with _open_text(path) as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as handle:
+        reader, start, header_pending = csv.reader(handle, delimiter=delimiter), 1, has_header
+        for record in reader:
+            line, start = start, reader.line_num + 1  # a quoted value may span lines
+            if header_pending and record:
+                header_pending = False
+                continue
+            yield line, _cell(record, smiles_index), {prop: _cell(record, i) for prop, i in property_indices.items()}
+
+
+def _cell(record: list[str], index: int) -> str:
+    return record[index] if index < len(record) else ""  # a short record: the value is missing
+
+
+def _iter_lines(path: Path):
+    """``(line, first field, {})`` for each line of a SMILES or text file."""
+    with _open_text(path) as handle:
+        for number, raw in enumerate(handle, start=1):
+            text = raw.decode("utf-8")
+            if number == 1:
+                text = text.lstrip(BYTE_ORDER_MARK)
+            fields = text.split()
+            yield number, fields[0] if fields else "", {}
+
+
+def _csv_layout(path: Path, smiles_column, properties, delimiter: str) -> tuple[bool, int, dict[str, int]]:
+    """``(has a header, index of the SMILES column, {property: column index})``, decided on the
+    file's first records as :func:`read_columns` decides on the whole file."""
+    records = [record for record in _records(_head(path), delimiter) if record]
+    if not records:
+        raise SeqVAEError(f"{path} is empty: it has no rows; give a file with one molecule per row")
+    width = max(map(len, records))
+    names = [*records[0], *(str(i) for i in range(len(records[0]), width))]
+    column = _choose_smiles_column(path, _head_table(records[1:], names), smiles_column)
+    has_header = column is not None
+    if not has_header:  # no header: positional names, as read_columns gives them
+        names = [str(i) for i in range(width)]
+        column = _choose_smiles_column(path, _head_table(records, names), smiles_column)
+        if column is None:
+            raise SeqVAEError(f"{path}: no SMILES column found; name it with smiles_column=NAME")
+    found = _property_column_names(path, names, properties, column)
+    return has_header, names.index(column), {prop: names.index(name) for prop, name in found.items()}
+
+
+def _head_table(records: list[list[str]], names: list[str]) -> datasets.Dataset:
+    return datasets.Dataset.from_dict({name: [_cell(record, i) for record in records] for i, name in enumerate(names)})
+
+
 def read_lines(path: Path) -> list[str]:
     """The lines of a text file (one row each), without line ends or a byte-order mark."""
     lines = load_quietly("text", path, encoding="utf-8-sig")["text"]
@@ -160,14 +225,20 @@ def read_lines(path: Path) -> list[str]:
 
 
 def _property_columns(path: Path, table, properties, smiles_column) -> dict[str, list]:
-    names = [str(name) for name in table.column_names if name != smiles_column]
+    names = _property_column_names(path, [str(name) for name in table.column_names], properties, smiles_column)
+    return {prop: table[name] for prop, name in names.items()}
+
+
+def _property_column_names(path: Path, names: list[str], properties, smiles_column) -> dict[str, str]:
+    """``{property: the column holding it}`` for the properties that are not built-in."""
+    names = [name for name in names if name != smiles_column]
     found = {}
     for prop in properties:
         if property_name(prop) is not None:
             continue
         match = prop if prop in names else next((n for n in names if n.lower() == prop.lower()), None)
         if match is not None:
-            found[prop] = table[match]
+            found[prop] = match
     _check_property_names(path, [p for p in properties if p not in found], names)
     return found
 

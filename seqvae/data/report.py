@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -14,7 +16,9 @@ import pyarrow.compute as pc
 
 from .readers import arrow_table
 
-__all__ = ["SkippedRow", "CorpusReport", "rows_of_unknown_tokens", "rows_with_unknown"]
+__all__ = ["SkippedRow", "CorpusReport", "StreamReport", "rows_of_unknown_tokens", "rows_with_unknown"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -103,8 +107,85 @@ class CorpusReport:
              "value": r.value, "reason": r.reason}
             for r in self.skipped
         ]
-        path.write_text(json.dumps(payload, indent=1))
+        staging = path.with_name(f".{path.name}.partial")  # a reader never sees half a report
+        staging.write_text(json.dumps(payload, indent=1))
+        staging.replace(path)
         return path
+
+
+@dataclass
+class StreamReport(CorpusReport):
+    """The report of a streamed corpus, filled while the rows are read.
+
+    Each row is counted once, on its first reading by this process (later epochs read it
+    again); in a data-parallel run each process counts the rows it reads. Memory stays flat:
+    only the first ``listed_limit`` skipped rows are listed, the others are counted.
+    ``failed_shards`` names each shard that could not be read to its end, with the error.
+    After :meth:`write`, the file is written again as the stream goes on (at most every
+    ``WRITE_INTERVAL`` seconds, and at once when a shard fails).
+    """
+
+    streamed: bool = True
+    listed_limit: int = 10_000
+    unlisted_skips: int = 0
+    failed_shards: dict[str, str] = field(default_factory=dict)
+
+    WRITE_INTERVAL = 30.0
+
+    def __post_init__(self):
+        self._read_up_to: dict[str, int] = {}  # per shard, the last line counted
+        self._path: Path | None = None
+        self._written_at = 0.0
+
+    def first_reading(self, file: str, line: int) -> bool:
+        """Whether this row is read for the first time (rows of a shard come in line order)."""
+        if line <= self._read_up_to.get(file, 0):
+            return False
+        self._read_up_to[file] = line
+        return True
+
+    def add_skipped(self, row: SkippedRow) -> None:
+        self.skipped_counts[row.reason_kind] = self.skipped_counts.get(row.reason_kind, 0) + 1
+        if len(self.skipped) < self.listed_limit:
+            self.skipped.append(row)
+        else:
+            self.unlisted_skips += 1
+
+    def shard_failed(self, file: str, line: int, error: Exception) -> None:
+        """Count a shard that broke off at ``line`` (once), name it, and write the report now."""
+        if file in self.failed_shards:
+            return
+        message = " ".join(str(error).split()) or type(error).__name__
+        self.failed_shards[file] = message
+        reason = f"unreadable shard ({type(error).__name__}: {message}; rest of the shard skipped)"
+        self.add_skipped(SkippedRow(file, line, "", reason))
+        logger.warning("%s: unreadable after line %d (%s); its remaining rows are skipped", file, line - 1, message)
+        self.write_if_due(now=True)
+
+    def write(self, path: str | Path) -> Path:
+        self._path, self._written_at = Path(path), time.monotonic()
+        return super().write(path)
+
+    def write_if_due(self, now: bool = False) -> None:
+        """Write the report again where :meth:`write` last put it, when it is time to."""
+        if self._path is None or not (now or time.monotonic() - self._written_at >= self.WRITE_INTERVAL):
+            return
+        if _in_loader_worker():  # a worker's copy counts only its own rows: the main process writes
+            return
+        try:
+            self.write(self._path)
+        except OSError as error:  # a report that cannot be written must not stop training
+            logger.warning("could not update %s: %s", self._path, error)
+
+    def summary(self) -> str:
+        failed = f", {len(self.failed_shards)} unreadable shard(s)" if self.failed_shards else ""
+        return f"{super().summary()}{failed} (streamed: rows read so far)"
+
+
+def _in_loader_worker() -> bool:
+    import torch.utils.data
+
+    return torch.utils.data.get_worker_info() is not None
 
 
 def rows_of_unknown_tokens(encoded: datasets.Dataset, unk_token_id: int) -> np.ndarray:

@@ -1,10 +1,12 @@
-"""Named corpora (MOSES, ZINC250k, PTB, the bundled RDKit molecules): where their files are
-found locally, and their download.
+"""Where a corpus's files are: a file, a folder or glob of shards, a list of these, or a named
+corpus (MOSES, ZINC250k, PTB, the bundled RDKit molecules) found locally or downloaded.
 """
 
 from __future__ import annotations
 
+import glob
 import os
+import re
 import shutil
 import urllib.request
 from dataclasses import dataclass
@@ -15,7 +17,10 @@ from tqdm.auto import tqdm
 from ..errors import SeqVAEError
 from .storage import cache_root
 
-__all__ = ["NamedCorpus", "NAMED_CORPORA", "bundled_corpus_files", "resolve_corpus", "is_named_corpus", "download"]
+__all__ = [
+    "NamedCorpus", "NAMED_CORPORA", "CORPUS_SUFFIXES", "bundled_corpus_files", "resolve_corpus", "is_named_corpus",
+    "is_corpus_file", "shard_format", "download",
+]
 
 
 @dataclass(frozen=True)
@@ -87,13 +92,21 @@ def bundled_corpus_files() -> list[Path]:
     return files
 
 
-def resolve_corpus(source: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Turn a corpus name or path into the list of files to read.
+def resolve_corpus(source, data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Turn a corpus name, path, glob or list of them into the list of files to read.
 
     Args:
-        source: a file path, ``bundled``, or a named corpus ``NAME`` / ``NAME:SPLIT``.
+        source: a file path, a folder of shards (its corpus files, by name), a glob
+            (``shards/part-*.csv.gz``; ``**`` reaches into sub-folders), ``bundled``, a named
+            corpus ``NAME`` / ``NAME:SPLIT``, or a list of any of these (read in order). The
+            shards of one folder or glob share one format (CSV, SMILES or text); a list may mix
+            files, each read by its own reader.
         data_dir: folder holding a named corpus's files; without it they are downloaded.
     """
+    if isinstance(source, (list, tuple)):
+        if not source:
+            raise SeqVAEError("the corpus is an empty list; give at least one file, folder or glob")
+        return [path for entry in source for path in resolve_corpus(entry, data_dir)]
     text = str(source)
     if text == "bundled":
         return bundled_corpus_files()
@@ -102,33 +115,87 @@ def resolve_corpus(source: str | os.PathLike, data_dir: str | os.PathLike | None
         return [_named_corpus_file(name, split or "train", data_dir)]
     path = Path(text).expanduser()
     if path.is_dir():
-        raise SeqVAEError(f"{path} is a directory; {_corpus_files_hint(path)}")
+        return _folder_shards(path)
+    if not path.exists() and _GLOB_MAGIC.search(text):
+        return _glob_shards(str(path))
     if not path.is_file():
         raise SeqVAEError(
-            f"corpus file not found: {path}. Give the path of a .csv/.csv.gz/.smi/.txt file, "
-            f"or a named corpus: bundled, {', '.join(NAMED_CORPORA)}"
+            f"corpus file not found: {path}. Give the path of a .csv/.csv.gz/.smi/.txt file, a folder or glob "
+            f"of such shards, or a named corpus: bundled, {', '.join(NAMED_CORPORA)}"
         )
     return [path]
 
 
 def is_named_corpus(source) -> bool:
     """Whether ``source`` names a corpus seqvae knows (``bundled``, ``moses``, ``zinc250k:test``...)
-    rather than a user's file."""
+    rather than a user's file; a list, when every entry does."""
+    if isinstance(source, (list, tuple)):
+        return bool(source) and all(is_named_corpus(entry) for entry in source)
     text = str(source)
     return text == "bundled" or (text.partition(":")[0] in NAMED_CORPORA and not Path(text).exists())
 
 
-def _corpus_files_hint(folder: Path) -> str:
-    """What to give instead of a folder: the corpus files in it, or the kinds of file read."""
-    suffixes = (".csv", ".smi", ".txt")
+CORPUS_SUFFIXES = (".csv", ".smi", ".txt")  # each optionally gzipped
+_GLOB_MAGIC = re.compile(r"[*?[]")
+
+
+def is_corpus_file(path: Path) -> bool:
+    name = path.name.lower()
+    return path.is_file() and not name.startswith(".") and name.removesuffix(".gz").endswith(CORPUS_SUFFIXES)
+
+
+def shard_format(path: Path) -> str:
+    """``.csv``, ``.smi`` or ``.txt``: the format of a corpus file, gzipped or not."""
+    return Path(path.name.lower().removesuffix(".gz")).suffix
+
+
+def _folder_shards(folder: Path) -> list[Path]:
+    """The corpus files of a folder, by name (other files, such as a README, are left out)."""
     try:
-        files = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name.removesuffix(".gz").endswith(suffixes))
-    except OSError:  # an unreadable folder: the general advice
-        files = []
-    if not files:
-        return "give the path of a .csv/.csv.gz/.smi/.txt file, or data_dir for a named corpus's folder"
-    listed = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
-    return f"give one of its files (e.g. data={folder / files[0]}); it holds {listed}"
+        shards = sorted((p for p in folder.iterdir() if is_corpus_file(p)), key=lambda p: p.name)
+    except OSError as error:
+        raise SeqVAEError(f"cannot list the folder {folder}: {error}") from None
+    if not shards:
+        raise SeqVAEError(
+            f"{folder} is a directory with no corpus files; give a folder of .csv/.csv.gz/.smi/.txt shards, "
+            "one file, or data_dir for a named corpus's folder"
+        )
+    formats = _formats(shards)
+    if len(formats) > 1:
+        raise SeqVAEError(
+            f"{folder} is a directory of shards in mixed formats, {' and '.join(formats)} ({_listed(shards)}); "
+            f"keep one format per folder, or give one of its files (e.g. data={shards[0]})"
+        )
+    return shards
+
+
+def _glob_shards(pattern: str) -> list[Path]:
+    """The corpus files a glob matches, by path; all of one format."""
+    matches = sorted(Path(match) for match in glob.glob(pattern, recursive=True))
+    shards = [path for path in matches if is_corpus_file(path)]
+    if not shards:
+        found = f" (it matches only {_listed(matches)})" if matches else ""
+        raise SeqVAEError(
+            f"no corpus file matches the pattern {pattern!r}{found}; check the pattern "
+            "(shards are .csv/.csv.gz/.smi/.txt files)"
+        )
+    formats = _formats(shards)
+    if len(formats) > 1:
+        examples = ", ".join(next(p.name for p in shards if shard_format(p) == kind) for kind in formats)
+        raise SeqVAEError(
+            f"the pattern {pattern!r} matches shards in mixed formats, {' and '.join(formats)} (e.g. {examples}); "
+            "narrow it to one format (e.g. *.csv.gz)"
+        )
+    return shards
+
+
+def _formats(shards: list[Path]) -> list[str]:
+    return sorted({shard_format(path) for path in shards})
+
+
+def _listed(paths: list[Path], limit: int = 5) -> str:
+    names = [path.name for path in paths]
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def _named_corpus_file(name: str, split: str, data_dir) -> Path:

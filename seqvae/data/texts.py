@@ -40,7 +40,7 @@ def load_texts(
 
     Args:
         source: a ``.txt`` / ``.txt.gz`` file (one sentence per line), a CSV with a text
-            column, a list of such paths, ``ptb`` / ``ptb:valid`` / ``ptb:test``, or
+            column, a folder or glob of such shards, a list of these, ``ptb`` / ``ptb:valid`` / ``ptb:test``, or
             ``hub:NAME`` for a Hugging Face Hub dataset (or ``hub:PATH`` of a local one), with
             ``hub:NAME:SPLIT`` choosing its split.
         text_column: the column holding the sentences (CSV and Hub); detected when ``None``.
@@ -68,7 +68,7 @@ def load_texts(
         name, split = _hub_name_and_split(source[len("hub:"):], hub_split)
         tables = [_hub_texts(name, split, text_column, columns)]
     else:
-        paths = source if isinstance(source, list) else resolve_corpus(source, data_dir)
+        paths = resolve_corpus(source, data_dir)
         tables = [_file_texts(Path(path), text_column, columns, delimiter) for path in paths]
     categorical = set(categorical_attributes) | _label_columns(tables, columns)
     report = CorpusReport(sources=[name for name, *_ in tables])

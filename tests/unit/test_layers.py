@@ -3,7 +3,7 @@ and no two modules import each other, directly or round a circle. Imports inside
 
 The order (see docs/architecture.md):
 
-0. basics: errors, _version, chem, tokenization, configuration, arguments, recipe, runs
+0. basics: errors, _version, chem, tokenization, configuration, arguments, recipe, runs, sharding
    (runs sits here because the trainer writes into the run folder; it only names files)
 1. model: modeling, objectives
 2. data: the seqvae.data package
@@ -26,7 +26,7 @@ import seqvae
 PACKAGE = Path(seqvae.__file__).parent
 
 LAYERS = [
-    ["errors", "_version", "chem", "tokenization", "configuration", "arguments", "recipe", "runs"],
+    ["errors", "_version", "chem", "tokenization", "configuration", "arguments", "recipe", "runs", "sharding"],
     ["modeling", "objectives"],
     ["data"],
     ["training", "generation", "conditions", "inference"],
