@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("--chunk_size", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--machine_note", default=SHARED_MACHINE_NOTE, help="how busy the machine was")
     args = parser.parse_args()
 
     common = ["sample", "--model", args.model, "--seed", str(args.seed)]
@@ -109,7 +110,7 @@ def main() -> None:
         "seed": args.seed,
         "chunk_size": args.chunk_size,
         "cpus": os.cpu_count(),
-        "note": SHARED_MACHINE_NOTE,
+        "note": args.machine_note,
         "chunked": chunked,
         "in_memory": in_memory,
         "peak_rss_growth_mb_per_100k": {"chunked": growth_per_100k(chunked), "in_memory": growth_per_100k(in_memory)},

@@ -116,11 +116,18 @@ class SeqVAETrainer(Trainer):
         finally:
             self._staging = None
         name = f"{runs.CHECKPOINT_PREFIX}{self.state.global_step}"
+        self.accelerator.wait_for_everyone()  # every rank's RNG state is in the staged folder
         if self.args.should_save:
             shutil.rmtree(run_dir / name, ignore_errors=True)  # a checkpoint of this step from an earlier try
             os.replace(run_dir / runs.STAGING / name, run_dir / name)
             shutil.rmtree(run_dir / runs.STAGING, ignore_errors=True)
             rotate_checkpoints(str(run_dir), self.args.save_total_limit, self.state.best_model_checkpoint)
+
+    def get_train_dataloader(self):
+        loader = super().get_train_dataloader()
+        if has_length(self.train_dataset) or self.args.world_size == 1:
+            return loader
+        return EveryPassYields(loader, self.args.process_index)
 
     def _get_output_dir(self, trial) -> str:
         return str(self._staging) if self._staging is not None else super()._get_output_dir(trial)
@@ -255,14 +262,15 @@ def validation_metrics(model: SeqVAE, batches, objective: ObjectiveArguments, pr
             terms.append((index, size, int(real.sum()), out))
             mu = out.mu.detach().to(torch.float64).cpu()
             mu_sum, mu_squares = mu_sum + mu.sum(0), mu_squares + (mu * mu).sum(0)
-    totals = sum_over_processes(torch.tensor([sums[field] for field in fields], dtype=torch.float64))
+    reduce = sum_over_processes if num_processes > 1 else (lambda tensor: tensor)
+    totals = reduce(torch.tensor([sums[field] for field in fields], dtype=torch.float64))
     sums = dict(zip(fields, totals.tolist()))
     loss = sum(
         vae_loss(out, objective, 1.0, size / sums["sequences"], tokens / max(sums["tokens"], 1),
                  torch.Generator().manual_seed(index))[0].item()
         for index, size, tokens, out in terms
     )
-    loss = sum_over_processes(torch.tensor([loss], dtype=torch.float64)).item()
+    loss = reduce(torch.tensor([loss], dtype=torch.float64)).item()
     recon, kl = sums["recon"] / sums["sequences"], sums["kl"] / sums["sequences"]
     extra = {}
     if model.property_head is not None:
@@ -274,16 +282,16 @@ def validation_metrics(model: SeqVAE, batches, objective: ObjectiveArguments, pr
         "kl_per_sequence": round(kl, 4),
         "elbo_per_sequence": round(-(recon + kl), 4),
         "token_accuracy": round(sums["correct"] / sums["tokens"], 4),
-        "active_units": _active_units(mu_sum, mu_squares, int(sums["sequences"]), model.config.latent_dim),
+        "active_units": _active_units(mu_sum, mu_squares, int(sums["sequences"]), model.config.latent_dim, reduce),
         **extra,
     }
 
 
-def _active_units(mu_sum, mu_squares, count: int, latent_dim: int) -> int:
+def _active_units(mu_sum, mu_squares, count: int, latent_dim: int, reduce) -> int:
     """:func:`~seqvae.objectives.active_units` from the sums of ``mu`` and ``mu**2`` over every
-    process (the unbiased variance, as ``torch.var``)."""
+    process (``reduce`` adds them up; the unbiased variance, as ``torch.var``)."""
     zeros = torch.zeros(latent_dim, dtype=torch.float64)
-    sums = sum_over_processes(torch.stack([zeros + mu_sum, zeros + mu_squares]))
+    sums = reduce(torch.stack([zeros + mu_sum, zeros + mu_squares]))
     if count < 2:
         return 0
     variance = (sums[1] - sums[0] ** 2 / count) / (count - 1)
@@ -292,19 +300,31 @@ def _active_units(mu_sum, mu_squares, count: int, latent_dim: int) -> int:
 
 def decided_by_main_process(decision: bool) -> bool:
     """Rank 0's ``decision``, on every training process."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+    if not _several_processes():
         return decision
-    flag = torch.tensor([int(decision)])
+    flag = torch.tensor([int(decision)], device=_collective_device())
     torch.distributed.broadcast(flag, src=0)
     return bool(flag.item())
 
 
 def sum_over_processes(tensor: torch.Tensor) -> torch.Tensor:
     """``tensor`` summed over the training processes (itself when there is one)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
-        tensor = tensor.clone()
-        torch.distributed.all_reduce(tensor)
-    return tensor
+    if not _several_processes():
+        return tensor
+    summed = tensor.to(_collective_device(), copy=True)
+    torch.distributed.all_reduce(summed)
+    return summed.to(tensor.device)
+
+
+def _several_processes() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
+
+
+def _collective_device() -> torch.device:
+    """Where the process group's tensors must live: NCCL reduces GPU tensors only."""
+    if torch.distributed.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def schedule_scale(args: SeqVAETrainingArguments) -> int:
@@ -312,9 +332,36 @@ def schedule_scale(args: SeqVAETrainingArguments) -> int:
     return args.world_size if args.rescale_schedules else 1
 
 
+def scaled_steps(steps: int, args: SeqVAETrainingArguments) -> int:
+    """A schedule's step count, written for one process, in this launch's optimiser steps."""
+    return -(-steps // schedule_scale(args))
+
+
 def pretraining_steps(args: SeqVAETrainingArguments) -> int:
-    """``autoencoder_pretraining_steps`` in this launch's optimiser steps."""
-    return -(-args.autoencoder_pretraining_steps // schedule_scale(args))
+    return scaled_steps(args.autoencoder_pretraining_steps, args)
+
+
+class EveryPassYields:
+    """A data loader over this process's share of a stream that fails, naming the process, when a
+    pass over it yields no batch. The Trainer would stop that process alone, and the others would
+    wait for it forever in their next gradient reduction; an error ends the whole launch."""
+
+    def __init__(self, loader, process_index: int):
+        self.loader, self.process_index = loader, process_index
+
+    def __iter__(self):
+        empty = True
+        for batch in self.loader:
+            empty = False
+            yield batch
+        if empty:
+            raise SeqVAEError(
+                f"process {self.process_index} has no training rows in its share of the stream (its shards are "
+                "empty, unreadable or all held out for validation); give every process several shards with usable rows"
+            )
+
+    def __getattr__(self, name):  # set_epoch, batch_sampler... are the loader's
+        return getattr(self.loader, name)
 
 
 class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
@@ -432,6 +479,8 @@ class TrainingRun:
     data_args: object = None
     stopped_early: dict | None = None  # set when max_train_seconds ended training before max_steps
     is_main_process: bool = True  # rank 0 of a multi-process launch evaluates and writes
+    processes: int = 1
+    schedule_steps_divided_by: int = 1  # see rescale_schedules
 
 
 class DecoderResetCallback(TrainerCallback):
@@ -455,7 +504,8 @@ class DecoderResetCallback(TrainerCallback):
 def reset_decoder(model: SeqVAE, optimizer=None, seed: int = 0) -> None:
     """Fresh initial values for every decoder parameter (and no optimiser state for them), drawn
     from ``seed`` so that every training process draws the same ones."""
-    with torch.random.fork_rng(devices=[]):
+    devices = range(torch.cuda.device_count()) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):  # manual_seed seeds the GPUs' generators too
         torch.manual_seed(seed)
         for module in model.decoder.modules():
             reset = getattr(module, "reset_parameters", None) or getattr(module, "_reset_parameters", None)
@@ -502,15 +552,16 @@ def train_model(
 def _train(args, data_args, model_kwargs, training_kwargs, evaluation_args, resume, callbacks) -> TrainingRun:
     output_dir = Path(args.output_dir)
     if data_args.streaming:
-        _split_streams_by_shard(args)
+        _read_own_shards(args)
     # decided once (own files: on, named corpora: off) and written into recipe.yaml as decided
     data_args = dataclasses.replace(data_args, standardize=standardizes(data_args))
     set_seed(args.seed)
     checkpoint = _checkpoint_to_resume(output_dir) if resume else None
     # a resumed run reads its tokenizer from the checkpoint, which was written whole
-    with args.main_process_first(desc="corpus preparation"):  # rank 0 fills the caches, the others read them
-        # every process prepares the whole corpus; the Trainer's data loader gives each its share
-        # (a stream's shards included: see _split_streams_by_shard)
+    # Rank 0 prepares the corpus first, filling the caches of checked and tokenised tables (files
+    # of 10,000 rows or more), which the others then read. Every process holds the whole corpus;
+    # the Trainer's data loader gives each its share (a stream's shards too: _read_own_shards).
+    with args.main_process_first(desc="corpus preparation"):
         corpus = prepare_corpus(data_args, args.seed, AutoTokenizer.from_pretrained(checkpoint) if checkpoint else None)
     config = SeqVAEConfig.from_pretrained(checkpoint) if checkpoint else _new_config(corpus, data_args, model_kwargs)
     _warn_about_the_property_head(config)
@@ -562,6 +613,8 @@ def _train(args, data_args, model_kwargs, training_kwargs, evaluation_args, resu
         data_args=data_args,
         stopped_early=_stopped_early(time_limit, trainer),
         is_main_process=trainer.is_world_process_zero(),
+        processes=args.world_size,
+        schedule_steps_divided_by=schedule_scale(args),
     )
 
 
@@ -630,7 +683,7 @@ def _new_config(corpus: PreparedCorpus, data_args, model_kwargs: dict) -> SeqVAE
     )
 
 
-def _split_streams_by_shard(args: SeqVAETrainingArguments) -> None:
+def _read_own_shards(args: SeqVAETrainingArguments) -> None:
     """A streamed corpus has no length, so training needs ``max_steps``; with several processes,
     each reads its own shards of the stream (accelerate's default would have rank 0 read every
     batch and send the others theirs)."""
@@ -650,8 +703,8 @@ def _log_schedule_scale(args: SeqVAETrainingArguments) -> None:
         "(kl_start_step %d -> %d, kl_warmup_steps %d -> %d, autoencoder_pretraining_steps %d -> %d; "
         "rescale_schedules: false keeps them as written)",
         args.world_size, args.world_size, args.world_size,
-        args.kl_start_step, -(-args.kl_start_step // args.world_size),
-        args.kl_warmup_steps, -(-args.kl_warmup_steps // args.world_size),
+        args.kl_start_step, scaled_steps(args.kl_start_step, args),
+        args.kl_warmup_steps, scaled_steps(args.kl_warmup_steps, args),
         args.autoencoder_pretraining_steps, pretraining_steps(args),
     )
 

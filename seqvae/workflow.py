@@ -64,6 +64,7 @@ def _train_and_evaluate(recipe, overrides, output_dir, resume: bool, started: fl
         "total_seconds": round(time.monotonic() - started, 1),
         "data": run.report.summary(),
         **_stop_record(run),
+        **({"processes": run.processes, "schedule_steps_divided_by": run.schedule_steps_divided_by} if run.processes > 1 else {}),
     }
     runs.write_metrics(run.output_dir, metrics)
     text = run.data_args.representation == "text"

@@ -22,11 +22,20 @@ from tests.conftest import training_overrides
 DRIVER = Path(__file__).with_name("ddp_driver.py")
 PROCESSES = 2
 BATCH = 16
+EVAL_BATCH = 4  # the ~29 validation rows make several batches, so each rank evaluates some
 TIMEOUT = 300  # seconds; a deadlock shows as a timeout
 
 
 def run_ddp(tmp_path: Path, overrides: dict, output_dir: Path, rank_overrides: dict | None = None, resume: bool = False) -> list[dict]:
     """Launch the driver on 2 processes; return each rank's record."""
+    returncode, log, record_dir = launch_ddp(tmp_path, overrides, output_dir, rank_overrides, resume)
+    assert returncode == 0, log[-5000:]
+    return [json.loads((record_dir / f"rank{rank}.json").read_text()) for rank in range(PROCESSES)]
+
+
+def launch_ddp(tmp_path: Path, overrides: dict, output_dir: Path, rank_overrides: dict | None = None, resume: bool = False) -> tuple[int, str, Path]:
+    """Launch the driver on 2 processes; ``(exit status, output, folder of the ranks' records)``. A launch that does not end
+    in ``TIMEOUT`` seconds is killed and fails the test (a deadlock)."""
     record_dir = tmp_path / f"records-{len(list(tmp_path.glob('records-*')))}"
     record_dir.mkdir()
     settings = {
@@ -36,7 +45,7 @@ def run_ddp(tmp_path: Path, overrides: dict, output_dir: Path, rank_overrides: d
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={PROCESSES}",
                str(DRIVER), json.dumps(settings)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[2])}
-    log = tmp_path / f"{record_dir.name}.log"
+    log = record_dir / "launch.log"
     with open(log, "w") as handle:
         process = subprocess.Popen(command, env=env, stdout=handle, stderr=subprocess.STDOUT)
         try:
@@ -44,8 +53,7 @@ def run_ddp(tmp_path: Path, overrides: dict, output_dir: Path, rank_overrides: d
         except subprocess.TimeoutExpired:
             _kill_tree(process.pid)  # torchrun starts its workers in sessions of their own
             pytest.fail(f"2-process training did not finish in {TIMEOUT} s (deadlock?):\n{log.read_text()[-3000:]}")
-    assert process.returncode == 0, log.read_text()[-5000:]
-    return [json.loads((record_dir / f"rank{rank}.json").read_text()) for rank in range(PROCESSES)]
+    return process.returncode, log.read_text(), record_dir
 
 
 def _kill_tree(pid: int) -> None:
@@ -56,7 +64,7 @@ def _kill_tree(pid: int) -> None:
 
 def ddp_overrides(data, **extra) -> dict:
     return training_overrides(
-        data, per_device_train_batch_size=BATCH, dataloader_drop_last=True, word_dropout=0.25,
+        data, per_device_train_batch_size=BATCH, per_device_eval_batch_size=EVAL_BATCH, dataloader_drop_last=True, word_dropout=0.25,
         max_tokens_per_chunk=120, logging_steps=1, kl_warmup_steps=10, **extra,
     )
 
@@ -111,6 +119,12 @@ def test_row_chunks_differ_between_ranks_and_training_finishes(ddp_run):
     assert any(a != b for a, b in zip(*chunks)), "the ranks never cut their batches differently"
 
 
+def test_checkpoints_hold_every_ranks_random_state(ddp_run):
+    output_dir, _, steps_per_epoch = ddp_run
+    checkpoint = output_dir / f"checkpoint-{3 * steps_per_epoch}"
+    assert sorted(path.name for path in checkpoint.glob("rng_state_*.pth")) == ["rng_state_0.pth", "rng_state_1.pth"]
+
+
 def test_one_process_writes_the_run_folder(ddp_run):
     output_dir, records, steps_per_epoch = ddp_run
     steps = [json.loads(line)["step"] for line in (output_dir / "training_log.jsonl").read_text().splitlines()
@@ -118,6 +132,7 @@ def test_one_process_writes_the_run_folder(ddp_run):
     assert steps == list(range(1, 3 * steps_per_epoch + 1)), "each step must be logged once"
     assert (output_dir / "metrics.json").exists() and (output_dir / "samples.csv").exists()
     assert "validity" in records[0]["metrics"] and "validity" not in records[1]["metrics"]
+    assert records[0]["metrics"]["processes"] == PROCESSES and records[0]["metrics"]["schedule_steps_divided_by"] == PROCESSES
     assert not (output_dir / ".seqvae.lock").exists()
 
 
@@ -144,7 +159,7 @@ def test_metrics_equal_a_one_process_evaluation(ddp_run):
     tokenizer = AutoTokenizer.from_pretrained(output_dir)
     data_args = load_recipe(output_dir / "recipe.yaml")[0]
     validation = tokenize_corpus(run_split(output_dir)[1], tokenizer, data_args)
-    batches = torch.utils.data.DataLoader(validation, batch_size=64, collate_fn=PaddingCollator(tokenizer.pad_token_id, []))
+    batches = torch.utils.data.DataLoader(validation, batch_size=EVAL_BATCH, collate_fn=PaddingCollator(tokenizer.pad_token_id, []))
     expected = validation_metrics(model, batches, ObjectiveArguments())
     metrics = json.loads((output_dir / "metrics.json").read_text())
     for key in ("loss", "recon_per_sequence", "kl_per_sequence", "token_accuracy", "active_units"):
@@ -186,3 +201,13 @@ def test_streaming_a_folder_of_shards_on_two_processes(tmp_path, nci_smiles):
     assert [len(record["batches"]) for record in records] == [steps, steps]
     assert all(len(rows) == steps * BATCH for rows in per_rank), "a rank read a row twice"
     assert not per_rank[0] & per_rank[1], "the two processes read the same rows"
+
+
+def test_a_process_whose_shards_hold_no_rows_ends_the_launch_with_an_error(tmp_path, nci_smiles):
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    (shards / "part-0.smi").write_text("\n".join(nci_smiles) + "\n")
+    (shards / "part-1.smi").write_text("not_a_molecule\n" * 50)  # every row skipped: rank 1 reads nothing
+    returncode, log, _ = launch_ddp(tmp_path, ddp_overrides(shards, streaming=True, max_steps=4, save_steps=10_000), tmp_path / "run")
+    assert returncode != 0
+    assert "process 1 has no training rows in its share of the stream" in log
