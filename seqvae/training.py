@@ -559,9 +559,11 @@ def _train(args, data_args, model_kwargs, training_kwargs, evaluation_args, resu
     checkpoint = _checkpoint_to_resume(output_dir) if resume else None
     # a resumed run reads its tokenizer from the checkpoint, which was written whole
     # Rank 0 prepares the corpus first, filling the caches of checked and tokenised tables (files
-    # of 10,000 rows or more), which the others then read. Every process holds the whole corpus;
-    # the Trainer's data loader gives each its share (a stream's shards too: _read_own_shards).
-    with args.main_process_first(desc="corpus preparation"):
+    # of 10,000 rows or more), which the others then read; a stream has no cache, so every process
+    # reads its vocabulary sample at once. Every process holds the whole corpus (or stream); the
+    # Trainer's data loader gives each its share (a stream's shards too: _read_own_shards).
+    first = contextlib.nullcontext() if data_args.streaming else args.main_process_first(desc="corpus preparation")
+    with first:
         corpus = prepare_corpus(data_args, args.seed, AutoTokenizer.from_pretrained(checkpoint) if checkpoint else None)
     config = SeqVAEConfig.from_pretrained(checkpoint) if checkpoint else _new_config(corpus, data_args, model_kwargs)
     _warn_about_the_property_head(config)

@@ -4,6 +4,8 @@ after an interruption, and the settings check that keeps a resume from mixing ou
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -144,6 +146,16 @@ def test_a_missing_encode_chunk_is_remade_and_the_rest_skipped(capsys, tmp_path,
     assert status == 0, err
     assert "wrote 2 rows in 1 chunk" in out and "skipped 3 chunks already complete" in out
     pd.testing.assert_frame_equal(pd.read_parquet(output), whole)
+
+
+def test_an_edited_input_of_the_same_size_is_not_resumed(capsys, tmp_path, trained_run, molecules_with_ids):
+    output = tmp_path / "latents"
+    assert encode(capsys, trained_run.output_dir, molecules_with_ids, output, "--chunk_size", 3, "--shard", "0/2")[0] == 0
+    text = molecules_with_ids.read_text()
+    molecules_with_ids.write_text(text.replace("CCO a", "OCC a"))  # another molecule, same number of bytes
+    os.utime(molecules_with_ids, ns=(1, 1))  # a modification time that differs whatever the clock's resolution
+    result = encode(capsys, trained_run.output_dir, molecules_with_ids, output, "--chunk_size", 3, "--shard", "1/2")
+    assert_user_error(*result, "other settings", "input_modified_ns")
 
 
 def test_a_chunk_whose_ids_are_all_missing_keeps_the_folder_one_table(tmp_path):
