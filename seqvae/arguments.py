@@ -43,8 +43,10 @@ class DataArguments:
     """Where the molecules (or sentences) come from and how they are cleaned.
 
     Attributes:
-        data: a file path, ``bundled`` (RDKit's ~15k molecules), ``moses`` / ``zinc250k``, or
-            for text ``ptb`` or ``hub:NAME`` (a Hugging Face Hub dataset).
+        data: a file (CSV, SMILES, text, Parquet; optionally gzipped except Parquet), a folder
+            or glob of shards, a list of these, ``bundled`` (RDKit's ~15k molecules),
+            ``moses`` / ``zinc250k``, ``ptb`` for text, or ``hub:NAME`` (a Hugging Face Hub
+            dataset, molecules or text).
         validation_data: held-out corpus for validation (e.g. ``ptb:valid``); when empty,
             ``validation_fraction`` of ``data`` is held out.
         data_dir: folder holding a named corpus locally (otherwise it is downloaded).

@@ -183,6 +183,7 @@ def load_corpus(data_args, progress: bool = False, source: str | None = None):
         num_proc=data_args.num_proc,
         properties=data_args.properties,
         delimiter=data_args.delimiter,
+        hub_split=data_args.hub_split,
     )
 
 

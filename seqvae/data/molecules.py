@@ -4,6 +4,7 @@ for large files), and report what was skipped.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -26,10 +27,10 @@ from ..chem import (
 from ..errors import SeqVAEError
 from ..tokenization import REPRESENTATIONS, SMILES_REGEX, to_model_text
 from .normalization import normalize_smiles_with_changes, smiles_too_long
-from .readers import read_columns
+from .readers import read_columns, table_rows
 from .report import CorpusReport, SkippedRow
-from .sources import resolve_corpus
-from .storage import cached_check
+from .sources import hub_dataset_name, load_hub_dataset, resolve_corpus
+from .storage import cached_check, run_check
 
 __all__ = ["load_molecules", "property_names", "MoleculeCheck", "CHANGED", "shown_value"]
 
@@ -51,13 +52,15 @@ def load_molecules(
     num_proc: int = 1,
     properties: list[str] | None = None,
     delimiter: str | None = None,
+    hub_split: str = "train",
 ) -> tuple[datasets.Dataset, CorpusReport]:
     """Read a corpus, keep the usable molecules and say what happened to the rest.
 
     Args:
         source: a file, folder or glob of shards, a list of these, ``bundled`` or a named corpus
-            (see :func:`~seqvae.data.sources.resolve_corpus`).
-        smiles_column: CSV column holding SMILES; detected when ``None``.
+            (see :func:`~seqvae.data.sources.resolve_corpus`), or ``hub:NAME`` / ``hub:NAME:SPLIT``
+            for a Hugging Face Hub dataset (or ``hub:PATH`` of a local one).
+        smiles_column: CSV, Parquet or Hub column holding SMILES; detected when ``None``.
         canonicalize: rewrite SMILES in RDKit canonical form.
         keep_largest_fragment: drop counter-ions and solvents (``.``-separated fragments).
         standardize: standardise with RDKit's ``rdMolStandardize`` (largest fragment,
@@ -75,6 +78,7 @@ def load_molecules(
             are skipped and counted.
         delimiter: the field separator of CSV files; detected (comma, tab or semicolon) when
             ``None``.
+        hub_split: the split of a Hub dataset to read when ``source`` names none.
 
     Returns:
         A dataset with columns ``smiles`` (as used for training), ``text`` (what the
@@ -88,20 +92,25 @@ def load_molecules(
     """
     if representation not in REPRESENTATIONS:
         raise SeqVAEError(f"representation must be one of {', '.join(REPRESENTATIONS)}")
-    paths = resolve_corpus(source, data_dir)
-    report = CorpusReport(sources=[str(p) for p in paths])
+    report = CorpusReport()
     properties = property_names(properties)
     tables = []
-    for path in paths:
-        values, columns, first_record, lines = read_columns(Path(path), smiles_column, properties, delimiter)
+    for name, (values, columns, first_record, lines), file in _read_sources(
+        source, data_dir, hub_split, smiles_column, properties, delimiter
+    ):
+        report.sources.append(name)
         computed = [p for p in properties if p not in columns]
         check = MoleculeCheck(
             canonicalize, keep_largest_fragment, representation, max_length, list(columns), computed, standardize
         )
-        checked = cached_check(
-            Path(path), len(values), lambda: _raw_table(values, columns), check, num_proc, progress,
-            key=f"{smiles_column}|{sorted(columns)}|delimiter {delimiter!r}",
-        )
+        make_raw = functools.partial(_raw_table, values, columns)
+        if file is None:  # a Hub dataset has no file whose bytes could key a cache entry
+            checked = run_check(make_raw(), check, num_proc, progress, f"checking {name}")
+        else:
+            checked = cached_check(
+                file, len(values), make_raw, check, num_proc, progress,
+                key=f"{smiles_column}|{sorted(columns)}|delimiter {delimiter!r}",
+            )
         names = {(f"property:{p}" if p in columns else p): p for p in properties}
         changes = [CHANGED + step for step in STANDARDIZATION_STEPS]
         table = checked.data.table.select(["value", "reason", "smiles", "text", *changes, *names]).rename_columns(
@@ -109,7 +118,7 @@ def load_molecules(
         )
         records = pa.array(np.arange(first_record, first_record + len(table)))
         tables.append(
-            table.append_column("file", pa.repeat(str(path), len(table)))
+            table.append_column("file", pa.repeat(name, len(table)))
             .append_column("line", pa.array(lines))
             .append_column("record", records)
         )
@@ -127,6 +136,19 @@ def load_molecules(
     logger.info("corpus: %s", report.summary())
     _warn_about_property_rows(report)
     return datasets.Dataset(kept.select(["smiles", "text", *properties])), report
+
+
+def _read_sources(source, data_dir, hub_split: str, smiles_column, properties: list[str], delimiter):
+    """``(name, FileRows, file)`` for each file of the corpus, read one at a time (so that one
+    file's raw rows are held at once); ``file`` is ``None`` for a Hub dataset."""
+    hub = hub_dataset_name(source, hub_split)
+    if hub:
+        name, split = hub
+        rows = table_rows(f"hub:{name}", load_hub_dataset(name, split), smiles_column, properties)
+        yield f"hub:{name}[{split}]", rows, None
+        return
+    for path in resolve_corpus(source, data_dir):
+        yield str(path), read_columns(Path(path), smiles_column, properties, delimiter), Path(path)
 
 
 def property_names(properties: list[str] | None) -> list[str]:

@@ -1,5 +1,5 @@
-"""Reading corpus files (CSV, SMILES and text files, gzipped or not) into ``datasets`` tables,
-and choosing the SMILES column.
+"""Reading corpus files (CSV, SMILES and text files, gzipped or not, and Parquet files) and Hub
+datasets into ``datasets`` tables, and choosing the SMILES column.
 """
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import re
 import warnings
 import zlib
@@ -17,13 +18,15 @@ import datasets
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ..chem import PROPERTIES, property_name, to_mol
 from ..errors import SeqVAEError
 
 __all__ = [
     "SMILES_COLUMN_NAMES", "DELIMITERS", "FileRows", "check_utf8", "check_not_json", "file_kind", "read_smiles_column",
-    "read_columns", "iter_rows", "READ_ERRORS", "csv_delimiter", "load_csv", "record_lines", "load_quietly", "arrow_table",
+    "read_columns", "iter_rows", "READ_ERRORS", "read_parquet", "table_rows", "iter_table_rows", "csv_delimiter",
+    "load_csv", "record_lines", "load_quietly", "arrow_table",
 ]
 
 
@@ -89,7 +92,7 @@ def check_not_json(path: Path) -> None:
 
 
 _JSON_ADVICE = (
-    "CSV or text: seqvae reads .csv, .smi and .txt files (optionally .gz); convert it first, "
+    "CSV or text: seqvae reads .csv, .smi and .txt files (optionally .gz) and .parquet files; convert it first, "
     "e.g. pandas.read_json(path).to_csv(\"corpus.csv\", index=False)"
 )
 
@@ -99,10 +102,10 @@ def file_kind(path: Path) -> str:
     kind = suffixes[-1] if suffixes else ""
     if kind in (".json", ".jsonl", ".ndjson"):
         raise SeqVAEError(f"{path}: unsupported file type {kind}: JSON is not {_JSON_ADVICE}")
-    if kind not in (".csv", ".smi", ".txt"):
+    if kind not in (".csv", ".smi", ".txt", ".parquet"):
         raise SeqVAEError(
             f"{path}: unsupported file type {kind or '(none)'}; use .csv, .smi or .txt "
-            "(optionally .gz)"
+            "(optionally .gz), or .parquet"
         )
     return kind
 
@@ -125,6 +128,8 @@ def read_columns(
     CSV's fields; detected when ``None`` (see :func:`csv_delimiter`).
     """
     kind = file_kind(path)
+    if kind == ".parquet":
+        return table_rows(str(path), read_parquet(path), smiles_column, properties)
     num_lines = check_utf8(path)
     if num_lines == 0:
         raise SeqVAEError(f"{path} is empty: it has no lines; give a file with one molecule per row")
@@ -151,8 +156,59 @@ def read_columns(
     return FileRows(table[column], _property_columns(path, table, properties, column), first_record, lines)
 
 
-# What a shard read lazily may raise when it is damaged: cut short, not gzip, not UTF-8...
-READ_ERRORS = (OSError, EOFError, gzip.BadGzipFile, zlib.error, UnicodeDecodeError, csv.Error)
+def read_parquet(path: Path) -> datasets.Dataset:
+    """A Parquet file's rows, its columns typed as written; a damaged file is one clear error."""
+    try:
+        return datasets.Dataset(pq.read_table(path))
+    except (OSError, pa.ArrowException) as error:
+        raise SeqVAEError(f"cannot read {path} as Parquet: {error}; check the file is complete") from None
+
+
+def table_rows(where: str, table: datasets.Dataset, smiles_column: str | None, properties: list[str] = ()) -> FileRows:
+    """The rows of a table with named columns (a Parquet file, a Hub dataset): as a CSV's, but
+    the rows have no lines, so row numbers (from 1) stand in for them."""
+    if len(table) == 0:
+        raise SeqVAEError(f"{where} is empty: it has no rows; give a table with one molecule per row")
+    column, found = _table_columns(where, table, smiles_column, properties)
+    return FileRows(table[column], {prop: table[name] for prop, name in found.items()}, 1, np.arange(1, len(table) + 1))
+
+
+def iter_table_rows(where: str, batches, smiles_column: str | None = None, properties: list[str] = ()):
+    """The lazy counterpart of :func:`table_rows`: ``(row number, SMILES, {property: value as
+    text})`` from batches of columns (``{name: values}``), the columns chosen on the first batch."""
+    batches = iter(batches)
+    first = next(batches, None)
+    if not first or not len(next(iter(first.values()), [])):
+        raise SeqVAEError(f"{where} is empty: it has no rows; give a table with one molecule per row")
+    column, found = _table_columns(where, datasets.Dataset.from_dict(first), smiles_column, properties)
+    row = 0
+    for batch in itertools.chain([first], batches):
+        for i, value in enumerate(batch[column]):
+            row += 1
+            yield row, _as_text(value), {prop: _as_text(batch[name][i]) for prop, name in found.items()}
+
+
+def _iter_parquet(path: Path, smiles_column: str | None, properties: list[str]):
+    """A Parquet file's rows, read 1,024 at a time (never the whole file: it may not fit in memory)."""
+    batches = (batch.to_pydict() for batch in pq.ParquetFile(path).iter_batches(batch_size=1024))
+    yield from iter_table_rows(str(path), batches, smiles_column, properties)
+
+
+def _table_columns(where: str, table: datasets.Dataset, smiles_column, properties) -> tuple[str, dict[str, str]]:
+    """``(the SMILES column, {property: its column})`` of a table with a header (never headerless)."""
+    names = [str(name) for name in table.column_names]
+    column = _choose_smiles_column(where, table, smiles_column)
+    if column is None:
+        raise SeqVAEError(f"{where}: no SMILES column found (columns: {', '.join(names)}); name it with smiles_column=NAME")
+    return column, _property_column_names(where, names, properties, column)
+
+
+def _as_text(value) -> str:
+    return "" if value is None else str(value)  # a missing value reads as an empty cell, as in a CSV
+
+
+# What a shard read lazily may raise when it is damaged: cut short, not gzip, not UTF-8, not Parquet...
+READ_ERRORS = (OSError, EOFError, gzip.BadGzipFile, zlib.error, UnicodeDecodeError, csv.Error, pa.ArrowException)
 
 
 def iter_rows(path: Path, smiles_column: str | None = None, properties: list[str] = (), delimiter: str | None = None):
@@ -162,6 +218,9 @@ def iter_rows(path: Path, smiles_column: str | None = None, properties: list[str
     file's first lines), holding one row at a time. A damaged file raises one of
     ``READ_ERRORS`` when the damage is reached, after the rows before it.
     """
+    if file_kind(path) == ".parquet":
+        yield from _iter_parquet(path, smiles_column, properties)
+        return
     if file_kind(path) in (".smi", ".txt"):
         _check_property_names(path, properties, [])
         yield from _iter_lines(path)

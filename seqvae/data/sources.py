@@ -1,5 +1,6 @@
-"""Where a corpus's files are: a file, a folder or glob of shards, a list of these, or a named
-corpus (MOSES, ZINC250k, PTB, the bundled RDKit molecules) found locally or downloaded.
+"""Where a corpus's files are: a file, a folder or glob of shards, a list of these, a named
+corpus (MOSES, ZINC250k, PTB, the bundled RDKit molecules) found locally or downloaded, or a
+Hugging Face Hub dataset (``hub:NAME``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import datasets
 from tqdm.auto import tqdm
 
 from ..errors import SeqVAEError
@@ -19,7 +21,7 @@ from .storage import cache_root
 
 __all__ = [
     "NamedCorpus", "NAMED_CORPORA", "CORPUS_SUFFIXES", "bundled_corpus_files", "resolve_corpus", "is_named_corpus",
-    "is_corpus_file", "shard_format", "download",
+    "is_corpus_file", "shard_format", "download", "hub_dataset_name", "load_hub_dataset",
 ]
 
 
@@ -99,7 +101,7 @@ def resolve_corpus(source, data_dir: str | os.PathLike | None = None) -> list[Pa
         source: a file path, a folder of shards (its corpus files, by name), a glob
             (``shards/part-*.csv.gz``; ``**`` reaches into sub-folders), ``bundled``, a named
             corpus ``NAME`` / ``NAME:SPLIT``, or a list of any of these (read in order). The
-            shards of one folder or glob share one format (CSV, SMILES or text); a list may mix
+            shards of one folder or glob share one format (CSV, SMILES, text or Parquet); a list may mix
             files, each read by its own reader.
         data_dir: folder holding a named corpus's files; without it they are downloaded.
     """
@@ -120,7 +122,7 @@ def resolve_corpus(source, data_dir: str | os.PathLike | None = None) -> list[Pa
         return _glob_shards(str(path))
     if not path.is_file():
         raise SeqVAEError(
-            f"corpus file not found: {path}. Give the path of a .csv/.csv.gz/.smi/.txt file, a folder or glob "
+            f"corpus file not found: {path}. Give the path of a .csv/.csv.gz/.smi/.txt/.parquet file, a folder or glob "
             f"of such shards, or a named corpus: bundled, {', '.join(NAMED_CORPORA)}"
         )
     return [path]
@@ -135,7 +137,7 @@ def is_named_corpus(source) -> bool:
     return text == "bundled" or (text.partition(":")[0] in NAMED_CORPORA and not Path(text).exists())
 
 
-CORPUS_SUFFIXES = (".csv", ".smi", ".txt")  # each optionally gzipped
+CORPUS_SUFFIXES = (".csv", ".smi", ".txt", ".parquet")  # each but .parquet optionally gzipped
 _GLOB_MAGIC = re.compile(r"[*?[]")
 
 
@@ -145,7 +147,7 @@ def is_corpus_file(path: Path) -> bool:
 
 
 def shard_format(path: Path) -> str:
-    """``.csv``, ``.smi`` or ``.txt``: the format of a corpus file, gzipped or not."""
+    """``.csv``, ``.smi``, ``.txt`` or ``.parquet``: the format of a corpus file, gzipped or not."""
     return Path(path.name.lower().removesuffix(".gz")).suffix
 
 
@@ -157,7 +159,7 @@ def _folder_shards(folder: Path) -> list[Path]:
         raise SeqVAEError(f"cannot list the folder {folder}: {error}") from None
     if not shards:
         raise SeqVAEError(
-            f"{folder} is a directory with no corpus files; give a folder of .csv/.csv.gz/.smi/.txt shards, "
+            f"{folder} is a directory with no corpus files; give a folder of .csv/.csv.gz/.smi/.txt/.parquet shards, "
             "one file, or data_dir for a named corpus's folder"
         )
     formats = _formats(shards)
@@ -177,7 +179,7 @@ def _glob_shards(pattern: str) -> list[Path]:
         found = f" (it matches only {_listed(matches)})" if matches else ""
         raise SeqVAEError(
             f"no corpus file matches the pattern {pattern!r}{found}; check the pattern "
-            "(shards are .csv/.csv.gz/.smi/.txt files)"
+            "(shards are .csv/.csv.gz/.smi/.txt/.parquet files)"
         )
     formats = _formats(shards)
     if len(formats) > 1:
@@ -196,6 +198,34 @@ def _formats(shards: list[Path]) -> list[str]:
 def _listed(paths: list[Path], limit: int = 5) -> str:
     names = [path.name for path in paths]
     return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+HUB_PREFIX = "hub:"
+
+
+def hub_dataset_name(source, default_split: str) -> tuple[str, str] | None:
+    """``(name, split)`` of a ``hub:NAME`` or ``hub:NAME:SPLIT`` source (``hub:ptb_text_only:test``
+    -> ``("ptb_text_only", "test")``; no split named: the default), ``None`` for any other source."""
+    if not (isinstance(source, str) and source.startswith(HUB_PREFIX)):
+        return None
+    text = source[len(HUB_PREFIX):]
+    name, sep, split = text.rpartition(":")
+    if sep and name and re.fullmatch(r"[A-Za-z0-9_.\-]+", split) and not Path(text).exists():
+        return name, split
+    return text, default_split
+
+
+def load_hub_dataset(name: str, split: str, streaming: bool = False):
+    """One split of a Hub dataset (or of a local dataset folder), a ``datasets.Dataset``, or a
+    ``datasets.IterableDataset`` read lazily when ``streaming``; any failure is one clear error."""
+    options = {"streaming": True} if streaming else {}  # only when asked: tests stand in for load_dataset(name, split)
+    try:
+        return datasets.load_dataset(name, split=split, **options)
+    except Exception as error:  # network, missing dataset, unknown split: all come as different types
+        raise SeqVAEError(
+            f"could not load the Hub dataset {name!r} (split {split!r}): {str(error).splitlines()[0]}; "
+            "check the name and split (hub_split), your connection, or download it and give its path"
+        ) from None
 
 
 def _named_corpus_file(name: str, split: str, data_dir) -> Path:

@@ -26,9 +26,9 @@ from ..errors import SeqVAEError
 from ..tokenization import molecule_encoder
 from .molecules import CHANGED, MoleculeCheck, property_names, shown_value
 from .normalization import standardizes
-from .readers import READ_ERRORS, arrow_table, iter_rows
+from .readers import READ_ERRORS, arrow_table, iter_rows, iter_table_rows
 from .report import SkippedRow, StreamReport
-from .sources import resolve_corpus
+from .sources import hub_dataset_name, load_hub_dataset, resolve_corpus
 
 __all__ = ["MoleculeStream", "HashSplit"]
 
@@ -56,7 +56,8 @@ class MoleculeStream:
     :class:`StreamReport` every pass over it fills.
 
     Args:
-        data_args: a :class:`~seqvae.arguments.DataArguments` (``data``: files, folders, globs).
+        data_args: a :class:`~seqvae.arguments.DataArguments` (``data``: files, folders, globs,
+            or ``hub:NAME``, a Hub dataset read with ``datasets``' own streaming).
         seed: the validation split's salt.
         held_out: hold rows out for validation by hash (off when ``validation_data`` is given).
     """
@@ -67,7 +68,11 @@ class MoleculeStream:
                 "streaming reads molecule corpora; a text corpus (representation: text) is read whole: "
                 "leave streaming off"
             )
-        self.shards = [str(path) for path in resolve_corpus(data_args.data, data_args.data_dir)]
+        hub = hub_dataset_name(data_args.data, data_args.hub_split)
+        if hub:
+            load_hub_dataset(*hub, streaming=True)  # a wrong name or split: one clear error now, not a failed shard
+        self.hub_datasets = {f"hub:{hub[0]}[{hub[1]}]": hub} if hub else {}
+        self.shards = list(self.hub_datasets) or [str(path) for path in resolve_corpus(data_args.data, data_args.data_dir)]
         self.report = StreamReport(sources=list(self.shards))
         self.properties = property_names(data_args.properties)
         read = [p for p in self.properties if property_name(p) is None]  # file columns; built-ins are computed
@@ -77,7 +82,7 @@ class MoleculeStream:
         )
         self.reading = functools.partial(
             _shard_rows, smiles_column=data_args.smiles_column, read=tuple(read),
-            delimiter=data_args.delimiter, report=self.report, corpus=tuple(self.shards),
+            delimiter=data_args.delimiter, report=self.report, corpus=tuple(self.shards), hub=self.hub_datasets,
         )
         self.split = HashSplit(seed, data_args.validation_fraction if held_out else 0.0)
         if data_args.deduplicate:
@@ -148,21 +153,29 @@ class MoleculeStream:
         )
 
 
-def _shard_rows(shards: list[str], smiles_column, read: tuple, delimiter, report: StreamReport, corpus: tuple):
+def _shard_rows(shards: list[str], smiles_column, read: tuple, delimiter, report: StreamReport, corpus: tuple, hub: dict):
     """The raw rows of ``shards`` (``file``, ``line``, ``value``, ``property:NAME``). A shard that
     cannot be read to its end is counted as skipped and named in the report, and the stream goes
     on with the next; when every shard of the ``corpus`` has failed, there is nothing to train
-    on: an error. (``datasets`` calls this once per shard.)"""
+    on: an error. ``hub``: ``{shard: (name, split)}`` for a Hub dataset, whose row numbers
+    stand in for lines. (``datasets`` calls this once per shard.)"""
     for shard in shards:
         line = 0
         try:
-            for line, value, cells in iter_rows(Path(shard), smiles_column, list(read), delimiter):
+            for line, value, cells in _rows_of(shard, smiles_column, list(read), delimiter, hub):
                 yield {"file": shard, "line": line, "value": value, **{f"property:{n}": cells[n] for n in read}}
         except (*READ_ERRORS, SeqVAEError) as error:
             report.shard_failed(shard, line + 1, error)
             if set(corpus) <= set(report.failed_shards):
                 failures = "; ".join(f"{Path(name).name}: {report.failed_shards[name]}" for name in corpus)
                 raise SeqVAEError(f"no shard of the corpus could be read ({failures})") from None
+
+
+def _rows_of(shard: str, smiles_column, read: list[str], delimiter, hub: dict):
+    if shard not in hub:
+        return iter_rows(Path(shard), smiles_column, read, delimiter)
+    batches = load_hub_dataset(*hub[shard], streaming=True).iter(batch_size=ROWS_PER_BATCH)
+    return iter_table_rows(shard, batches, smiles_column, read)
 
 
 class _CheckedRows:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from pathlib import Path
 
 import datasets
@@ -15,9 +14,11 @@ import numpy as np
 from ..errors import SeqVAEError
 from .attributes import reads_as_number, text_attribute
 from .normalization import normalize_sentence
-from .readers import check_not_json, check_utf8, csv_delimiter, file_kind, load_csv, read_lines, record_lines
+from .readers import (
+    check_not_json, check_utf8, csv_delimiter, file_kind, load_csv, read_lines, read_parquet, record_lines,
+)
 from .report import CorpusReport, SkippedRow
-from .sources import resolve_corpus
+from .sources import hub_dataset_name, load_hub_dataset, resolve_corpus
 
 __all__ = ["load_texts", "TEXT_COLUMN_NAMES"]
 
@@ -64,9 +65,9 @@ def load_texts(
     """
     rules = dict(attribute_rules or {})
     columns = [name for name in attributes if name not in rules]
-    if isinstance(source, str) and source.startswith("hub:"):
-        name, split = _hub_name_and_split(source[len("hub:"):], hub_split)
-        tables = [_hub_texts(name, split, text_column, columns)]
+    hub = hub_dataset_name(source, hub_split)
+    if hub:
+        tables = [_hub_texts(*hub, text_column, columns)]
     else:
         paths = resolve_corpus(source, data_dir)
         tables = [_file_texts(Path(path), text_column, columns, delimiter) for path in paths]
@@ -130,6 +131,10 @@ def _file_texts(
     kind = file_kind(path)
     if kind == ".smi":
         raise SeqVAEError(f"{path}: a .smi file holds molecules; give sentences as .txt or .csv")
+    if kind == ".parquet":  # rows, not lines: row numbers stand in for line numbers
+        table = read_parquet(path)
+        sentences = table[_choose_text_column(str(path), table, text_column)]
+        return str(path), sentences, _attribute_columns(str(path), table, columns), np.arange(1, len(table) + 1), 1
     num_lines = check_utf8(path)
     if kind == ".txt":
         if text_column is not None:
@@ -166,22 +171,8 @@ def _attribute_columns(where: str, table: datasets.Dataset, columns: list[str]) 
     return found
 
 
-def _hub_name_and_split(text: str, default_split: str) -> tuple[str, str]:
-    """``"ptb_text_only:test"`` -> ``("ptb_text_only", "test")``; no split named: the default."""
-    name, sep, split = text.rpartition(":")
-    if sep and name and re.fullmatch(r"[A-Za-z0-9_.\-]+", split) and not Path(text).exists():
-        return name, split
-    return text, default_split
-
-
 def _hub_texts(name: str, split: str, text_column: str | None, columns: list[str] = ()) -> tuple[str, list, dict, np.ndarray, int]:
-    try:
-        table = datasets.load_dataset(name, split=split)
-    except Exception as error:  # network, missing dataset, unknown split: all come as different types
-        raise SeqVAEError(
-            f"could not load the Hub dataset {name!r} (split {split!r}): {str(error).splitlines()[0]}; "
-            "check the name and split (hub_split), your connection, or download it and give its path"
-        ) from None
+    table = load_hub_dataset(name, split)
     where = f"hub:{name}"
     sentences = table[_choose_text_column(where, table, text_column)]
     return f"{where}[{split}]", sentences, _attribute_columns(where, table, columns), np.arange(len(sentences)), 0

@@ -10,6 +10,8 @@ from collections import Counter
 from pathlib import Path
 
 import datasets
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import seqvae
@@ -39,6 +41,12 @@ def write_shards(folder: Path, rows: list[str], count: int) -> list[Path]:
         path.write_bytes(gzip.compress(("\n".join(rows[start : start + size]) + "\n").encode()))
         paths.append(path)
     return paths
+
+
+def write_parquet(path: Path, rows: list[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"name": [f"m{i}" for i in range(len(rows))], "SMILES": rows}), path, row_group_size=16)
+    return path
 
 
 def streamed(data, process_index: int = 0, num_processes: int = 1, **settings):
@@ -149,6 +157,30 @@ def test_a_damaged_shard_is_skipped_named_and_counted_while_the_others_are_read(
     written = json.loads((tmp_path / "run" / "data_report.json").read_text())
     assert str(damaged) in written["failed_shards"]  # the report on disk says so while the stream goes on
     assert {str(path) for path in good} <= set(written["sources"])
+
+
+def test_parquet_shards_stream_in_row_groups_and_a_damaged_one_is_counted(tmp_path, molecules, monkeypatch):
+    for index in range(3):
+        write_parquet(tmp_path / "shards" / f"part-{index}.parquet", molecules[index * 40 : index * 40 + 40] + ["xx"])
+    damaged = write_parquet(tmp_path / "shards" / "part-3.parquet", molecules[120:])
+    damaged.write_bytes(damaged.read_bytes()[:-30])  # cut short: its footer is gone
+    monkeypatch.setattr(pq, "read_table", None)  # a stream never reads a whole file
+    corpus = streamed(tmp_path / "shards", validation_fraction=0.05)
+    rows = smiles_order(corpus.train_set)
+    assert Counter(rows) == Counter(training_side(molecules[:120], 0.05))
+    report = corpus.report
+    assert list(report.failed_shards) == [str(damaged)] and report.skipped_counts["unreadable shard"] == 1
+    invalid = [(Path(row.file).name, row.line) for row in report.skipped if row.reason == "invalid SMILES"]
+    assert invalid == [(f"part-{index}.parquet", 41) for index in range(3)]  # row numbers stand in for lines
+
+
+def test_a_hub_dataset_streams_through_datasets_streaming(tmp_path, molecules):
+    write_parquet(tmp_path / "hub_molecules" / "data" / "train-00000.parquet", molecules[:100])
+    corpus = streamed(f"hub:{tmp_path / 'hub_molecules'}")
+    assert Counter(smiles_order(corpus.train_set)) == Counter(training_side(molecules[:100]))
+    assert corpus.report.sources == [f"hub:{tmp_path / 'hub_molecules'}[train]"]
+    with pytest.raises(SeqVAEError, match="could not load the Hub dataset .*missing"):
+        streamed(f"hub:{tmp_path / 'missing'}")
 
 
 def test_a_corpus_whose_every_shard_fails_is_an_error_naming_them(tmp_path):

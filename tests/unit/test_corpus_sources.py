@@ -6,6 +6,8 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from seqvae.data import load_molecules, load_texts, resolve_corpus, storage
@@ -37,6 +39,20 @@ def write_shards(folder: Path, rows: list[str], count: int, suffix: str = ".smi"
     return paths
 
 
+def write_parquet_shards(folder: Path, rows: list[str], count: int, **columns: list) -> list[Path]:
+    """Parquet shards of ``rows`` in a ``SMILES`` column (detected by name, as in a CSV), and
+    any other ``columns`` (one value per row) beside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths, start = [], 0
+    for index, part in enumerate(shards_of(rows, count)):
+        path = folder / f"part-{index:02d}.parquet"
+        extra = {name: values[start : start + len(part)] for name, values in columns.items()}
+        pq.write_table(pa.table({"id": list(range(start, start + len(part))), "SMILES": part, **extra}), path)
+        paths.append(path)
+        start += len(part)
+    return paths
+
+
 def rows_and_counts(source) -> tuple[list[str], tuple]:
     molecules, report = load_molecules(source, max_length=20)
     return list(molecules["smiles"]), (report.rows_read, report.rows_kept, report.skipped_counts)
@@ -58,6 +74,38 @@ def test_a_list_a_glob_and_a_folder_of_shards_read_as_the_concatenated_file(tmp_
     assert resolve_corpus(str(tmp_path / "shards")) == shards  # by name, the README left out
 
 
+def test_parquet_shards_read_as_the_same_rows_as_a_csv(tmp_path):
+    expected = rows_and_counts(write_shards(tmp_path / "csv", MOLECULES, 1, ".csv", "smiles\n")[0])
+    whole = write_parquet_shards(tmp_path / "whole", MOLECULES, 1)[0]
+    shards = write_parquet_shards(tmp_path / "shards", MOLECULES, 3)
+    for source in (str(whole), [str(p) for p in shards], str(tmp_path / "shards" / "*.parquet"), str(tmp_path / "shards")):
+        assert rows_and_counts(source) == expected, source
+    _, report = load_molecules(str(tmp_path / "shards"), max_length=20)
+    skipped = [(Path(row.file).name, row.line, row.value) for row in report.skipped]
+    assert ("part-00.parquet", 4, "xx") in skipped and ("part-01.parquet", 3, "") in skipped  # row numbers, per file
+
+
+def test_parquet_property_columns_are_read_like_csv_columns(tmp_path):
+    activity = [0.5, None, 1.5, 2.0]
+    path = write_parquet_shards(tmp_path, ["CCO", "CCN", "c1ccccc1", "CC"], 1, activity=activity)[0]
+    molecules, report = load_molecules(str(path), properties=["activity", "logP"])
+    assert list(molecules["activity"]) == [0.5, 1.5, 2.0] and len(molecules["logP"]) == 3
+    assert report.skipped_counts == {"property activity missing or not a number": 1}
+    whole = read_columns(path, "SMILES", ["activity"])
+    lazy = list(iter_rows(path, "SMILES", ["activity"]))
+    assert [value for _, value, _ in lazy] == list(whole.values) and [line for line, *_ in lazy] == [1, 2, 3, 4]
+    assert [cells["activity"] for *_, cells in lazy] == ["0.5", "", "1.5", "2.0"]
+    with pytest.raises(SeqVAEError, match="no column 'smi'"):
+        load_molecules(str(path), smiles_column="smi")
+
+
+def test_a_damaged_parquet_file_is_one_clear_error(tmp_path):
+    path = write_parquet_shards(tmp_path, MOLECULES, 1)[0]
+    path.write_bytes(path.read_bytes()[:-20])  # cut short: its footer is gone
+    with pytest.raises(SeqVAEError, match="cannot read .*part-00.parquet as Parquet"):
+        load_molecules(str(path))
+
+
 def test_the_recipe_key_data_takes_a_list_of_sources_and_the_corpus_reads_them_in_order(tmp_path):
     first, second = write_shards(tmp_path / "a", MOLECULES[:6], 1)[0], write_shards(tmp_path / "b", MOLECULES[6:], 2)
     data_args = load_recipe(None, {"data": [str(first), str(tmp_path / "b" / "*.smi")], "max_length": 20})[0]
@@ -76,6 +124,13 @@ def test_sentences_come_from_a_glob_of_text_shards(tmp_path):
     texts, report = load_texts(str(tmp_path / "part-*.txt"))
     assert list(texts["text"]) == ["the cat sat", "a dog ran", "the end"]
     assert report.rows_read == 3
+
+
+def test_sentences_come_from_parquet_shards_too(tmp_path):
+    pq.write_table(pa.table({"id": [1, 2], "sentence": ["the cat sat", ""]}), tmp_path / "part-0.parquet")
+    texts, report = load_texts(str(tmp_path))
+    assert list(texts["text"]) == ["the cat sat"] and list(texts["line"]) == [1]
+    assert [(row.line, row.reason) for row in report.skipped] == [(2, "empty line")]  # row numbers for lines
 
 
 def test_a_glob_matching_nothing_names_the_pattern(tmp_path):
@@ -100,11 +155,40 @@ def test_shards_in_mixed_formats_are_refused_naming_both(tmp_path):
     assert "mixed formats, .csv and .smi" in str(error.value)
 
 
+def test_a_folder_of_parquet_and_csv_shards_is_refused_naming_both(tmp_path):
+    write_parquet_shards(tmp_path / "mixed", MOLECULES[:4], 1)
+    (tmp_path / "mixed" / "extra.csv").write_text("smiles\nCCO\n")
+    with pytest.raises(SeqVAEError, match=r"mixed formats, \.csv and \.parquet"):
+        resolve_corpus(str(tmp_path / "mixed"))
+
+
 def test_a_folder_without_corpus_files_is_refused(tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "notes.md").write_text("-")
     with pytest.raises(SeqVAEError, match="is a directory with no corpus files"):
         resolve_corpus(str(tmp_path / "docs"))
+
+
+# ------------------------------------------------------------------------ Hub datasets
+
+
+def test_hub_molecules_come_from_a_local_dataset_with_its_split_and_columns(tmp_path):
+    folder = tmp_path / "my_molecules"  # what load_dataset reads as a Hub dataset, offline
+    write_parquet_shards(folder / "data", MOLECULES, 1, activity=[float(i) for i in range(len(MOLECULES))])
+    (folder / "data" / "part-00.parquet").rename(folder / "data" / "train-00000.parquet")
+    expected = rows_and_counts(str(tmp_path / "my_molecules" / "data"))
+    assert rows_and_counts(f"hub:{folder}") == expected
+    molecules, report = load_molecules(f"hub:{folder}", smiles_column="SMILES", properties=["activity"])
+    assert report.sources == [f"hub:{folder}[train]"] and list(molecules["activity"])[:2] == [0.0, 1.0]
+    assert ("xx", 4) in [(row.value, row.line) for row in report.skipped]  # row numbers stand in for lines
+    test_split = {"id": [0, 1], "SMILES": ["CCN", "c1ccccc1"], "activity": [0.0, 1.0]}  # the splits share one schema
+    pq.write_table(pa.table(test_split), folder / "data" / "test-00000.parquet")
+    data_args = load_recipe(None, {"data": f"hub:{folder}", "hub_split": "test"})[0]
+    assert list(load_corpus(data_args)[0]["smiles"]) == ["CCN", "c1ccccc1"]
+    with pytest.raises(SeqVAEError, match="could not load the Hub dataset .*missing"):
+        load_molecules(f"hub:{tmp_path / 'missing'}")
+    with pytest.raises(SeqVAEError, match="no column 'smi'"):
+        load_molecules(f"hub:{folder}", smiles_column="smi")
 
 
 # ------------------------------------------------------------------- the cache, one per shard
