@@ -423,9 +423,10 @@ def _encode_in_chunks(vae, args, folder: Path, shard, chunk_size: int) -> int:
     molecules, lines = _read_input(args)
     table = _input_rows(args, molecules, lines)
     source = Path(args.input).resolve()
+    stat = source.stat()
     settings = {
-        "model": _model_identity(args.model), "input": str(source), "input_bytes": source.stat().st_size,
-        "input_modified_ns": source.stat().st_mtime_ns,  # an edited input of the same size is another input
+        "model": _model_identity(args.model), "input": str(source), "input_bytes": stat.st_size,
+        "input_modified_ns": stat.st_mtime_ns,  # an edited input of the same size is another input
         "smiles_column": args.smiles_column, "id_column": args.id_column, "on_invalid": args.on_invalid,
     }
     output = ChunkFolder(folder, "encode", settings, len(molecules), chunk_size)

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from ..chem import PROPERTIES, property_name, to_mol
 from ..errors import SeqVAEError
+from .sources import CORPUS_SUFFIXES
 
 __all__ = [
     "SMILES_COLUMN_NAMES", "DELIMITERS", "FileRows", "check_utf8", "check_not_json", "file_kind", "read_smiles_column",
@@ -102,7 +103,7 @@ def file_kind(path: Path) -> str:
     kind = suffixes[-1] if suffixes else ""
     if kind in (".json", ".jsonl", ".ndjson"):
         raise SeqVAEError(f"{path}: unsupported file type {kind}: JSON is not {_JSON_ADVICE}")
-    if kind not in (".csv", ".smi", ".txt", ".parquet"):
+    if kind not in CORPUS_SUFFIXES:
         raise SeqVAEError(
             f"{path}: unsupported file type {kind or '(none)'}; use .csv, .smi or .txt "
             "(optionally .gz), or .parquet"
@@ -218,10 +219,11 @@ def iter_rows(path: Path, smiles_column: str | None = None, properties: list[str
     file's first lines), holding one row at a time. A damaged file raises one of
     ``READ_ERRORS`` when the damage is reached, after the rows before it.
     """
-    if file_kind(path) == ".parquet":
+    kind = file_kind(path)
+    if kind == ".parquet":
         yield from _iter_parquet(path, smiles_column, properties)
         return
-    if file_kind(path) in (".smi", ".txt"):
+    if kind in (".smi", ".txt"):
         _check_property_names(path, properties, [])
         yield from _iter_lines(path)
         return
