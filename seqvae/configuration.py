@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from transformers import PretrainedConfig
 
-__all__ = ["SeqVAEConfig", "ENCODER_TYPES", "DECODER_TYPES", "REPRESENTATIONS"]
+__all__ = ["SeqVAEConfig", "ENCODER_TYPES", "DECODER_TYPES", "REPRESENTATIONS", "BACKBONE_TRAINING", "ENCODER_POOLING"]
 
-ENCODER_TYPES = ("gru", "lstm", "transformer")
-DECODER_TYPES = ("gru", "lstm", "transformer")
+ENCODER_TYPES = ("gru", "lstm", "transformer", "pretrained")
+DECODER_TYPES = ("gru", "lstm", "transformer", "pretrained")
 REPRESENTATIONS = ("smiles", "selfies", "text")
+BACKBONE_TRAINING = ("full", "freeze", "lora")
+ENCODER_POOLING = ("mean", "cls")
 
 
 class SeqVAEConfig(PretrainedConfig):
@@ -20,13 +22,17 @@ class SeqVAEConfig(PretrainedConfig):
         max_sequence_length: longest sequence in tokens, ``<bos>``/``<eos>`` included; also the
             generation limit.
         embedding_dim: token embedding size (shared by encoder and decoder).
-        encoder_type: ``"gru"``, ``"lstm"`` or ``"transformer"`` (mean-pooled).
+        encoder_type: ``"gru"``, ``"lstm"``, ``"transformer"`` (mean-pooled), or ``"pretrained"``:
+            a Hugging Face ``AutoModel`` (``encoder_name_or_path``) pooled by ``encoder_pooling``.
         encoder_hidden_size: RNN hidden size, or Transformer model width.
         encoder_num_layers: stacked layers in the encoder.
         encoder_bidirectional: read the sequence both ways (RNN encoders only).
         latent_dim: size of ``z``; 0 builds no encoder: a plain autoregressive language model
             of the same decoder (the baseline a VAE's likelihood is compared with).
-        decoder_type: ``"gru"``, ``"lstm"`` or ``"transformer"`` (causal).
+        decoder_type: ``"gru"``, ``"lstm"``, ``"transformer"`` (causal), or ``"pretrained"``: a
+            Hugging Face ``AutoModelForCausalLM`` (``decoder_name_or_path``) reading ``z`` as one
+            extra key/value in every layer and as an offset on every token embedding (Optimus,
+            Li et al. 2020).
         decoder_hidden_size: RNN hidden size, or Transformer model width.
         decoder_num_layers: stacked layers in the decoder.
         num_attention_heads: heads of the Transformer encoder / decoder.
@@ -46,6 +52,17 @@ class SeqVAEConfig(PretrainedConfig):
             (``yes`` / ``no``), or ``""`` (a data column that cannot be computed).
         property_head_hidden_size: width of the MLP predicting the numeric properties from
             ``z`` (0: no property head).
+        encoder_name_or_path, decoder_name_or_path: the pretrained backbone: a Hub id, a local
+            folder, or (decoder) a seqvae run folder whose decoder is one (e.g. a language model
+            trained with ``latent_dim: 0``). Its tokenizer becomes the run's tokenizer.
+        encoder_backbone, decoder_backbone: the backbone's Hugging Face config as a dict. Recorded
+            when the model is first built, so a saved run rebuilds it offline; given in a recipe
+            without a name, a Hugging Face architecture trained from scratch (e.g.
+            ``{model_type: gpt2, n_layer: 4, n_embd: 256, n_head: 4}``) on the corpus tokenizer.
+        encoder_pooling: ``"mean"`` over real tokens, or ``"cls"`` (the first token's state).
+        backbone_training: ``"full"`` (every weight trains), ``"freeze"`` (the backbones' layers
+            stay fixed; token embeddings, latent maps and heads train) or ``"lora"`` (low-rank
+            adapters of rank ``lora_rank`` on every linear layer, through ``peft``).
     """
 
     model_type = "seqvae"
@@ -80,10 +97,30 @@ class SeqVAEConfig(PretrainedConfig):
         property_labels: list[list[str]] | None = None,
         property_rules: list[str] | None = None,
         property_head_hidden_size: int = 0,
+        encoder_name_or_path: str = "",
+        decoder_name_or_path: str = "",
+        encoder_backbone: dict | None = None,
+        decoder_backbone: dict | None = None,
+        encoder_pooling: str = "mean",
+        backbone_training: str = "full",
+        lora_rank: int = 8,
         **kwargs,
     ):
         _check_choice("encoder_type", encoder_type, ENCODER_TYPES)
         _check_choice("decoder_type", decoder_type, DECODER_TYPES)
+        _check_choice("encoder_pooling", encoder_pooling, ENCODER_POOLING)
+        _check_choice("backbone_training", backbone_training, BACKBONE_TRAINING)
+        for side, kind, name, backbone in [
+            ("encoder", encoder_type, encoder_name_or_path, encoder_backbone),
+            ("decoder", decoder_type, decoder_name_or_path, decoder_backbone),
+        ]:
+            if kind == "pretrained" and not (name or backbone):
+                raise ValueError(
+                    f"{side}_type 'pretrained' needs {side}_name_or_path (a Hub id or folder) or "
+                    f"{side}_backbone (a Hugging Face config to train from scratch)"
+                )
+            if backbone is not None and not (isinstance(backbone, dict) and backbone.get("model_type")):
+                raise ValueError(f"{side}_backbone must be a Hugging Face config as a dict with a model_type, got {backbone!r}")
         _check_choice("representation", representation, REPRESENTATIONS)
         for name, value in [
             ("vocab_size", vocab_size),
@@ -95,6 +132,7 @@ class SeqVAEConfig(PretrainedConfig):
             ("decoder_num_layers", decoder_num_layers),
             ("num_attention_heads", num_attention_heads),
             ("transformer_ffn_dim", transformer_ffn_dim),
+            ("lora_rank", lora_rank),
         ]:
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -126,7 +164,7 @@ class SeqVAEConfig(PretrainedConfig):
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         for name, width in [("encoder", encoder_hidden_size), ("decoder", decoder_hidden_size)]:
             kind = encoder_type if name == "encoder" else decoder_type
-            if kind == "transformer" and width % num_attention_heads:
+            if kind == "transformer" and width % num_attention_heads:  # a pretrained one has its own
                 raise ValueError(
                     f"{name}_hidden_size ({width}) must be divisible by num_attention_heads "
                     f"({num_attention_heads}) for a transformer {name}"
@@ -151,6 +189,13 @@ class SeqVAEConfig(PretrainedConfig):
         for name, values in stats.items():
             setattr(self, name, values)
         self.property_head_hidden_size = property_head_hidden_size
+        self.encoder_name_or_path = encoder_name_or_path
+        self.decoder_name_or_path = decoder_name_or_path
+        self.encoder_backbone = encoder_backbone
+        self.decoder_backbone = decoder_backbone
+        self.encoder_pooling = encoder_pooling
+        self.backbone_training = backbone_training
+        self.lora_rank = lora_rank
         super().__init__(
             pad_token_id=pad_token_id,
             bos_token_id=bos_token_id,
@@ -168,6 +213,15 @@ class SeqVAEConfig(PretrainedConfig):
         """Width of the condition vector: per property a normalised value (numeric) or a one-hot
         label (categorical), and a given/not-given flag each."""
         return sum(len(labels) or 1 for labels in self.property_labels) + self.num_properties
+
+    def describe(self, side: str) -> str:
+        """``"lstm"``, or for a Hugging Face backbone where it came from: ``"gpt2 (pretrained)"``,
+        ``"gpt2 architecture"`` (trained from scratch)."""
+        kind = getattr(self, f"{side}_type")
+        if kind != "pretrained":
+            return kind
+        name = getattr(self, f"{side}_name_or_path")
+        return f"{name} (pretrained)" if name else f"{getattr(self, f'{side}_backbone')['model_type']} architecture"
 
     def labels_of(self, name: str) -> list[str]:
         """A property's labels (``[]``: it is numeric)."""

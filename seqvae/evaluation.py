@@ -217,12 +217,13 @@ def final_molecule_metrics(
     uniqueness among valid, novelty against ``train_smiles``.
     """
     started = time.monotonic()
-    held_out = list(validation_smiles[:num_reconstruction_molecules])
+    # a language model (latent_dim 0) has nothing to reconstruct from
+    held_out = list(validation_smiles[:num_reconstruction_molecules]) if vae.model.config.latent_dim else []
     reconstructed = vae.reconstruct(held_out) if held_out else []
     samples = vae.sample(num_prior_samples, seed=seed, temperature=temperature, progress=True)
     quality = sample_quality(samples, train_smiles)
     return {
-        "reconstruction_accuracy": round(reconstruction_accuracy(held_out, reconstructed), 4),
+        "reconstruction_accuracy": round(reconstruction_accuracy(held_out, reconstructed), 4) if held_out else None,
         "num_reconstructed": len(held_out),
         "prior_samples": num_prior_samples,
         "temperature": temperature,

@@ -25,6 +25,13 @@ How ``z`` reaches the decoder:
   the token embedding at every step, so the decoder cannot forget it over long sequences.
 * Transformer decoder: ``z`` is projected to one prefix position that every token attends to,
   and also added to every token embedding (an offset), as in Optimus-style latent injection.
+* Pretrained decoder (any Hugging Face causal LM, Optimus: Li et al. 2020): ``z`` is projected to
+  one key and one value in every attention layer, handed to the model as the cache of an
+  already-read "memory" token, and added to every token embedding.
+
+Pretrained encoders and decoders read their own token embeddings (the run's tokenizer is the
+backbone's); the others share one embedding table. Loading backbones and choosing which of their
+weights train belongs to :mod:`seqvae.backbones`.
 
 The model computes the plain ELBO pieces (reconstruction, KL per dimension, the property
 head's error). The training objective that weights them (KL schedules, free bits, MMD, word
@@ -34,6 +41,8 @@ dropout, condition hiding) is composed once, in :mod:`seqvae.objectives`.
 from __future__ import annotations
 
 import contextlib
+import inspect
+import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,10 +50,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.nn import functional as F
-from transformers import PreTrainedModel
+from transformers import DynamicCache, PreTrainedModel
 from transformers.utils import ModelOutput
 
+from .backbones import build_backbone, is_seqvae_run, load_backbone, set_backbone_training
 from .configuration import SeqVAEConfig
+from .errors import SeqVAEError
 
 __all__ = ["SeqVAE", "SeqVAEOutput", "eval_mode", "target_token_nll", "gaussian_kl_per_dim"]
 
@@ -163,8 +174,28 @@ class TransformerEncoder(nn.Module):
         positions = torch.arange(embedded.size(1), device=embedded.device)
         hidden = self.input_projection(embedded) + self.positions(positions)
         hidden = self.layers(hidden, src_key_padding_mask=attention_mask == 0)
-        weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+        return masked_mean(hidden, attention_mask)
+
+
+class PretrainedEncoder(nn.Module):
+    """A Hugging Face encoder (BERT, RoBERTa, ... any ``AutoModel``) over the run's token ids,
+    mean-pooled over real tokens or read at the first token (``encoder_pooling: cls``)."""
+
+    def __init__(self, config: SeqVAEConfig):
+        super().__init__()
+        self.backbone = build_backbone("encoder", config.encoder_backbone)
+        self.pooling = config.encoder_pooling
+        self.output_size = self.backbone.config.get_text_config().hidden_size
+
+    def forward(self, embedded: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.backbone(inputs_embeds=embedded, attention_mask=attention_mask).last_hidden_state
+        return hidden[:, 0] if self.pooling == "cls" else masked_mean(hidden, attention_mask)
+
+
+def masked_mean(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """``[B, T, H]`` states averaged over the real tokens of ``[B, T]`` ``attention_mask``."""
+    weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
 
 
 # ----------------------------------------------------------------------------------- decoders
@@ -277,8 +308,69 @@ class TransformerDecoder(nn.Module):
         return state[index]
 
 
-ENCODERS = {"gru": RNNEncoder, "lstm": RNNEncoder, "transformer": TransformerEncoder}
-DECODERS = {"gru": RNNDecoder, "lstm": RNNDecoder, "transformer": TransformerDecoder}
+class PretrainedDecoder(nn.Module):
+    """A Hugging Face causal LM reading ``z`` as a memory token and an embedding offset.
+
+    The memory is one key and one value per layer (per key/value head), put in the model's own
+    cache before the first token, so every position attends to it through the model's unchanged
+    attention; positions are counted from the first real token, as the LM was trained. The
+    decoder state between generation steps is that cache.
+    """
+
+    def __init__(self, config: SeqVAEConfig):
+        super().__init__()
+        self.backbone = build_backbone("decoder", config.decoder_backbone)
+        text = self.backbone.config.get_text_config()
+        heads = text.num_attention_heads
+        self.num_layers = text.num_hidden_layers
+        self.memory_shape = (
+            self.num_layers,
+            2,  # key, value
+            getattr(text, "num_key_value_heads", None) or heads,
+            1,  # one memory position
+            getattr(text, "head_dim", None) or text.hidden_size // heads,
+        )
+        code_size = config.latent_dim + config.condition_size
+        self.latent_memory = nn.Linear(code_size, math.prod(self.memory_shape))
+        self.latent_offset = nn.Linear(code_size, self.backbone.get_input_embeddings().embedding_dim)
+        # transformers 5 names the cache argument ``cache``; earlier versions ``past_key_values``
+        parameters = inspect.signature(self.backbone.forward).parameters
+        self.cache_argument = "cache" if "cache" in parameters else "past_key_values"
+
+    def initial_state(self, z: torch.Tensor) -> DynamicCache:
+        memory = self.latent_memory(z).view(z.size(0), *self.memory_shape)
+        cache = DynamicCache(config=self.backbone.config)
+        for layer in range(self.num_layers):
+            cache.update(memory[:, layer, 0], memory[:, layer, 1], layer)
+        return cache
+
+    def forward(self, embedded: torch.Tensor, z: torch.Tensor, state=None):
+        if state is None:
+            state = self.initial_state(z)
+        batch, length = embedded.shape[:2]
+        read = state.get_seq_length()  # the memory and the tokens read so far
+        positions = torch.arange(read - 1, read - 1 + length, device=embedded.device).expand(batch, -1)
+        output = self.backbone(
+            inputs_embeds=embedded + self.latent_offset(z).unsqueeze(1),
+            attention_mask=torch.ones(batch, read + length, dtype=torch.long, device=embedded.device),
+            position_ids=positions,
+            use_cache=True,
+            **{self.cache_argument: state},
+        )
+        return output.logits, state
+
+    # One cache length for the whole batch, as for the Transformer decoder.
+    rows_can_join = False
+
+    @staticmethod
+    def select_rows(state: DynamicCache, index: torch.Tensor) -> DynamicCache:
+        """The cache of rows ``index`` (in place: callers replace the state they pass)."""
+        state.batch_select_indices(index)
+        return state
+
+
+ENCODERS = {"gru": RNNEncoder, "lstm": RNNEncoder, "transformer": TransformerEncoder, "pretrained": PretrainedEncoder}
+DECODERS = {"gru": RNNDecoder, "lstm": RNNDecoder, "transformer": TransformerDecoder, "pretrained": PretrainedDecoder}
 
 
 # -------------------------------------------------------------------------------------- model
@@ -293,9 +385,10 @@ class SeqVAE(PreTrainedModel):
 
     def __init__(self, config: SeqVAEConfig):
         super().__init__(config)
-        self.embedding = nn.Embedding(
-            config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id
-        )
+        pretrained = _load_named_backbones(config)  # first build only; records their configs
+        self.embedding = None  # shared by the sides that are not pretrained
+        if config.decoder_type != "pretrained" or (config.latent_dim and config.encoder_type != "pretrained"):
+            self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id)
         self.embedding_dropout = nn.Dropout(config.dropout)
         self.encoder = self.posterior = None  # latent_dim 0: a language model, nothing to encode
         if config.latent_dim:
@@ -314,10 +407,21 @@ class SeqVAE(PreTrainedModel):
                 nn.Linear(config.property_head_hidden_size, config.num_properties),
             )
         self.post_init()
+        for side, weights in pretrained.items():
+            getattr(self, side).backbone.load_state_dict(weights.state_dict())
+        for side in (self.encoder, self.decoder):
+            if isinstance(side, (PretrainedEncoder, PretrainedDecoder)):
+                side.backbone = set_backbone_training(side.backbone, config.backbone_training, config.lora_rank)
 
     def _init_weights(self, module: nn.Module) -> None:
         # PyTorch's default initialisation suits RNNs and small Transformers; keep it.
         return
+
+    def _embedding_of(self, side: nn.Module) -> nn.Module:
+        """The token embedding ``side`` reads: a backbone's own, or the shared table."""
+        if isinstance(side, (PretrainedEncoder, PretrainedDecoder)):
+            return side.backbone.get_input_embeddings()
+        return self.embedding
 
     # --- conditions
 
@@ -394,7 +498,7 @@ class SeqVAE(PreTrainedModel):
             return empty, empty
         if attention_mask is None:
             attention_mask = (input_ids != self.config.pad_token_id).long()
-        embedded = self.embedding_dropout(self.embedding(input_ids))
+        embedded = self.embedding_dropout(self._embedding_of(self.encoder)(input_ids))
         summary = self._latent_code(self.encoder(embedded, attention_mask), condition)
         mu, logvar = self.posterior(summary).chunk(2, dim=-1)
         return mu, logvar
@@ -434,7 +538,7 @@ class SeqVAE(PreTrainedModel):
         Returns:
             ``[B, T, vocab_size]`` logits and the state after the last token.
         """
-        embedded = self.embedding_dropout(self.embedding(decoder_input_ids))
+        embedded = self.embedding_dropout(self._embedding_of(self.decoder)(decoder_input_ids))
         return self.decoder(embedded, self._latent_code(z, condition), state)
 
     # --- the ELBO
@@ -506,6 +610,55 @@ class SeqVAE(PreTrainedModel):
             property_loss=property_loss,
             predicted_properties=predicted,
         )
+
+
+def _load_named_backbones(config: SeqVAEConfig) -> dict[str, nn.Module]:
+    """``{"encoder" | "decoder": pretrained model}`` for the sides named by path whose config is not
+    recorded yet (a model's first build); a side given as a config alone is sized to the run's
+    vocabulary. Each is resized to the run's vocabulary (which adds
+    the special tokens a backbone lacks), and its config is recorded in ``config`` so that the
+    saved model rebuilds offline."""
+    loaded = {}
+    sides = [("decoder", config.decoder_type, config.decoder_name_or_path, "decoder_backbone")]
+    if config.latent_dim:
+        sides.append(("encoder", config.encoder_type, config.encoder_name_or_path, "encoder_backbone"))
+    for side, kind, name, recorded in sides:
+        if kind != "pretrained":
+            continue
+        if getattr(config, recorded) is not None:  # rebuilt, or an architecture from scratch
+            setattr(config, recorded, {**getattr(config, recorded), **_run_vocabulary(config)})
+            continue
+        model = _decoder_of_run(name) if side == "decoder" and is_seqvae_run(name) else load_backbone(side, name)
+        if model.get_input_embeddings().num_embeddings != config.vocab_size:
+            model.resize_token_embeddings(config.vocab_size, mean_resizing=False)
+        setattr(config, recorded, {**model.config.to_dict(), **_run_vocabulary(config)})
+        loaded[side] = model
+    return loaded
+
+
+def _run_vocabulary(config: SeqVAEConfig) -> dict:
+    """What a backbone's config takes from the run: its vocabulary size and special token ids. An
+    output matrix tied to the input embeddings becomes a copy (the saved file then holds every
+    tensor once under its own name, and loading needs no re-tying)."""
+    return {
+        "vocab_size": config.vocab_size,
+        "pad_token_id": config.pad_token_id,
+        "bos_token_id": config.bos_token_id,
+        "eos_token_id": config.eos_token_id,
+        "tie_word_embeddings": False,
+    }
+
+
+def _decoder_of_run(folder: str) -> nn.Module:
+    """The Hugging Face decoder of a seqvae run (e.g. a language model trained with latent_dim 0)."""
+    run = SeqVAE.from_pretrained(folder, use_safetensors=True)
+    if not isinstance(run.decoder, PretrainedDecoder):
+        raise SeqVAEError(
+            f"decoder_name_or_path {folder!r} is a seqvae run whose decoder is {run.config.decoder_type}, "
+            "not a Hugging Face model; train it with decoder_type: pretrained"
+        )
+    backbone = run.decoder.backbone
+    return backbone.merge_and_unload() if hasattr(backbone, "merge_and_unload") else backbone
 
 
 def target_token_nll(logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -68,7 +68,7 @@ class SeqVAEPipeline(SeqVAEInference):
         c = self.config
         parameters = sum(p.numel() for p in self.model.parameters())
         return (
-            f"SeqVAEPipeline({c.representation}, {c.encoder_type}->{c.decoder_type}, "
+            f"SeqVAEPipeline({c.representation}, {c.describe('encoder')}->{c.describe('decoder')}, "
             f"latent_dim={c.latent_dim}, vocab={c.vocab_size}, parameters={parameters:,}, "
             f"{self._conditions_text()}from={self.source!r})"
         )
@@ -92,7 +92,7 @@ class SeqVAEPipeline(SeqVAEInference):
         parameters = sum(p.numel() for p in self.model.parameters())
         rows = [
             ("representation", f"{c.representation} (vocabulary {c.vocab_size:,}, up to {c.max_sequence_length} tokens)"),
-            ("model", f"{c.encoder_type or 'no'} encoder -> {c.decoder_type} decoder" if c.latent_dim else f"{c.decoder_type} language model (no latent)"),
+            ("model", f"{c.describe('encoder')} encoder -> {c.describe('decoder')} decoder" if c.latent_dim else f"{c.describe('decoder')} language model (no latent)"),
             ("latent size", str(c.latent_dim)),
             ("parameters", f"{parameters:,}"),
             ("device", str(self.device)),

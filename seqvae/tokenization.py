@@ -267,6 +267,9 @@ def _pretrained_text_tokenizer(name: str, model_max_length: int) -> PreTrainedTo
         raise SeqVAEError(f"tokenizer {name!r} has no fast (Rust) version; choose another")
     # The model needs four distinct roles: GPT-2's single <|endoftext|> (bos = eos = unk) would
     # make a sentence end look like its start, so such tokenizers get our own tokens added.
+    # BERT-style tokenizers frame sequences as [CLS] ... [SEP]: those serve as bos and eos.
+    if tokenizer.bos_token is None and tokenizer.cls_token is not None and tokenizer.sep_token is not None:
+        tokenizer.add_special_tokens({"bos_token": tokenizer.cls_token, "eos_token": tokenizer.sep_token})
     if tokenizer.bos_token is None or tokenizer.eos_token is None or tokenizer.bos_token_id == tokenizer.eos_token_id:
         tokenizer.add_special_tokens({"bos_token": BOS, "eos_token": EOS})
     if tokenizer.unk_token is None or tokenizer.unk_token_id in (tokenizer.bos_token_id, tokenizer.eos_token_id):

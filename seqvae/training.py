@@ -42,6 +42,7 @@ from .arguments import (
     SeqVAETrainingArguments,
     training_arguments,
 )
+from .backbones import backbone_tokenizer_name, check_shared_vocabulary
 from .configuration import SeqVAEConfig
 from .data import PaddingCollator, PreparedCorpus, prepare_corpus
 from .data.attributes import check_attribute_settings
@@ -56,6 +57,7 @@ from .objectives import (
     word_dropout,
 )
 from .recipe import load_recipe
+from .tokenization import TEXT_TOKENIZERS
 
 __all__ = ["SeqVAETrainer", "train_model", "TrainingRun", "validation_metrics", "reset_decoder"]
 
@@ -555,6 +557,7 @@ def _train(args, data_args, model_kwargs, training_kwargs, evaluation_args, resu
         _read_own_shards(args)
     # decided once (own files: on, named corpora: off) and written into recipe.yaml as decided
     data_args = dataclasses.replace(data_args, standardize=standardizes(data_args))
+    data_args = _with_backbone_tokenizer(data_args, model_kwargs)
     set_seed(args.seed)
     checkpoint = _checkpoint_to_resume(output_dir) if resume else None
     # a resumed run reads its tokenizer from the checkpoint, which was written whole
@@ -733,3 +736,27 @@ def _check_model_settings(model_kwargs: dict) -> None:
         SeqVAEConfig(**model_kwargs)
     except ValueError as error:
         raise SeqVAEError(f"invalid model setting: {error}") from None
+    for side in ("encoder", "decoder"):
+        if model_kwargs.get(f"{side}_name_or_path") and model_kwargs.get(f"{side}_backbone"):
+            raise SeqVAEError(
+                f"give {side}_name_or_path (pretrained weights) or {side}_backbone (an architecture "
+                "trained from scratch), not both"
+            )
+    encoder, decoder = model_kwargs.get("encoder_name_or_path"), model_kwargs.get("decoder_name_or_path")
+    if encoder and decoder and model_kwargs.get("encoder_type") == "pretrained" == model_kwargs.get("decoder_type"):
+        check_shared_vocabulary(encoder, decoder)
+
+
+def _with_backbone_tokenizer(data_args, model_kwargs: dict):
+    """A pretrained backbone's tokenizer is the run's (the decoder's when both sides have one):
+    the model reads the token ids the backbone was trained on."""
+    name = backbone_tokenizer_name(model_kwargs)
+    if name is None:
+        return data_args
+    if data_args.text_tokenizer not in (*TEXT_TOKENIZERS, name):
+        raise SeqVAEError(
+            f"text_tokenizer {data_args.text_tokenizer!r} differs from the pretrained backbone's "
+            f"tokenizer ({name!r}), which the run must use; leave text_tokenizer out"
+        )
+    logger.info("tokenizer: the pretrained backbone's (%s)", name)
+    return dataclasses.replace(data_args, text_tokenizer=name)

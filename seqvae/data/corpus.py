@@ -22,6 +22,7 @@ from ..chem import PROPERTIES, property_name
 from ..errors import SeqVAEError
 from ..recipe import load_recipe
 from ..tokenization import (
+    TEXT_TOKENIZERS,
     build_text_tokenizer,
     build_tokenizer,
     extend_vocabulary,
@@ -212,7 +213,8 @@ def _check_enough_to_split(corpus, report: CorpusReport, representation: str) ->
 def build_corpus_tokenizer(data_args, texts, seed: int = 0):
     """The tokenizer a recipe asks for, trained on the training rows' ``texts`` (a molecule
     vocabulary on a sample of a large corpus: see :func:`tokenize_training_rows`)."""
-    if data_args.representation == "text":
+    if data_args.representation == "text" or data_args.text_tokenizer not in TEXT_TOKENIZERS:
+        # a pretrained tokenizer (a backbone's) serves molecules too
         return build_text_tokenizer(
             texts,
             data_args.text_tokenizer,
@@ -237,12 +239,13 @@ def tokenize_training_corpus(train_rows, validation_rows, data_args, report, tok
 def tokenize_training_rows(train_rows, tokenizer, data_args, report):
     """``(encoded rows, tokenizer)``. A molecule vocabulary learned from a sample of a large
     corpus gets the tokens the sample missed, and the rows are encoded again with them, so no
-    training token becomes ``<unk>``."""
-    if data_args.representation == "text":
+    training token becomes ``<unk>``. A pretrained subword tokenizer is kept as it is."""
+    splitter = molecule_encoder(tokenizer) if data_args.representation != "text" else None
+    if splitter is None:
         return tokenize_corpus(train_rows, tokenizer, data_args, report), tokenizer
     encoded = tokenize_corpus(train_rows, tokenizer, data_args)
     unknown_rows = rows_with_unknown(encoded, tokenizer.unk_token_id)
-    missing = molecule_encoder(tokenizer).unknown_tokens(encoded.select(unknown_rows)["text"]) if unknown_rows else set()
+    missing = splitter.unknown_tokens(encoded.select(unknown_rows)["text"]) if unknown_rows else set()
     if missing:
         logger.info("adding %d token(s) the vocabulary sample missed: %s", len(missing), " ".join(sorted(missing)))
         tokenizer = extend_vocabulary(tokenizer, sorted(missing))

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from ..errors import SeqVAEError
 from ..modeling import SeqVAE, eval_mode, target_token_nll
 
-__all__ = ["IW_NLL_ESTIMATOR", "importance_weighted_nll", "reconstruction_bleu", "checked_sentences"]
+__all__ = ["IW_NLL_ESTIMATOR", "importance_weighted_nll", "reconstruction_bleu", "checked_sentences", "word_edit_distance", "interpolation_smoothness"]
 
 IW_NLL_ESTIMATOR = (
     "importance-weighted bound (Burda et al. 2016): -log mean_k p(x|z_k) p(z_k) / q(z_k|x), "
@@ -152,3 +152,39 @@ def reconstruction_bleu(references: list[str], hypotheses: list[str]) -> float:
     if not references:
         raise SeqVAEError("no sentences to score")
     return float(sacrebleu.corpus_bleu(hypotheses, [references]).score)
+
+
+def word_edit_distance(first: str, second: str) -> int:
+    """Levenshtein distance between two sentences counted in words (insert, delete, replace)."""
+    a, b = first.split(), second.split()
+    previous = list(range(len(b) + 1))
+    for i, word in enumerate(a, start=1):
+        current = [i]
+        for j, other in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (word != other)))
+        previous = current
+    return previous[-1]
+
+
+def interpolation_smoothness(paths: list[list[str]]) -> dict:
+    """How evenly decoded interpolation paths move away from their start.
+
+    For each path (the decoded sentences from start to end), the word edit distance of every
+    step to the first sentence. A smooth path moves away step by step: ``monotone_share`` is the
+    share of paths whose distance never falls, ``largest_jump_share`` the mean over paths of the
+    largest one-step rise as a share of the path's final distance (1: the whole change happens
+    in one step; 1/(steps-1): even steps), and ``mean_distance_by_step`` the average curve.
+    """
+    if not paths:
+        raise SeqVAEError("no interpolation paths to score")
+    curves = [[word_edit_distance(path[0], sentence) for sentence in path] for path in paths]
+    monotone = [all(b >= a for a, b in zip(curve, curve[1:])) for curve in curves]
+    jumps = [
+        max(b - a for a, b in zip(curve, curve[1:])) / curve[-1] for curve in curves if len(curve) > 1 and curve[-1] > 0
+    ]
+    steps = len(curves[0])
+    return {
+        "monotone_share": sum(monotone) / len(curves),
+        "largest_jump_share": sum(jumps) / len(jumps) if jumps else None,
+        "mean_distance_by_step": [round(sum(curve[k] for curve in curves) / len(curves), 2) for k in range(steps)],
+    }

@@ -46,6 +46,8 @@ SKIPPED = {
     "./run quickstart": "installs into ./.venv and trains for minutes; CI runs it on its own",
     "./run test": "installs into ./.venv and runs the whole suite, this file included",
     "pip install": "installs packages into the environment the tests already run in",
+    "seqvae train --config recipes/ptb_optimus_gpt2.yaml": "downloads gpt2 from the Hugging Face Hub; the tests have no network",
+    "seqvae train --config recipes/ptb_vae.yaml encoder_type=pretrained": "downloads bert-base-cased from the Hub; the tests have no network",
 }
 
 # Training changes applied to every `seqvae train` line and `seqvae.train(...)` call, with the

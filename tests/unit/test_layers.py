@@ -5,7 +5,7 @@ The order (see docs/architecture.md):
 
 0. basics: errors, _version, chem, tokenization, configuration, arguments, recipe, runs, sharding
    (runs sits here because the trainer writes into the run folder; it only names files)
-1. model: modeling, objectives
+1. model: modeling, objectives, backbones
 2. data: the seqvae.data package
 3. training / generation: training, generation, conditions, inference
 4. evaluation: metrics, evaluation, optimization, viz
@@ -27,7 +27,7 @@ PACKAGE = Path(seqvae.__file__).parent
 
 LAYERS = [
     ["errors", "_version", "chem", "tokenization", "configuration", "arguments", "recipe", "runs", "sharding"],
-    ["modeling", "objectives"],
+    ["modeling", "objectives", "backbones"],
     ["data"],
     ["training", "generation", "conditions", "inference"],
     ["metrics", "evaluation", "optimization", "viz", "frames", "search", "filters", "decoration"],
