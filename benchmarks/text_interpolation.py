@@ -6,8 +6,9 @@ For each model, on held-out (test) sentences and a few training sentences:
 * endpoint fidelity: greedy reconstruction from the posterior mean of ``--num_sentences`` test
   sentences: exact match, and corpus BLEU for sentences of at most 15 words and for all; and
   how many of 10 training sentences come back exactly (``training_endpoints_exact``, "k/10");
-* smoothness: ``--num_paths`` interpolations between test sentences of 8-20 words, the word edit
-  distance of each step to the start (:func:`seqvae.metrics.text.interpolation_smoothness`);
+* smoothness: ``--num_paths`` interpolations between test sentences of 8-20 words: the word edit
+  distance of each step to the start input, paths that never move, and the change between
+  consecutive steps (:func:`seqvae.metrics.text.interpolation_smoothness`);
 * fluency: perplexity, under the language-model baseline (``--lm``), of the intermediate
   sentences and of prior samples, each divided by the baseline's perplexity of the real test
   sentences scored (1.0: as fluent as PTB; the issue's target for samples is <= 1.5); empty
@@ -44,6 +45,7 @@ FLUENCY_TARGET = 1.5
 
 
 def parse_model(text: str) -> tuple[str, Path]:
+    """``"LABEL=FOLDER"`` (or a bare folder, labelled by its name), as benchmarks/text_ptb.py reads it."""
     label, sep, folder = text.rpartition("=")
     return (label, Path(folder)) if sep else (Path(text).name, Path(text))
 
@@ -64,6 +66,7 @@ def scorable(language_model, sentences: list[str]) -> list[str]:
     """The sentences the language model can score: not empty, and within its length (a sample
     cut at the generation limit, without its end, is longer)."""
     limit = language_model.config.max_sequence_length
+    sentences = language_model.normalize([s for s in sentences if s.strip()])  # as the scorer reads them
     return [s for s in sentences if s.strip() and len(language_model.tokenizer(s)["input_ids"]) <= limit]
 
 
@@ -113,7 +116,7 @@ def evaluate(vae, language_model, held_out, training, args) -> dict:
         "kl": round(mean_kl(vae, held_out), 2),
         "latent_dim": vae.config.latent_dim,
         **endpoint_fidelity(vae, held_out, training),
-        "smoothness": interpolation_smoothness([p["path"] for p in paths]),
+        "smoothness": interpolation_smoothness([p["path"] for p in paths], [p["start"] for p in paths]),
         "fluency": fluency,
         "paths": paths[:3],
         "samples": samples[:5],

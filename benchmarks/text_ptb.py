@@ -190,12 +190,14 @@ def main() -> None:
                         help="also score every model on this many random test sentences (0: skip)")
     parser.add_argument("--subset_importance_samples", type=int, default=100, help="K on that subset")
     parser.add_argument("--output", default="benchmarks/results/text_ptb.json")
+    parser.add_argument("--include", action="append", default=[],
+                        help="an earlier output of this script whose rows join this table (models scored in parallel processes)")
     args = parser.parse_args()
 
     test = load_texts("ptb:test", data_dir=args.data_dir)[0]["text"]
     train = load_texts("ptb", data_dir=args.data_dir)[0]["text"]
     subset = random.Random(0).sample(test, min(args.subset_size, len(test))) if args.subset_size > 0 else []
-    rows = []
+    rows = [row for earlier in args.include for row in json.loads(Path(earlier).read_text())["rows"]]
     for label, folder in map(parse_model, args.model):
         vae = seqvae.load(folder, device="cuda" if torch.cuda.is_available() else "cpu")
         started = time.perf_counter()

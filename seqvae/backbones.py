@@ -21,6 +21,8 @@ from torch import nn
 from .errors import SeqVAEError
 
 __all__ = [
+    "check_backbone_fits",
+    "is_causal",
     "load_backbone",
     "build_backbone",
     "is_seqvae_run",
@@ -71,10 +73,12 @@ def build_backbone(role: str, backbone_config: dict) -> nn.Module:
 
     settings = dict(backbone_config)
     model_type = settings.pop("model_type")
+    if role == "decoder":
+        settings["is_decoder"] = True  # encoder families (BERT) attend left to right only when told
     try:
         config = transformers.AutoConfig.for_model(model_type, **settings)
         return getattr(transformers, ROLES[role]).from_config(config, dtype=torch.float32)
-    except ValueError as error:
+    except (ValueError, TypeError) as error:
         raise SeqVAEError(f"{role}_backbone of model_type {model_type!r} cannot be built: {_first_line(error)}") from None
 
 
@@ -114,11 +118,13 @@ def check_shared_vocabulary(encoder_name: str, decoder_name: str) -> None:
         except (OSError, ValueError) as error:
             raise SeqVAEError(f"{side}_name_or_path {name!r}: its tokenizer cannot be loaded ({_first_line(error)})") from None
     encoder, decoder = vocabularies["encoder"], vocabularies["decoder"]
-    if encoder != decoder:
-        differing = sorted(set(encoder.items()) ^ set(decoder.items()))[:3]
+    # the decoder may hold more (the special tokens a seqvae run added), never other ids
+    differing = sorted(set(encoder.items()) - set(decoder.items()))[:3]
+    if differing:
         raise SeqVAEError(
             f"the tokenizers of encoder {encoder_name!r} ({len(encoder):,} tokens) and decoder "
-            f"{decoder_name!r} ({len(decoder):,} tokens) disagree (e.g. {differing}); the encoder "
+            f"{decoder_name!r} ({len(decoder):,} tokens) disagree (encoder tokens the decoder numbers "
+            f"otherwise: {differing}); the encoder "
             "reads the decoder's token ids, so choose an encoder sharing the decoder's tokenizer "
             "(the same family), or a seqvae encoder (encoder_type lstm, gru or transformer)"
         )
@@ -127,11 +133,37 @@ def check_shared_vocabulary(encoder_name: str, decoder_name: str) -> None:
 def backbone_tokenizer_name(model_settings: dict) -> str | None:
     """The tokenizer a recipe's backbones impose on the run: the pretrained decoder's, else the
     pretrained encoder's; ``None`` when no side is loaded by name (the corpus tokenizer serves)."""
-    if model_settings.get("decoder_type") == "pretrained":
-        return model_settings.get("decoder_name_or_path") or None
+    if model_settings.get("decoder_type") == "pretrained" and model_settings.get("decoder_name_or_path"):
+        return model_settings["decoder_name_or_path"]
     if model_settings.get("encoder_type") == "pretrained" and model_settings.get("latent_dim", 1):
         return model_settings.get("encoder_name_or_path") or None
     return None
+
+
+def is_causal(model: nn.Module) -> bool:
+    """Whether a backbone reads left to right only (GPT-2, Llama, ...) rather than both ways (BERT)."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+    config = model.config
+    model_type = config.model_type
+    return bool(getattr(config, "is_decoder", False)) or (model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES)
+
+
+def check_backbone_fits(role: str, model: nn.Module, max_sequence_length: int, pooling: str = "mean") -> None:
+    """Refuse a backbone that cannot read the run's sequences: positions fewer than
+    ``max_length``, or (encoder) first-token pooling of a left-to-right model, whose first
+    state has seen only ``<bos>``."""
+    positions = getattr(model.config.get_text_config(), "max_position_embeddings", None)
+    if positions is not None and max_sequence_length > positions:
+        raise SeqVAEError(
+            f"the {role} backbone has {positions} positions, fewer than max_length {max_sequence_length}; "
+            f"lower max_length to {positions} or choose a backbone with more positions"
+        )
+    if role == "encoder" and pooling == "cls" and is_causal(model):
+        raise SeqVAEError(
+            "encoder_pooling: cls reads the first token's state, which in a left-to-right encoder "
+            f"({model.config.model_type}) has seen only <bos>; use encoder_pooling: mean"
+        )
 
 
 def _check_causal_head(name: str, model: nn.Module) -> None:

@@ -53,7 +53,7 @@ from torch.nn import functional as F
 from transformers import DynamicCache, PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .backbones import build_backbone, is_seqvae_run, load_backbone, set_backbone_training
+from .backbones import build_backbone, check_backbone_fits, is_seqvae_run, load_backbone, set_backbone_training
 from .configuration import SeqVAEConfig
 from .errors import SeqVAEError
 
@@ -184,8 +184,12 @@ class PretrainedEncoder(nn.Module):
     def __init__(self, config: SeqVAEConfig):
         super().__init__()
         self.backbone = build_backbone("encoder", config.encoder_backbone)
+        check_backbone_fits("encoder", self.backbone, config.max_sequence_length, config.encoder_pooling)
         self.pooling = config.encoder_pooling
         self.output_size = self.backbone.config.get_text_config().hidden_size
+
+    def start_from(self, pretrained: nn.Module) -> None:
+        self.backbone.load_state_dict(pretrained.state_dict())
 
     def forward(self, embedded: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.backbone(inputs_embeds=embedded, attention_mask=attention_mask).last_hidden_state
@@ -320,6 +324,7 @@ class PretrainedDecoder(nn.Module):
     def __init__(self, config: SeqVAEConfig):
         super().__init__()
         self.backbone = build_backbone("decoder", config.decoder_backbone)
+        check_backbone_fits("decoder", self.backbone, config.max_sequence_length)
         text = self.backbone.config.get_text_config()
         heads = text.num_attention_heads
         self.num_layers = text.num_hidden_layers
@@ -336,6 +341,19 @@ class PretrainedDecoder(nn.Module):
         # transformers 5 names the cache argument ``cache``; earlier versions ``past_key_values``
         parameters = inspect.signature(self.backbone.forward).parameters
         self.cache_argument = "cache" if "cache" in parameters else "past_key_values"
+
+    def start_from(self, pretrained: nn.Module) -> None:
+        """The weights of a pretrained LM, or of a seqvae LM run's decoder: then also its learned
+        memory and offset (the biases of the maps from z), with the maps' weights at zero, so the
+        VAE starts as exactly that LM and learns how z moves it."""
+        if isinstance(pretrained, PretrainedDecoder):
+            for name in ("latent_memory", "latent_offset"):
+                mine, theirs = getattr(self, name), getattr(pretrained, name)
+                with torch.no_grad():
+                    mine.bias.copy_(theirs.bias)
+                    mine.weight.zero_()
+            pretrained = _unwrapped(pretrained.backbone)
+        self.backbone.load_state_dict(pretrained.state_dict())
 
     def initial_state(self, z: torch.Tensor) -> DynamicCache:
         memory = self.latent_memory(z).view(z.size(0), *self.memory_shape)
@@ -408,7 +426,7 @@ class SeqVAE(PreTrainedModel):
             )
         self.post_init()
         for side, weights in pretrained.items():
-            getattr(self, side).backbone.load_state_dict(weights.state_dict())
+            getattr(self, side).start_from(weights)
         for side in (self.encoder, self.decoder):
             if isinstance(side, (PretrainedEncoder, PretrainedDecoder)):
                 side.backbone = set_backbone_training(side.backbone, config.backbone_training, config.lora_rank)
@@ -628,11 +646,14 @@ def _load_named_backbones(config: SeqVAEConfig) -> dict[str, nn.Module]:
         if getattr(config, recorded) is not None:  # rebuilt, or an architecture from scratch
             setattr(config, recorded, {**getattr(config, recorded), **_run_vocabulary(config)})
             continue
-        model = _decoder_of_run(name) if side == "decoder" and is_seqvae_run(name) else load_backbone(side, name)
+        if side == "decoder" and is_seqvae_run(name):
+            loaded[side] = _decoder_of_run(name)
+            model = loaded[side].backbone = _unwrapped(loaded[side].backbone)
+        else:
+            model = loaded[side] = load_backbone(side, name)
         if model.get_input_embeddings().num_embeddings != config.vocab_size:
             model.resize_token_embeddings(config.vocab_size, mean_resizing=False)
         setattr(config, recorded, {**model.config.to_dict(), **_run_vocabulary(config)})
-        loaded[side] = model
     return loaded
 
 
@@ -649,7 +670,7 @@ def _run_vocabulary(config: SeqVAEConfig) -> dict:
     }
 
 
-def _decoder_of_run(folder: str) -> nn.Module:
+def _decoder_of_run(folder: str) -> "PretrainedDecoder":
     """The Hugging Face decoder of a seqvae run (e.g. a language model trained with latent_dim 0)."""
     run = SeqVAE.from_pretrained(folder, use_safetensors=True)
     if not isinstance(run.decoder, PretrainedDecoder):
@@ -657,7 +678,11 @@ def _decoder_of_run(folder: str) -> nn.Module:
             f"decoder_name_or_path {folder!r} is a seqvae run whose decoder is {run.config.decoder_type}, "
             "not a Hugging Face model; train it with decoder_type: pretrained"
         )
-    backbone = run.decoder.backbone
+    return run.decoder
+
+
+def _unwrapped(backbone: nn.Module) -> nn.Module:
+    """A backbone with LoRA adapters merged into its weights (peft), or the backbone itself."""
     return backbone.merge_and_unload() if hasattr(backbone, "merge_and_unload") else backbone
 
 

@@ -270,12 +270,14 @@ def _pretrained_text_tokenizer(name: str, model_max_length: int) -> PreTrainedTo
     # BERT-style tokenizers frame sequences as [CLS] ... [SEP]: those serve as bos and eos.
     if tokenizer.bos_token is None and tokenizer.cls_token is not None and tokenizer.sep_token is not None:
         tokenizer.add_special_tokens({"bos_token": tokenizer.cls_token, "eos_token": tokenizer.sep_token})
+    framing = {tokenizer.bos_token_id, tokenizer.eos_token_id}  # before any is replaced: GPT-2's <|endoftext|>
     if tokenizer.bos_token is None or tokenizer.eos_token is None or tokenizer.bos_token_id == tokenizer.eos_token_id:
         tokenizer.add_special_tokens({"bos_token": BOS, "eos_token": EOS})
-    if tokenizer.unk_token is None or tokenizer.unk_token_id in (tokenizer.bos_token_id, tokenizer.eos_token_id):
-        tokenizer.add_special_tokens({"unk_token": UNK})
-    if tokenizer.pad_token is None or tokenizer.pad_token_id in (tokenizer.bos_token_id, tokenizer.eos_token_id):
-        tokenizer.add_special_tokens({"pad_token": PAD})  # padding must not look like a sentence end
+    framing |= {tokenizer.bos_token_id, tokenizer.eos_token_id}
+    if tokenizer.unk_token is None or tokenizer.unk_token_id in framing:
+        tokenizer.add_special_tokens({"unk_token": UNK})  # word dropout must not read as a sentence boundary
+    if tokenizer.pad_token is None or tokenizer.pad_token_id in framing | {tokenizer.unk_token_id}:
+        tokenizer.add_special_tokens({"pad_token": PAD})  # padding must not look like a sentence end or a word
     bos, eos = tokenizer.bos_token, tokenizer.eos_token
     tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
         single=f"{bos} $A {eos}",

@@ -570,6 +570,11 @@ def _train(args, data_args, model_kwargs, training_kwargs, evaluation_args, resu
         corpus = prepare_corpus(data_args, args.seed, AutoTokenizer.from_pretrained(checkpoint) if checkpoint else None)
     config = SeqVAEConfig.from_pretrained(checkpoint) if checkpoint else _new_config(corpus, data_args, model_kwargs)
     _warn_about_the_property_head(config)
+    if config.decoder_type == "pretrained" and args.autoencoder_pretraining_steps:
+        raise SeqVAEError(
+            "autoencoder_pretraining_steps re-initialises the decoder afterwards, which would throw a "
+            "pretrained decoder away; use kl_schedule: cyclical (each cycle starts at KL weight 0) instead"
+        )
     if config.latent_dim == 0 and args.autoencoder_pretraining_steps:
         raise SeqVAEError("autoencoder_pretraining_steps needs a latent: this is a language model (latent_dim 0)")
     _log_schedule_scale(args)

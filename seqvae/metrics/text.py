@@ -166,25 +166,30 @@ def word_edit_distance(first: str, second: str) -> int:
     return previous[-1]
 
 
-def interpolation_smoothness(paths: list[list[str]]) -> dict:
-    """How evenly decoded interpolation paths move away from their start.
+def interpolation_smoothness(paths: list[list[str]], starts: list[str]) -> dict:
+    """How evenly decoded interpolation paths move from their start input towards their end.
 
-    For each path (the decoded sentences from start to end), the word edit distance of every
-    step to the first sentence. A smooth path moves away step by step: ``monotone_share`` is the
-    share of paths whose distance never falls, ``largest_jump_share`` the mean over paths of the
-    largest one-step rise as a share of the path's final distance (1: the whole change happens
-    in one step; 1/(steps-1): even steps), and ``mean_distance_by_step`` the average curve.
+    ``paths``: per path, the decoded sentences from the start to the end latent; ``starts``: the
+    input sentence each path starts from. For each path, the word edit distance of every step to
+    that input. A path whose steps all decode to one sentence has not moved (``unchanged_share``);
+    among the others, ``monotone_share`` counts those whose distance never falls, and
+    ``largest_jump_share`` is the mean largest one-step rise as a share of the final distance (1:
+    the whole change in one step; 1/(steps-1): even steps). ``mean_step_change`` is the mean edit
+    distance between consecutive steps (a path that rewrites words back and forth shows it here),
+    ``mean_distance_by_step`` the average curve.
     """
-    if not paths:
-        raise SeqVAEError("no interpolation paths to score")
-    curves = [[word_edit_distance(path[0], sentence) for sentence in path] for path in paths]
-    monotone = [all(b >= a for a, b in zip(curve, curve[1:])) for curve in curves]
-    jumps = [
-        max(b - a for a, b in zip(curve, curve[1:])) / curve[-1] for curve in curves if len(curve) > 1 and curve[-1] > 0
-    ]
+    if not paths or len(paths) != len(starts):
+        raise SeqVAEError(f"interpolation smoothness needs one start per path, got {len(paths)} paths and {len(starts)} starts")
+    curves = [[word_edit_distance(start, sentence) for sentence in path] for path, start in zip(paths, starts)]
+    moved = [(path, curve) for path, curve in zip(paths, curves) if len(set(path)) > 1]
+    monotone = [all(b >= a for a, b in zip(curve, curve[1:])) for _, curve in moved]
+    jumps = [max(b - a for a, b in zip(curve, curve[1:])) / curve[-1] for _, curve in moved if curve[-1] > 0]
+    changes = [word_edit_distance(a, b) for path in paths for a, b in zip(path, path[1:])]
     steps = len(curves[0])
     return {
-        "monotone_share": sum(monotone) / len(curves),
+        "unchanged_share": 1 - len(moved) / len(paths),
+        "monotone_share": sum(monotone) / len(moved) if moved else None,
         "largest_jump_share": sum(jumps) / len(jumps) if jumps else None,
+        "mean_step_change": round(sum(changes) / len(changes), 2) if changes else None,
         "mean_distance_by_step": [round(sum(curve[k] for curve in curves) / len(curves), 2) for k in range(steps)],
     }

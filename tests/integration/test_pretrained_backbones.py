@@ -121,9 +121,9 @@ def optimus_run(hub, tmp_path_factory):
 @pytest.mark.parametrize("training", ["full", "freeze", "lora"])
 def test_memory_decoding_step_by_step_equals_teacher_forcing_and_reloads_exactly(hub, tmp_path, decoder, training):
     config = SeqVAEConfig(
-        vocab_size=len(gpt2_tokenizer()) + 3, representation="text", latent_dim=8, encoder_type="pretrained",
+        vocab_size=len(gpt2_tokenizer()) + 3, representation="text", latent_dim=8, max_sequence_length=32, encoder_type="pretrained",
         encoder_name_or_path=hub["gpt2"], decoder_type="pretrained", decoder_name_or_path=hub[decoder],
-        backbone_training=training, encoder_pooling="cls",
+        backbone_training=training, encoder_pooling="mean",
     )
     model = SeqVAE(config).eval()
     assert model.embedding is None  # both sides read their backbone's embeddings
@@ -151,7 +151,7 @@ def test_memory_decoding_step_by_step_equals_teacher_forcing_and_reloads_exactly
 
 
 def test_z_changes_what_the_pretrained_decoder_predicts(hub):
-    config = SeqVAEConfig(vocab_size=len(gpt2_tokenizer()) + 3, representation="text", latent_dim=8,
+    config = SeqVAEConfig(vocab_size=len(gpt2_tokenizer()) + 3, representation="text", latent_dim=8, max_sequence_length=32,
                           decoder_type="pretrained", decoder_name_or_path=hub["gpt2"], embedding_dim=16)
     model = SeqVAE(config).eval()
     ids = torch.randint(4, config.vocab_size, (2, 6))
@@ -172,13 +172,16 @@ def test_optimus_run_trains_saves_loads_samples_and_interpolates(optimus_run, hu
     vae = load(folder)
     # the decoder's tokenizer is the run's: gpt2's words plus the roles it lacked
     assert vae.tokenizer.convert_tokens_to_ids("market") == gpt2_tokenizer().convert_tokens_to_ids("market")
-    assert {"<bos>", "<eos>", "<pad>"} <= set(vae.tokenizer.get_vocab())
+    assert {"<bos>", "<eos>", "<pad>", "<unk>"} <= set(vae.tokenizer.get_vocab())  # gpt2 had one token for all four
     samples = vae.sample(4, seed=0)
     assert len(samples) == 4 and all(isinstance(text, str) for text in samples)
     path = vae.interpolate("the cat sat on the mat", "shares of the company rose", 4)
     assert len(path) == 4
     z = vae.encode(["the cat sat on the mat"])
     assert z.shape == (1, 8) and vae.decode(z)[0] == path[0]
+    greedy = vae.decode(z.repeat(2, 1))
+    assert vae.decode(z.repeat(2, 1), strategy="beam", num_beams=1) == greedy  # the cache follows the beams
+    assert len(vae.decode(z.repeat(2, 1), strategy="beam", num_beams=3)) == 2
 
 
 def test_bert_encoder_makes_its_tokenizer_the_runs_with_cls_and_sep_as_bos_and_eos(hub, tmp_path):
@@ -213,6 +216,9 @@ def test_language_model_from_scratch_becomes_a_vae_decoder(hub, tmp_path, nci_sm
     lm_weights = language_model.decoder.backbone.state_dict()
     for name, weight in vae_model.decoder.backbone.state_dict().items():
         torch.testing.assert_close(weight, lm_weights[name], atol=1e-5, rtol=0)  # started from the LM
+    # and from its learned memory: with the maps from z at zero, the VAE's decoder is that LM
+    torch.testing.assert_close(vae_model.decoder.latent_memory.bias, language_model.decoder.latent_memory.bias, atol=1e-5, rtol=0)
+    assert vae_model.decoder.latent_memory.weight.abs().max() < 1e-4
     vae = load(tmp_path / "vae")
     assert vae.tokenizer.get_vocab() == load(tmp_path / "lm").tokenizer.get_vocab()
     assert len(vae.sample(3, seed=0)) == 3
@@ -251,7 +257,7 @@ def test_an_encoder_and_decoder_whose_tokenizers_disagree_are_refused_before_rea
 def test_lora_without_peft_says_how_to_install_it(hub, monkeypatch):
     monkeypatch.setitem(sys.modules, "peft", None)
     with pytest.raises(SeqVAEError, match="pip install peft"):
-        SeqVAE(SeqVAEConfig(vocab_size=40, decoder_type="pretrained", decoder_name_or_path=hub["gpt2"], backbone_training="lora"))
+        SeqVAE(SeqVAEConfig(vocab_size=40, max_sequence_length=32, decoder_type="pretrained", decoder_name_or_path=hub["gpt2"], backbone_training="lora"))
 
 
 def test_pretrained_side_needs_a_name_or_an_architecture():
@@ -268,3 +274,31 @@ def test_the_summary_names_the_backbones(optimus_run, hub):
     assert f"{hub['gpt2']} (pretrained)->{hub['llama']} (pretrained)" in summary
     config = SeqVAEConfig(latent_dim=0, decoder_type="pretrained", decoder_backbone={"model_type": "gpt2"})
     assert config.describe("decoder") == "gpt2 architecture" and config.describe("encoder") == "gru"
+
+
+def test_first_token_pooling_of_a_left_to_right_encoder_is_refused(hub):
+    with pytest.raises(SeqVAEError, match="encoder_pooling: cls .* left-to-right encoder"):
+        SeqVAE(SeqVAEConfig(vocab_size=40, max_sequence_length=32, encoder_type="pretrained", encoder_name_or_path=hub["gpt2"], encoder_pooling="cls"))
+
+
+def test_a_backbone_with_fewer_positions_than_max_length_is_refused(hub):
+    with pytest.raises(SeqVAEError, match="64 positions, fewer than max_length 100"):
+        SeqVAE(SeqVAEConfig(vocab_size=40, max_sequence_length=100, decoder_type="pretrained", decoder_name_or_path=hub["gpt2"]))
+
+
+def test_autoencoder_pretraining_would_reset_a_pretrained_decoder_and_is_refused(hub, tmp_path):
+    with pytest.raises(SeqVAEError, match="autoencoder_pretraining_steps re-initialises the decoder"):
+        train(hub, tmp_path / "run", decoder_type="pretrained", decoder_name_or_path=hub["gpt2"], autoencoder_pretraining_steps=2)
+
+
+def test_an_encoder_architecture_from_scratch_decodes_left_to_right(hub):
+    config = SeqVAEConfig(vocab_size=30, latent_dim=0, max_sequence_length=16, decoder_type="pretrained",
+                          decoder_backbone={"model_type": "bert", "hidden_size": 16, "num_hidden_layers": 1,
+                                            "num_attention_heads": 2, "intermediate_size": 16, "max_position_embeddings": 16})
+    model = SeqVAE(config).eval()
+    ids = torch.randint(4, 30, (1, 6))
+    changed = ids.clone()
+    changed[0, 5] = (ids[0, 5] + 1 - 4) % 26 + 4
+    first, _ = model.decode_logits(ids, torch.zeros(1, 0))
+    second, _ = model.decode_logits(changed, torch.zeros(1, 0))
+    torch.testing.assert_close(first[:, :5], second[:, :5])  # no position sees a later token

@@ -28,15 +28,24 @@ def test_word_edit_distance_counts_word_operations():
     assert word_edit_distance("a b c d", "b c d a") == 2
 
 
-def test_smoothness_separates_even_paths_from_jumps():
+def test_smoothness_separates_even_paths_from_jumps_and_paths_that_never_move():
     even = ["a b c d", "x b c d", "x y c d", "x y z d", "x y z w"]
     jump = ["a b c d", "a b c d", "a b c d", "a b c d", "x y z w"]
-    back = ["a b c d", "x y c d", "a b c d", "x y z w"]
-    assert interpolation_smoothness([even]) == {"monotone_share": 1.0, "largest_jump_share": 0.25, "mean_distance_by_step": [0, 1, 2, 3, 4]}
-    assert interpolation_smoothness([jump])["largest_jump_share"] == 1.0
-    assert interpolation_smoothness([even, back[:4] + ["x y z w"]])["monotone_share"] == 0.5
+    stuck = ["a b c e"] * 5  # the decoder ignores z: every step is one sentence
+    assert interpolation_smoothness([even], ["a b c d"]) == {
+        "unchanged_share": 0.0, "monotone_share": 1.0, "largest_jump_share": 0.25, "mean_step_change": 1.0,
+        "mean_distance_by_step": [0, 1, 2, 3, 4],
+    }
+    assert interpolation_smoothness([jump], ["a b c d"])["largest_jump_share"] == 1.0
+    back_and_forth = ["a b c d", "x y c d", "a b c d", "x y z d", "x y z w"]
+    assert interpolation_smoothness([even, back_and_forth], ["a b c d"] * 2)["monotone_share"] == 0.5
+    collapsed = interpolation_smoothness([stuck, even], ["a b c d", "a b c d"])
+    assert collapsed["unchanged_share"] == 0.5 and collapsed["monotone_share"] == 1.0  # the stuck path is not counted smooth
+    assert collapsed["mean_distance_by_step"][0] == 0.5  # measured from the input: the stuck path never reached it
     with pytest.raises(SeqVAEError):
-        interpolation_smoothness([])
+        interpolation_smoothness([], [])
+    with pytest.raises(SeqVAEError):
+        interpolation_smoothness([even], [])
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +72,7 @@ def test_benchmark_rows_measure_fidelity_smoothness_fluency_and_pick_the_best(ti
     row = {"label": "tiny", "model": "vae", **evaluate(vae, lm, held_out, held_out[:4], args)}
     assert row["training_endpoints_exact"].endswith("/4") and 0 <= row["held_out_exact"] <= 1
     assert row["short_sentences"] == len(held_out) and 0 <= row["endpoint_bleu_short"] <= 100
-    assert len(row["smoothness"]["mean_distance_by_step"]) == 5 and row["smoothness"]["mean_distance_by_step"][0] == 0
+    assert len(row["smoothness"]["mean_distance_by_step"]) == 5 and 0 <= row["smoothness"]["unchanged_share"] <= 1
     assert row["fluency"]["test_ppl"] > 1 and row["kl"] >= 0
     fluent = {**row, "label": "fluent", "endpoint_bleu_short": 10.0, "fluency": {**row["fluency"], "sample_ppl_ratio": 1.2}}
     sharp = {**row, "label": "sharp but not fluent", "endpoint_bleu_short": 90.0, "fluency": {**row["fluency"], "sample_ppl_ratio": 3.0}}
