@@ -183,7 +183,7 @@ def settled_verdict(groups: dict) -> dict | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", action="append", required=True, help="LABEL=RUN_FOLDER (repeat)")
+    parser.add_argument("--model", action="append", default=[], help="LABEL=RUN_FOLDER (repeat)")
     parser.add_argument("--data_dir", default=str(Path(__file__).resolve().parents[2] / "shared/data/ptb"))
     parser.add_argument("--num_importance_samples", type=int, default=500)
     parser.add_argument("--subset_size", type=int, default=0,
@@ -193,6 +193,8 @@ def main() -> None:
     parser.add_argument("--include", action="append", default=[],
                         help="an earlier output of this script whose rows join this table (models scored in parallel processes)")
     args = parser.parse_args()
+    if not (args.model or args.include):
+        parser.error("give at least one --model (or --include an earlier output)")
 
     test = load_texts("ptb:test", data_dir=args.data_dir)[0]["text"]
     train = load_texts("ptb", data_dir=args.data_dir)[0]["text"]

@@ -260,7 +260,7 @@ def validation_metrics(model: SeqVAE, batches, objective: ObjectiveArguments, pr
             if model.property_head is not None:  # the head reads z encoded without conditions: encoder only
                 free_mu, _ = model.encode(batch["input_ids"], batch["attention_mask"], model.condition_vector(None, size))
                 sums["property_mse"] += model.property_head_loss(free_mu, batch["properties"])[0].item() * size
-            out.logits = None  # the objective needs the terms, not the logits [B, T, V]
+            out["logits"] = None  # the objective needs the terms, not the logits [B, T, V] (the item: ModelOutput keeps it otherwise)
             terms.append((index, size, int(real.sum()), out))
             mu = out.mu.detach().to(torch.float64).cpu()
             mu_sum, mu_squares = mu_sum + mu.sum(0), mu_squares + (mu * mu).sum(0)

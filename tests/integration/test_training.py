@@ -324,6 +324,27 @@ def test_validation_metrics_include_a_loss_for_best_model_selection(trained_run)
     assert metrics["loss"] == pytest.approx(expected, abs=1e-3)
 
 
+def test_validation_keeps_no_logits_of_past_batches():
+    """Every batch's logits [B, T, V] must be let go: kept (ModelOutput holds an item set to None
+    through its attribute), PTB's validation set held 8 GB at once."""
+    from seqvae.arguments import ObjectiveArguments
+    from seqvae.training import validation_metrics
+
+    model = SeqVAE(SeqVAEConfig(vocab_size=12, embedding_dim=8, encoder_hidden_size=8, decoder_hidden_size=8, latent_dim=4))
+    outputs, forward = [], model.forward
+
+    def recording_forward(*args, **kwargs):
+        outputs.append(forward(*args, **kwargs))
+        return outputs[-1]
+
+    model.forward = recording_forward
+    ids = torch.randint(4, 12, (6, 5))
+    batches = [{"input_ids": ids[:3], "attention_mask": torch.ones(3, 5, dtype=torch.long)},
+               {"input_ids": ids[3:], "attention_mask": torch.ones(3, 5, dtype=torch.long)}]
+    validation_metrics(model, batches, ObjectiveArguments())
+    assert len(outputs) == 2 and all(out["logits"] is None for out in outputs)
+
+
 def _atoms_have_selfies_valence_rules(smiles: str) -> bool:
     """Every atom is an element (and charge) that ``selfies.get_semantic_constraints()`` names."""
     import re
