@@ -22,6 +22,7 @@ from .errors import SeqVAEError
 
 __all__ = [
     "check_backbone_fits",
+    "check_loadable",
     "is_causal",
     "load_backbone",
     "build_backbone",
@@ -65,6 +66,18 @@ def load_backbone(role: str, name_or_path: str) -> nn.Module:
     if role == "decoder":
         _check_causal_head(name_or_path, model)
     return model
+
+
+def check_loadable(role: str, name_or_path: str) -> None:
+    """Fail fast (before any data is read) when ``name_or_path`` has no loadable config."""
+    from transformers import AutoConfig
+
+    if is_seqvae_run(name_or_path):
+        return
+    try:
+        AutoConfig.from_pretrained(name_or_path)
+    except (OSError, ValueError) as error:
+        raise SeqVAEError(_not_loadable(role, name_or_path, error)) from None
 
 
 def build_backbone(role: str, backbone_config: dict) -> nn.Module:

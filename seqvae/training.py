@@ -42,7 +42,7 @@ from .arguments import (
     SeqVAETrainingArguments,
     training_arguments,
 )
-from .backbones import backbone_tokenizer_name, check_shared_vocabulary
+from .backbones import backbone_tokenizer_name, check_loadable, check_shared_vocabulary
 from .configuration import SeqVAEConfig
 from .data import PaddingCollator, PreparedCorpus, prepare_corpus
 from .data.attributes import check_attribute_settings
@@ -747,6 +747,8 @@ def _check_model_settings(model_kwargs: dict) -> None:
                 f"give {side}_name_or_path (pretrained weights) or {side}_backbone (an architecture "
                 "trained from scratch), not both"
             )
+        if model_kwargs.get(f"{side}_type") == "pretrained" and model_kwargs.get(f"{side}_name_or_path"):
+            check_loadable(side, model_kwargs[f"{side}_name_or_path"])
     encoder, decoder = model_kwargs.get("encoder_name_or_path"), model_kwargs.get("decoder_name_or_path")
     if encoder and decoder and model_kwargs.get("encoder_type") == "pretrained" == model_kwargs.get("decoder_type"):
         check_shared_vocabulary(encoder, decoder)

@@ -243,6 +243,12 @@ def test_a_backbone_that_cannot_be_loaded_is_one_line_naming_it(hub, tmp_path):
     assert "\n" not in str(error.value)
 
 
+def test_training_names_an_unloadable_backbone_before_reading_any_data(hub, tmp_path):
+    settings = {"decoder_type": "pretrained", "decoder_name_or_path": str(tmp_path / "typo_gpt2")}
+    with pytest.raises(SeqVAEError, match="decoder_name_or_path '.*typo_gpt2' cannot be loaded"):
+        train(hub, tmp_path / "run", data=str(tmp_path / "absent.txt"), **settings)
+
+
 def test_a_decoder_without_a_causal_head_is_refused(hub):
     with pytest.raises(SeqVAEError, match="BertForMaskedLM, without a causal language-model head"):
         SeqVAE(SeqVAEConfig(vocab_size=40, decoder_type="pretrained", decoder_name_or_path=hub["bert_mlm"]))
