@@ -94,7 +94,7 @@ def markdown_table(rows: list[dict]) -> str:
             else:
                 cells.append("-" if value is None else f"{value:.2f}")
         if subset:
-            cells.append(f"{row['subset']['iw_nll']:.2f}")
+            cells.append(f"{row['subset']['iw_nll']:.2f}" if row.get("subset") else "-")  # joined rows may lack it
         lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
