@@ -1,9 +1,19 @@
-"""Helpers shared by the command-line tests (tests/cli, tests/reliability): run ``seqvae`` in
-process and check that a user error is one ``error:`` line with exit status 2."""
+"""Helpers shared by the tests: run ``seqvae`` in process and check that a user error is one
+``error:`` line with exit status 2 (tests/cli, tests/reliability); a toy sentence corpus (text tests)."""
 
 from __future__ import annotations
 
 from seqvae.cli import main
+
+# six distinct toy sentences; text tests repeat them to make a corpus
+TOY_SENTENCES = [
+    "the cat sat on the mat",
+    "the dog sat on the log",
+    "a cat and a dog",
+    "the market fell sharply on monday",
+    "shares of the company rose",
+    "the dog saw the cat",
+]
 
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:

@@ -21,16 +21,10 @@ from transformers import (
 
 from seqvae.configuration import SeqVAEConfig
 from seqvae.errors import SeqVAEError
+from tests.support import TOY_SENTENCES
 from seqvae.modeling import SeqVAE
 
-SENTENCES = [
-    "the cat sat on the mat",
-    "the dog sat on the log",
-    "a cat and a dog",
-    "the market fell sharply on monday",
-    "shares of the company rose",
-    "the dog saw the cat",
-] * 6
+SENTENCES = TOY_SENTENCES * 6
 WORDS = sorted({word for sentence in SENTENCES for word in sentence.split()})
 SIZES = {"hidden": 32, "layers": 2, "heads": 4}
 

@@ -14,6 +14,7 @@ from transformers import PreTrainedTokenizerFast
 from seqvae.configuration import SeqVAEConfig
 from seqvae.data import CorpusReport, load_texts, tokenize_texts
 from seqvae.errors import SeqVAEError
+from tests.support import TOY_SENTENCES
 from seqvae.metrics.text import (
     _log_weights,
     importance_weighted_nll,
@@ -23,14 +24,7 @@ from seqvae.modeling import SeqVAE
 from seqvae.pipeline import SeqVAEPipeline
 from seqvae.tokenization import build_text_tokenizer
 
-SENTENCES = [
-    "the cat sat on the mat",
-    "the dog sat on the log",
-    "a cat and a dog",
-    "the market fell sharply on monday",
-    "shares of the company rose",
-    "the dog saw the cat",
-] * 5
+SENTENCES = TOY_SENTENCES * 5
 
 
 def test_word_tokenizer_caps_the_vocabulary_and_reads_rare_words_as_unk():
