@@ -67,8 +67,10 @@ def _add_decoding_options(parser: argparse.ArgumentParser, default_strategy: str
         "--guidance_scale", type=float, default=0.0, help="classifier-free guidance toward --condition (0: off)"
     )
     group.add_argument(
-        "--precision", choices=["fp32", "bf16"], default="fp32",
-        help="bf16: decode with a bfloat16 copy of the model (faster on GPUs and on CPUs with bf16 units; far slower on CPUs without them, e.g. AVX2-only)",
+        "--precision", choices=["fp32", "bf16", "int8", "auto"], default="fp32",
+        help="bf16: a bfloat16 copy of the model decodes (faster on GPUs and on CPUs with bf16 units; far slower on CPUs "
+        "without them, e.g. AVX2-only); int8: the decoder multiplies with int8 weights (CPU); auto: the fastest of these "
+        "that this machine runs well (logged)",
     )
 
 

@@ -6,10 +6,11 @@ produced ``<eos>``, and with a recurrent decoder the next waiting latent takes i
 prior sampling keeps its matrix products at full batch size until the last latents.
 Strategies: ``greedy`` (argmax), ``sample`` with ``temperature``, ``top_k`` and ``top_p``
 (nucleus) filtering, or ``beam`` (``num_beams`` hypotheses per latent,
-the most probable finished one returned). ``precision="bf16"`` decodes with a bfloat16 copy
-of the model: faster on CPUs with bfloat16 units (AVX512-BF16, AMX) and on GPUs, but far slower
-on CPUs without them (AVX2 only: many times slower than fp32, see docs/benchmarks.md), so
-it warns there; the default ``fp32`` decodes with the model as it is.
+the most probable finished one returned). ``precision`` picks the arithmetic: ``fp32`` (the
+model as it is), ``bf16`` (a bfloat16 copy: fast on CPUs with bfloat16 units, AVX512-BF16 or
+AMX, and on GPUs; many times slower than fp32 on CPUs without them, so it warns there),
+``int8`` (a copy whose decoder multiplies with int8 weights, torch's dynamic quantization; CPU)
+or ``auto``, the fastest of these that the device runs well (:func:`resolve_precision`).
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ import copy
 import logging
 import math
 import numbers
+import warnings
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from .errors import SeqVAEError
 from .modeling import SeqVAE, eval_mode
+from .threads import adapt_threads
 from .tokenization import from_model_text
 
 __all__ = [
@@ -34,13 +38,16 @@ __all__ = [
     "filter_logits",
     "ids_to_strings",
     "in_precision",
+    "resolve_precision",
     "bf16_is_fast",
+    "int8_is_fast",
 ]
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "int8", "auto")
 STRATEGIES = ("greedy", "sample", "beam")
 SAMPLING_BATCHES_PER_CHUNK = 64  # sample_prior: batches per decode_latents call (its tail runs part-empty)
 logger = logging.getLogger(__name__)
+_announced: set[tuple[str, str]] = set()  # the (device, precision) choices of 'auto' already logged
 
 
 def check_count(name: str, value, minimum: int = 1) -> int:
@@ -93,21 +100,94 @@ def bf16_is_fast(device: torch.device | str) -> bool:
     return True  # other accelerators (mps, xpu...) decide for themselves
 
 
+def int8_is_fast() -> bool:
+    """Whether this CPU multiplies int8 in hardware the way torch's quantized kernels use
+    (fbgemm / x86 engines: 8-bit dot products on AVX2 and up, VNNI where present)."""
+    engines = torch.backends.quantized.supported_engines
+    capability = torch.backends.cpu.get_cpu_capability()
+    return dynamic_quantization_available() and ("x86" in engines or "fbgemm" in engines) and capability in ("AVX2", "AVX512")
+
+
+def dynamic_quantization_available() -> bool:
+    """torch's eager dynamic quantization (deprecated for torchao, which has no GRU / LSTM
+    counterpart) is still in this torch."""
+    try:
+        from torch.ao.quantization import quantize_dynamic  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_precision(precision: str, device: torch.device | str, recurrent: bool = True) -> str:
+    """``auto`` -> the fastest precision ``device`` runs well: ``bf16`` where it has bfloat16
+    units, else ``int8`` on a CPU with int8 dot products (for a ``recurrent`` decoder, which
+    is what int8 covers), else ``fp32``. Other values are checked and returned as they are."""
+    if precision not in PRECISIONS:
+        raise SeqVAEError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    device = torch.device(device)
+    if bf16_is_fast(device):
+        chosen, why = "bf16", "bfloat16 units"
+    elif device.type == "cpu" and int8_is_fast() and recurrent:
+        chosen, why = "int8", "int8 dot products, no bfloat16 units"
+    else:
+        chosen, why = "fp32", "no bfloat16 units; int8 needs int8 dot products and a GRU / LSTM decoder"
+    if (device.type, chosen) not in _announced:  # once per process, not per batch
+        _announced.add((device.type, chosen))
+        logger.info("precision='auto' on this %s (%s): decoding in %s", device.type.upper(), why, chosen)
+    return chosen
+
+
 def in_precision(model: SeqVAE, precision: str) -> SeqVAE:
-    """``model`` itself for ``fp32`` (or when it already is bfloat16), else a bfloat16 copy.
+    """``model`` itself for ``fp32`` (or when it already is in that precision), else a copy:
+    bfloat16 weights (``bf16``), or a decoder whose GRU / LSTM / Linear layers multiply in int8
+    with fp32 activations (``int8``, torch's dynamic quantization; CPU only). ``auto``: see
+    :func:`resolve_precision`.
 
     A copy, so that the caller's model keeps its fp32 weights for training and scoring.
     """
-    if precision not in PRECISIONS:
-        raise SeqVAEError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision == "fp32" or model.dtype == torch.bfloat16:
+    precision = resolve_precision(precision, model.device, recurrent=model.decoder.rows_can_join)
+    if precision == "fp32" or getattr(model, "decoding_precision", None) == precision:
+        return model
+    if precision == "int8":
+        return _int8_copy(model)
+    if model.dtype == torch.bfloat16:
         return model
     if not bf16_is_fast(model.device):
         logger.warning(
             "precision='bf16' on a %s without bfloat16 units: decoding will be much slower than fp32 "
             "(emulated bf16 arithmetic); use precision='fp32' here", model.device.type.upper(),
         )
-    return copy.deepcopy(model).to(torch.bfloat16)
+    copied = copy.deepcopy(model).to(torch.bfloat16)
+    copied.decoding_precision = "bf16"
+    return copied
+
+
+def _int8_copy(model: SeqVAE) -> SeqVAE:
+    """A copy of ``model`` whose decoder's recurrent and linear layers hold int8 weights."""
+    if not dynamic_quantization_available():
+        raise SeqVAEError(f"precision='int8' needs torch's dynamic quantization, which torch {torch.__version__} no longer has; use fp32 or bf16")
+    from torch.ao.quantization import quantize_dynamic
+
+    if model.device.type != "cpu":
+        raise SeqVAEError(f"precision='int8' decodes on the CPU; this model is on {model.device.type} (use bf16 there)")
+    if model.dtype != torch.float32:
+        raise SeqVAEError(f"precision='int8' needs an fp32 model, this one is {model.dtype}")
+    if not model.decoder.rows_can_join:
+        raise SeqVAEError(
+            f"precision='int8' covers GRU and LSTM decoders; this model's decoder is {model.config.decoder_type} "
+            "(use bf16 or fp32)"
+        )
+    copied = copy.deepcopy(model)
+    with warnings.catch_warnings():
+        # torch points eager-mode quantization users to torchao; the API still works in torch 2.x
+        warnings.filterwarnings("ignore", message=".*torchao.*")
+        warnings.filterwarnings("ignore", message=".*torch.ao.quantization is deprecated.*")
+        warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
+        copied.decoder = quantize_dynamic(copied.decoder, {nn.GRU, nn.LSTM, nn.Linear}, dtype=torch.qint8)
+    copied.decoding_precision = "int8"
+    return copied
 
 
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
@@ -168,8 +248,8 @@ def decode_latents(
             conditions at random, so it knows both). 0 is plain conditional sampling; larger
             values follow the target more closely at some cost in diversity. Twice the work.
         num_beams: hypotheses kept per latent with ``strategy="beam"``.
-        precision: ``fp32`` or ``bf16`` (a bfloat16 copy of the model decodes; token choices
-            are still made from fp32 logits).
+        precision: ``fp32``, ``bf16``, ``int8`` or ``auto`` (see the module docstring; token
+            choices are always made from fp32 logits).
         batch_size: at most this many sequences are decoded at once (``None``: all of ``z``).
             With a recurrent decoder (greedy or sampled), a sequence that ends hands its place
             to the next waiting latent, so the batch stays full and its matrix products large
@@ -250,6 +330,7 @@ def _decode_rows(
     z_work, c_work, states, next_tokens = begin(rows)
     position = torch.zeros(width, dtype=torch.long, device=z.device)
     while rows.numel():
+        adapt_threads()
         tokens = next_tokens.unsqueeze(1)
         logits, states[0] = model.decode_logits(tokens, z_work, states[0], c_work)
         logits = logits[:, -1].float()
@@ -296,6 +377,7 @@ def _beam_search(model: SeqVAE, z: torch.Tensor, condition, num_beams: int, limi
     history = torch.zeros(batch * beams, 0, dtype=torch.long, device=z.device)
     finished = torch.zeros(batch * beams, dtype=torch.bool, device=z.device)
     for _ in range(limit):
+        adapt_threads()
         logits, state = model.decode_logits(tokens, z, state, condition)
         log_probs = F.log_softmax(logits[:, -1].float(), dim=-1)
         log_probs[:, [config.pad_token_id, config.bos_token_id]] = float("-inf")

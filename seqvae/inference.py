@@ -313,8 +313,8 @@ class SeqVAEInference:
                 head-predicted properties are closest to the targets (needs a property head).
             options: ``strategy`` (``sample``/``greedy``), ``temperature``, ``top_k``, ``top_p``,
                 ``batch_size``, ``guidance_scale`` (classifier-free guidance toward the condition),
-                ``precision`` (``bf16`` decodes with a bfloat16 copy of the model, about twice as
-                fast on CPUs with bfloat16 units and on GPUs); see :func:`seqvae.generation.decode_latents`.
+                ``precision`` (``fp32``, ``bf16``, ``int8`` or ``auto``: the fastest that this
+                machine runs well); see :func:`seqvae.generation.decode_latents`.
         """
         return self._sample(num_samples, seed, progress, check_condition(self.config, condition), rerank, options)
 

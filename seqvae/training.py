@@ -48,6 +48,7 @@ from .data import PaddingCollator, PreparedCorpus, prepare_corpus
 from .data.attributes import check_attribute_settings
 from .data.normalization import standardizes
 from .errors import SeqVAEError
+from .threads import adapt_threads
 from .modeling import SeqVAE, eval_mode
 from .objectives import (
     ACTIVE_UNIT_THRESHOLD,
@@ -419,6 +420,13 @@ class TimeLimitCallback(TrainerCallback):
             control.should_save = True  # so that --resume continues from here
 
 
+class ThreadCallback(TrainerCallback):
+    """Keep torch's thread count at the cores other processes leave free (:mod:`seqvae.threads`)."""
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        adapt_threads()
+
+
 class NonFiniteGuard(TrainerCallback):
     """Skip every optimiser step whose gradients are not finite (NaN / inf loss or overflow), and
     stop the run after ``max_steps_in_a_row`` such steps in a row, or at once if the weights
@@ -723,7 +731,7 @@ def _callbacks(args: SeqVAETrainingArguments, output_dir: Path, fresh: bool, ext
     log_path = runs.training_log_path(output_dir)
     if fresh and args.should_save:
         log_path.unlink(missing_ok=True)  # a fresh run in an old folder starts a fresh log
-    callbacks = [JsonlLogCallback(log_path), *(extra or [])]
+    callbacks = [JsonlLogCallback(log_path), ThreadCallback(), *(extra or [])]
     if args.autoencoder_pretraining_steps:
         callbacks.append(DecoderResetCallback(pretraining_steps(args)))
     return callbacks

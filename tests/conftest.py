@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import gzip
 import logging
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+
+# The thread governor (seqvae.threads) would change torch's thread count when other processes
+# load the machine, and with it the last bits of some sums: tests keep torch's own count so that
+# seeded results repeat. test_threads.py tests the governor itself.
+os.environ.setdefault("SEQVAE_NUM_THREADS", "fixed")
 
 TINY_MODEL = {
     "embedding_dim": 16,

@@ -214,16 +214,25 @@ def test_sample_with_a_seed_is_reproducible_and_prints_csv_without_output(capsys
     assert run_cli(capsys, *argv)[1] == first
 
 
-def test_sample_with_bf16_precision_decodes_in_bfloat16(capsys, trained_run, monkeypatch):
+@pytest.mark.parametrize("precision", ["bf16", "int8", "auto"])
+def test_sample_with_a_reduced_precision_decodes_in_it(capsys, trained_run, monkeypatch, precision):
     from seqvae import generation
 
-    asked = []
+    used = []
     real = generation.in_precision
-    monkeypatch.setattr(generation, "in_precision", lambda model, precision: asked.append(precision) or real(model, precision))
-    status, out, err = run_cli(capsys, "sample", "--model", trained_run.output_dir, "--num_samples", 4, "--seed", 7, "--precision", "bf16")
+
+    def spy(model, asked):
+        converted = real(model, asked)
+        used.append(getattr(converted, "decoding_precision", "fp32"))
+        return converted
+
+    monkeypatch.setattr(generation, "in_precision", spy)
+    argv = ["sample", "--model", trained_run.output_dir, "--num_samples", 4, "--seed", 7, "--precision", precision]
+    status, out, err = run_cli(capsys, *argv)
     assert status == 0, err
     assert out.splitlines()[0] == "smiles,valid" and len(out.splitlines()) == 5
-    assert asked and set(asked) == {"bf16"}
+    expected = generation.resolve_precision(precision, "cpu")
+    assert used and set(used) == {expected}
 
 
 def test_encode_writes_posterior_means_as_npy(capsys, tmp_path, trained_run):

@@ -304,8 +304,60 @@ def test_bf16_capability_follows_the_cpu_check(monkeypatch):
 
 
 def test_unknown_precision_is_a_clear_error(tiny_model):
-    with pytest.raises(SeqVAEError, match="precision must be one of fp32, bf16, got 'fp16'"):
+    with pytest.raises(SeqVAEError, match="precision must be one of fp32, bf16, int8, auto, got 'fp16'"):
         decode_latents(tiny_model("gru"), torch.randn(1, 8), precision="fp16")
+
+
+@pytest.mark.parametrize("decoder_type", ["gru", "lstm"])
+def test_int8_decoder_gives_the_fp32_probabilities_within_tolerance(tiny_model, decoder_type):
+    model = tiny_model(decoder_type, decoder_num_layers=2, decoder_hidden_size=64)
+    quantized = generation.in_precision(model, "int8")
+    assert quantized is not model and isinstance(model.decoder.rnn, (torch.nn.GRU, torch.nn.LSTM))  # the original stays fp32
+    assert type(quantized.decoder.rnn).__module__.startswith("torch.ao.nn.quantized.dynamic")
+    tokens = torch.randint(4, model.config.vocab_size, (16, 12))
+    tokens[:, 0] = model.config.bos_token_id
+    z = torch.randn(16, 8)
+    with torch.no_grad():
+        reference = model.decode_logits(tokens, z)[0].log_softmax(-1)
+        int8 = quantized.decode_logits(tokens, z)[0].log_softmax(-1)
+    # int8 weights with per-tensor scales: probabilities within a few thousandths, not equal
+    probability_error = (int8.exp() - reference.exp()).abs().max().item()
+    assert 0 < probability_error < 0.01
+    kl = (reference.exp() * (reference - int8)).sum(-1).mean().item()
+    assert kl < 1e-3
+    # step-by-step decoding runs on the quantized copy, with the same state handling
+    ids = decode_latents(model, z, strategy="greedy", max_length=10, precision="int8")
+    assert len(ids) == 16
+
+
+def test_int8_refuses_a_decoder_it_does_not_cover(tiny_model):
+    with pytest.raises(SeqVAEError, match="precision='int8' covers GRU and LSTM decoders; this model's decoder is transformer"):
+        decode_latents(tiny_model("transformer"), torch.randn(1, 8), precision="int8")
+
+
+@pytest.mark.parametrize(
+    "bf16, int8, decoder_type, expected",
+    [
+        (True, True, "gru", "bf16"),  # bfloat16 units first
+        (False, True, "gru", "int8"),  # AVX2 / VNNI without bf16
+        (False, True, "lstm", "int8"),
+        (False, True, "transformer", "fp32"),  # int8 covers recurrent decoders only
+        (False, False, "gru", "fp32"),
+        (True, False, "transformer", "bf16"),
+    ],
+)
+def test_auto_precision_picks_the_fast_path_of_the_cpu(tiny_model, monkeypatch, caplog, bf16, int8, decoder_type, expected):
+    monkeypatch.setattr(generation, "bf16_is_fast", lambda device: bf16)
+    monkeypatch.setattr(generation, "int8_is_fast", lambda: int8)
+    monkeypatch.setattr(generation, "_announced", set())
+    model = tiny_model(decoder_type)
+    with caplog.at_level("INFO", logger="seqvae.generation"):
+        chosen = generation.in_precision(model, "auto")
+        generation.in_precision(model, "auto")
+    assert getattr(chosen, "decoding_precision", "fp32") == expected
+    assert (chosen is model) == (expected == "fp32")
+    logged = [r.getMessage() for r in caplog.records if "precision='auto'" in r.getMessage()]
+    assert len(logged) == 1 and logged[0].endswith(f"decoding in {expected}")  # the choice is logged, once
 
 
 # ---------------------------------------------------------------------------- sample_prior

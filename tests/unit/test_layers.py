@@ -3,7 +3,8 @@ and no two modules import each other, directly or round a circle. Imports inside
 
 The order (see docs/architecture.md):
 
-0. basics: errors, _version, chem, tokenization, configuration, arguments, recipe, runs, sharding
+0. basics: errors, _version, chem, tokenization, configuration, arguments, recipe, runs, sharding,
+   threads
    (runs sits here because the trainer writes into the run folder; it only names files)
 1. model: modeling, objectives, backbones
 2. data: the seqvae.data package
@@ -26,7 +27,7 @@ import seqvae
 PACKAGE = Path(seqvae.__file__).parent
 
 LAYERS = [
-    ["errors", "_version", "chem", "tokenization", "configuration", "arguments", "recipe", "runs", "sharding"],
+    ["errors", "_version", "chem", "tokenization", "configuration", "arguments", "recipe", "runs", "sharding", "threads"],
     ["modeling", "objectives", "backbones"],
     ["data"],
     ["training", "generation", "conditions", "inference"],
