@@ -56,6 +56,7 @@ from .generation import (
     check_count,
     check_decoding_options,
     decode_latents,
+    draw_tokens,
     filter_logits,
     ids_to_strings,
     is_finite_number,
@@ -380,8 +381,8 @@ def _constrained_decode(
                 break
             logits, state = model.decode_logits(tokens.unsqueeze(1), z, state, condition)
             logits = _masked(logits[:, -1].float(), rows, words)
-            probabilities = F.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1).cpu()
-            sampled = torch.multinomial(probabilities, 1, generator=generator).squeeze(1).tolist()
+            probabilities = F.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1)
+            sampled = draw_tokens(probabilities, generator).tolist()
             chosen = [_step(row, words, token) for row, token in zip(rows, sampled)]
             for sequence, token in zip(written, chosen):
                 if token is not None:

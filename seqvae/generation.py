@@ -36,6 +36,7 @@ __all__ = [
     "sample_prior",
     "interpolate_latents",
     "filter_logits",
+    "draw_tokens",
     "ids_to_strings",
     "in_precision",
     "resolve_precision",
@@ -277,10 +278,7 @@ def decode_latents(
         if strategy == "greedy":
             return logits.argmax(dim=-1)
         probabilities = F.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1)
-        # Draw on the CPU when a (CPU) generator is given, so a seed means the same on any device.
-        if generator is not None:
-            probabilities = probabilities.cpu()
-        return torch.multinomial(probabilities, 1, generator=generator).squeeze(1).to(z.device)
+        return draw_tokens(probabilities, generator)
 
     def decode(z_part: torch.Tensor, condition_part) -> list[list[int]]:
         if strategy == "beam":
@@ -299,6 +297,26 @@ def decode_latents(
         else:
             ids = decode(z, condition)
     return [_strip(sequence, config) for sequence in ids]
+
+
+def draw_tokens(probabilities: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One token per row of ``[B, V]`` probabilities, drawn by inverting the cumulative sum with
+    one uniform number per row: the same distribution as ``torch.multinomial``, which draws
+    ``B x V`` exponential numbers one after the other (11% of sampling time at V = 66).
+
+    With a (CPU) ``generator`` the uniform numbers are drawn on the CPU, so that a seed means
+    the same on any device.
+    """
+    cumulative = probabilities.float().cumsum(dim=-1)
+    uniform = torch.rand(probabilities.size(0), 1, generator=generator, device="cpu" if generator is not None else probabilities.device)
+    # scaled by each row's total, so that rounding in the sum cannot leave u beyond the last token;
+    # right=True skips tokens of zero probability (their cumulative sum equals their predecessor's)
+    targets = uniform.to(cumulative.device) * cumulative[:, -1:]
+    chosen = torch.searchsorted(cumulative, targets, right=True).squeeze(1)
+    # u * total rounded up to the total (about once in 2**24 draws): the last token with mass,
+    # where the cumulative sum first reaches its maximum
+    past_the_end = chosen >= probabilities.size(-1)
+    return torch.where(past_the_end, cumulative.argmax(dim=-1), chosen)
 
 
 def _decode_rows(
@@ -400,13 +418,10 @@ def _beam_search(model: SeqVAE, z: torch.Tensor, condition, num_beams: int, limi
 
 def _strip(sequence: list[int], config) -> list[int]:
     """Tokens up to (not including) the first ``<eos>``, padding removed."""
-    out = []
-    for token_id in sequence:
-        if token_id == config.eos_token_id:
-            break
-        if token_id != config.pad_token_id:
-            out.append(token_id)
-    return out
+    eos, pad = config.eos_token_id, config.pad_token_id  # read once: config attributes are slow
+    if eos in sequence:
+        sequence = sequence[: sequence.index(eos)]
+    return [token_id for token_id in sequence if token_id != pad]
 
 
 def ids_to_strings(tokenizer, id_lists: list[list[int]], representation: str) -> list[str]:
@@ -419,7 +434,10 @@ def ids_to_strings(tokenizer, id_lists: list[list[int]], representation: str) ->
         hidden = set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}
         kept = [[token for token in ids if token not in hidden] for ids in id_lists]
         return tokenizer.batch_decode(kept, skip_special_tokens=False, clean_up_tokenization_spaces=False)
-    texts = tokenizer.batch_decode(id_lists, skip_special_tokens=True)
+    if getattr(tokenizer, "clean_up_tokenization_spaces", False):
+        texts = tokenizer.batch_decode(id_lists, skip_special_tokens=True)
+    else:  # the same text without transformers checking every id of every list (4x faster)
+        texts = tokenizer.backend_tokenizer.decode_batch(id_lists, skip_special_tokens=True)
     return [from_model_text(text, representation) for text in texts]
 
 

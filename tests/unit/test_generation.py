@@ -437,3 +437,27 @@ def test_interpolation_needs_at_least_two_steps(steps):
 def test_interpolation_rejects_unknown_method():
     with pytest.raises(SeqVAEError, match="linear' or 'slerp"):
         interpolate_latents(torch.zeros(4), torch.ones(4), steps=3, method="cubic")
+
+
+# ---------------------------------------------------------------------------- draw_tokens
+
+
+def test_draw_tokens_follows_the_probabilities():
+    probabilities = torch.tensor([0.0, 0.1, 0.0, 0.6, 0.3])
+    rows = probabilities.expand(200_000, -1)
+    drawn = generation.draw_tokens(rows, torch.Generator().manual_seed(0))
+    counts = torch.bincount(drawn, minlength=5).float() / len(drawn)
+    assert counts[0] == 0 and counts[2] == 0  # zero-probability tokens (pad, bos, filtered) never
+    assert torch.allclose(counts, probabilities, atol=0.005)  # 4+ standard errors
+
+
+def test_draw_tokens_is_seeded_and_never_runs_past_the_last_token(monkeypatch):
+    probabilities = torch.softmax(torch.randn(64, 9), dim=-1)
+    probabilities[:, -2:] = 0  # the end of the vocabulary masked: a draw at u ~ 1 must not land there
+    first = generation.draw_tokens(probabilities, torch.Generator().manual_seed(3))
+    assert torch.equal(first, generation.draw_tokens(probabilities, torch.Generator().manual_seed(3)))
+    assert first.max() <= 6
+    almost_one = torch.tensor([[1 - 2**-24]])
+    cumulative_total_rounding = probabilities[:1] * 1.0000001  # sums just above 1
+    monkeypatch.setattr(torch, "rand", lambda *args, **kwargs: almost_one.clone())
+    assert generation.draw_tokens(cumulative_total_rounding) <= 6
