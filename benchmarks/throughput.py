@@ -59,6 +59,7 @@ from pathlib import Path
 
 import yaml
 
+ROOT = Path(__file__).resolve().parents[1]
 PEER = "molsets==0.3.1"
 # (file, text in the package, replacement, why)
 PEER_PATCHES = [
@@ -75,6 +76,7 @@ PEER_PATCHES = [
 PEER_SAMPLING_STEPS = 99  # VAE.sample runs max_len - 1 = 99 steps over the whole batch, ended or not
 SEQVAE_SAMPLING_ROW = "seqvae (moses_vae.yaml), batch 512"
 PEER_SAMPLING_ROW = "peer, batch 512"
+CONDITIONAL_TEMPERATURE = 0.3  # as zinc250k_cvae.yaml's evaluation and benchmarks/conditional.py sample
 SEQVAE_RECIPES = {"seqvae (moses_vae.yaml)": "recipes/moses_vae.yaml", "seqvae (quickstart.yaml)": "recipes/quickstart.yaml"}
 
 
@@ -140,7 +142,43 @@ def read_molecules(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
+class BusyCore:
+    """A competing process that keeps one core busy (a plain Python busy loop) while in use."""
+
+    def __enter__(self):
+        self.process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        time.sleep(0.5)  # running before the measurement starts
+        return self
+
+    def __exit__(self, *_):
+        self.process.kill()
+        self.process.wait()
+
+
+def maybe_competing(args):
+    """:class:`BusyCore` when the worker runs with ``--competitor``, else nothing."""
+    import contextlib
+
+    return BusyCore() if args.competitor else contextlib.nullcontext()
+
+
 # ------------------------------------------------------------------------------ workers
+
+
+def machine_description() -> dict:
+    """The CPU (model name, cores, the vector units that decide the fast precision) and torch."""
+    import os
+
+    import torch
+
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "unknown")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    units = [flag for flag in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8") if flag in flags]
+    return {
+        "cpu": model, "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "vector_units": units, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__,
+    }
 
 
 def worker_matmul(args) -> dict:
@@ -165,6 +203,7 @@ def worker_matmul(args) -> dict:
     # emulated bf16 runs at about 1 GFLOP/s: a few products of the small shape say so
     bf16 = {f"{m}x{k}x{n}": rate(m, k, n, torch.bfloat16, repeats=100 if fast_bf16 else 3) for m, k, n in shapes[: 2 if fast_bf16 else 1]}
     return {
+        "machine": machine_description(),
         "matmul_flops": max(results.values()), "by_shape": results, "threads": torch.get_num_threads(),
         "matmul_bf16_flops": max(bf16.values()), "bf16_by_shape": bf16, "bf16_units": fast_bf16,
     }
@@ -259,7 +298,8 @@ def worker_seqvae_train(args) -> dict:
         overrides.update(max_steps=100_000, max_train_seconds=args.train_seconds)
     if args.max_tokens_per_chunk is not None:
         overrides["max_tokens_per_chunk"] = args.max_tokens_per_chunk
-    run = train_model(args.recipe, overrides, output_dir=args.output_dir, callbacks=[timer])
+    with maybe_competing(args):
+        run = train_model(args.recipe, overrides, output_dir=args.output_dir, callbacks=[timer])
     config = run.model.config  # train_model() has saved the model in output_dir, for the sampling worker
     # the validation rows: a random 1% of the same molecules; <eos> counted, <bos> not
     target_tokens = statistics.mean(int(n) - 1 for n in run.validation["num_tokens"])
@@ -276,6 +316,7 @@ def worker_seqvae_train(args) -> dict:
 
 
 def worker_seqvae_sample(args) -> dict:
+    import torch
 
     from seqvae.chem import is_valid, without_rdkit_log
     from seqvae.pipeline import load
@@ -284,9 +325,13 @@ def worker_seqvae_sample(args) -> dict:
     options = {"batch_size": args.batch_size, "temperature": 1.0, "precision": args.precision or "fp32"}
     sample = sample_batch_by_batch if args.no_refill else (lambda vae, count, seed, **options: vae.sample(count, seed=seed, **options))
     sample(vae, args.batch_size, seed=1, **options)  # warm-up
-    started = time.perf_counter()
-    samples = sample(vae, args.num_samples, seed=0, **options)
-    seconds = time.perf_counter() - started
+    with maybe_competing(args):
+        started, samples, seed = time.perf_counter(), [], 0
+        # --sample_seconds: whole calls of num_samples until the time is up (slow contended runs)
+        while not samples or (args.sample_seconds and time.perf_counter() - started < args.sample_seconds):
+            samples += sample(vae, args.num_samples, seed=seed, **options)
+            seed += 1
+        seconds = time.perf_counter() - started
     with without_rdkit_log():
         valid = sum(map(is_valid, samples)) / len(samples)
     config = vae.model.config
@@ -294,12 +339,52 @@ def worker_seqvae_sample(args) -> dict:
     steps = statistics.mean(len(ids) - 1 for ids in vae.tokenizer(samples, verbose=False)["input_ids"])
     return {
         "molecules_per_second": len(samples) / seconds, "seconds": seconds, "peak_rss_gb": peak_rss_gb(), "valid": valid,
-        "steps_per_molecule": steps,
+        "unique": len(set(samples)) / len(samples), "molecules": len(samples), "steps_per_molecule": steps,
+        "threads_at_end": torch.get_num_threads(),
         "decoder_macs_per_token": decoder_macs_per_token(
             config.embedding_dim, config.latent_dim + config.condition_size, config.decoder_hidden_size,
             config.decoder_num_layers, config.vocab_size,
         ),
     }
+
+
+def worker_precision(args) -> dict:
+    """fp32 beside ``--precision`` on a trained model (a run folder or a shipped name), same seeds:
+    molecules/s, validity, uniqueness; for a conditional model with logP, the logP MAD over
+    targets 0..5 (the headline of benchmarks/conditional.py: plain sampling at temperature 0.3)."""
+    import seqvae
+    from seqvae.chem import is_valid, without_rdkit_log
+    from seqvae.metrics.conditional import control_metrics
+
+    vae = seqvae.load(args.output_dir)
+    vae.model.float()  # a shipped fp16 checkpoint is the fp32 model rounded; decode it in fp32
+    rows = {}
+    for precision in ("fp32", args.precision, "fp32", args.precision):  # alternated: drift hits both
+        vae.sample(args.batch_size, seed=99, batch_size=args.batch_size, precision=precision)  # warm-up
+        started = time.perf_counter()
+        samples = vae.sample(args.num_samples, seed=0, batch_size=args.batch_size, precision=precision)
+        seconds = time.perf_counter() - started
+        row = rows.setdefault(precision, {"runs_molecules_per_second": []})
+        row["runs_molecules_per_second"].append(len(samples) / seconds)
+        with without_rdkit_log():
+            row["valid"] = sum(map(is_valid, samples)) / len(samples)
+        row["unique"] = len(set(s for s in samples if s)) / len(samples)
+        row["molecules"] = len(samples)
+    for precision, row in rows.items():
+        row["molecules_per_second"] = statistics.median(row["runs_molecules_per_second"])
+        if "logP" in vae.property_names:
+            mads, valid = [], []
+            for target in range(6):
+                frame = vae.sample_frame(
+                    args.conditional_samples, seed=target, condition={"logP": float(target)},
+                    temperature=CONDITIONAL_TEMPERATURE, precision=precision,
+                )
+                mads.append(control_metrics(frame, "logP", float(target))["mad"])
+                valid.append(float(frame["valid"].mean()))
+            row["logP_mad_mean_over_targets_0_to_5"] = statistics.mean(mads)
+            row["logP_mad_by_target"] = mads
+            row["conditional_valid"] = statistics.mean(valid)
+    return {"model": args.output_dir, "precisions": rows, "peak_rss_gb": peak_rss_gb()}
 
 
 def sample_batch_by_batch(vae, count: int, seed: int, batch_size: int, **options) -> list[str]:
@@ -354,22 +439,24 @@ def worker_train_full(args) -> dict:
 WORKERS = {
     "matmul": worker_matmul, "peer-train": worker_peer_train, "peer-sample": worker_peer_sample,
     "seqvae-train": worker_seqvae_train, "seqvae-sample": worker_seqvae_sample, "preprocess": worker_preprocess,
-    "train-full": worker_train_full,
+    "train-full": worker_train_full, "precision": worker_precision,
 }
 
 
 # ------------------------------------------------------------------------------ driver
 
 
-def run_worker(name: str, **options) -> dict:
+def run_worker(name: str, environment: dict | None = None, **options) -> dict:
+    import os
+
     command = [sys.executable, __file__, "--worker", name]
     for key, value in options.items():
         if value is True:
             command.append(f"--{key}")
         elif value is not None and value is not False:
             command += [f"--{key}", str(value)]
-    print(f"[throughput] {name} {options}", file=sys.stderr, flush=True)
-    done = subprocess.run(command, stdout=subprocess.PIPE, text=True)
+    print(f"[throughput] {name} {options} {environment or ''}", file=sys.stderr, flush=True)
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, env={**os.environ, **(environment or {})})
     if done.returncode != 0:
         raise SystemExit(f"the {name} worker failed (exit {done.returncode}); its output is above")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -424,7 +511,12 @@ def training_figures(result: dict, warmup: int, window: int) -> dict:
 
 
 def markdown(report: dict) -> str:
-    lines = ["| | training molecules/s | training tokens/s | model GFLOP/s (fraction of matmul) | peak RSS GB |", "|---|---|---|---|---|"]
+    lines = []
+    machine = report.get("matmul", {}).get("machine")
+    if machine:
+        lines = [f"Machine: {machine['cpu']}, {machine['cores']} cores ({', '.join(machine['vector_units']) or 'no AVX2'}), "
+                 f"torch {machine['torch']}.", ""]
+    lines += ["| | training molecules/s | training tokens/s | model GFLOP/s (fraction of matmul) | peak RSS GB |", "|---|---|---|---|---|"]
     for name, row in report["training"].items():
         fraction = row["model_flops_per_second"] / report["matmul_flops"]
         lines.append(
@@ -438,8 +530,11 @@ def markdown(report: dict) -> str:
     lines += ["", "| ratio | value |", "|---|---|"]
     for key in ("train_speedup", "train_token_speedup", "sample_speedup", "sample_speedup_vs_peer_default_batch",
                 "sample_speedup_without_refilling",
-                "sample_speedup_bf16", "matmul_fraction", "peer_sampling_matmul_fraction", "seqvae_sampling_matmul_fraction",
-                "sample_speedup_ceiling", "sample_speedup_ceiling_at_training_length"):
+                "sample_speedup_bf16", "sample_speedup_int8", "matmul_fraction", "peer_sampling_matmul_fraction",
+                "sampling_matmul_fraction", "sample_speedup_ceiling", "sample_speedup_ceiling_at_training_length",
+                "int8_speedup", "reduced_precision_validity_change", "contended_over_idle",
+                "contended_over_idle_training_fixed", "contended_over_idle_sampling_fixed",
+                "contended_over_idle_training_auto", "contended_over_idle_sampling_auto"):
         if key in report:
             lines.append(f"| {key} | {report[key]:.2f} |")
     if "sample_speedup_ceiling" in report:
@@ -449,6 +544,26 @@ def markdown(report: dict) -> str:
             f"at the full matmul rate seqvae would sample {report['sample_speedup_ceiling']:.2f}x the peer "
             f"({report['sample_speedup_ceiling_at_training_length']:.2f}x at the training molecules' length)."
         )
+    if report.get("reduced_precision"):
+        lines += ["", f"Reduced precision on this CPU (`--precision auto`): **{report['reduced_precision']}**, beside fp32 on trained models "
+                  "(same seeds; molecules/s: median of 2 alternated runs):", "",
+                  "| model | precision | molecules/s (T = 1) | valid | unique | logP MAD, targets 0..5 (T = 0.3) |", "|---|---|---|---|---|---|"]
+        for model, entry in report["precision"].items():
+            for precision, row in entry["precisions"].items():
+                mad = row.get("logP_mad_mean_over_targets_0_to_5")
+                conditional = "-" if mad is None else f"{mad:.3f} (valid {row['conditional_valid']:.1%})"
+                lines.append(f"| {model} ({entry['model']}) | {precision} | {row['molecules_per_second']:.0f} | {row['valid']:.1%} | "
+                             f"{row['unique']:.1%} | {conditional} |")
+    if report.get("contention"):
+        lines += ["", "Throughput with a busy loop on one core (training: quickstart.yaml; sampling: the moses_vae model above):", "",
+                  "| setting | training steps/s | sampling molecules/s | threads at the end |", "|---|---|---|---|"]
+        for name, row in report["contention"].items():
+            lines.append(f"| {name} | {row['training_steps_per_second']:.2f} | {row['sampling_molecules_per_second']:.0f} | "
+                         f"{row['threads_at_end_of_sampling']} |")
+    if report.get("import_time"):
+        timing = report["import_time"]
+        lines.append(f"\n`import seqvae` (python -X importtime, median): {timing['total_self_ms']:.0f} ms, of which torch and "
+                     f"transformers {timing['torch_transformers_ms']:.0f} ms, seqvae itself {timing['seqvae_own_ms']:.0f} ms.")
     if "bf16_skipped" in report:
         lines.append(f"\nbf16 sampling not run: {report['bf16_skipped']}.")
     if "matmul_bf16_flops" in report.get("matmul", {}):
@@ -502,6 +617,79 @@ def compare_chunking(args) -> None:
     print(json.dumps(report, indent=2))
 
 
+CONTENTION_POLICIES = {"threads fixed (before)": "fixed", "threads follow the free cores (seqvae default)": "auto"}
+
+
+def contention_rows(work: Path, molecules_file: Path, quick: bool) -> dict:
+    """quickstart.yaml training steps/s and moses_vae sampling molecules/s, idle and with a busy
+    loop on one core, with the thread count fixed at torch's choice and with seqvae's governor."""
+    seconds = 20 if quick else 40
+    rows = {}
+    for policy, setting in CONTENTION_POLICIES.items():
+        for competitor in (False, True):
+            name = f"{policy}, {'one core busy' if competitor else 'idle'}"
+            environment = {"SEQVAE_NUM_THREADS": setting}
+            trained = run_worker(
+                "seqvae-train", environment, molecules=molecules_file, recipe="recipes/quickstart.yaml",
+                train_seconds=seconds, output_dir=work / "contention", competitor=competitor,
+            )
+            figures = training_figures(trained, warmup=5, window=5)
+            sampled = run_worker(
+                "seqvae-sample", environment, output_dir=work / "moses_vae", num_samples=512, batch_size=512,
+                sample_seconds=seconds / 2, competitor=competitor,
+            )
+            rows[name] = {
+                "training_steps_per_second": figures["molecules_per_second"] / 64,  # quickstart's batch: 64
+                "training_molecules_per_second": figures["molecules_per_second"],
+                "sampling_molecules_per_second": sampled["molecules_per_second"],
+                "threads_at_end_of_sampling": sampled["threads_at_end"],
+            }
+    return rows
+
+
+def contention_ratios(rows: dict) -> dict:
+    """Contended over idle throughput per policy; ``contended_over_idle``: seqvae's default, the
+    lower of training and sampling."""
+    ratios = {}
+    for policy, setting in CONTENTION_POLICIES.items():
+        idle, busy = rows[f"{policy}, idle"], rows[f"{policy}, one core busy"]
+        for kind in ("training_molecules_per_second", "sampling_molecules_per_second"):
+            ratios[f"contended_over_idle_{kind.split('_')[0]}_{setting}"] = busy[kind] / idle[kind]
+    ratios["contended_over_idle"] = min(ratios["contended_over_idle_training_auto"], ratios["contended_over_idle_sampling_auto"])
+    return ratios
+
+
+def precision_rows(args, report: dict, quick: bool) -> dict:
+    """The reduced precision ``auto`` picks on this CPU beside fp32, on trained models."""
+    from seqvae.generation import resolve_precision
+
+    reduced = resolve_precision("auto", "cpu")
+    if reduced == "fp32":
+        return {"reduced_precision": None, "reduced_precision_skipped": "this CPU has neither bfloat16 units nor int8 dot products"}
+    models = {"shipped": args.precision_model}
+    if args.conditional_model:
+        models["conditional"] = args.conditional_model
+    rows = {
+        name: run_worker("precision", output_dir=model, precision=reduced, num_samples=2048 if quick else 20_000,
+                         batch_size=512, conditional_samples=200 if quick else 1000)
+        for name, model in models.items()
+    }
+    shipped = rows["shipped"]["precisions"]
+    result = {
+        "reduced_precision": reduced, "precision": rows,
+        "int8_speedup": shipped[reduced]["molecules_per_second"] / shipped["fp32"]["molecules_per_second"],
+        "reduced_precision_validity_change": shipped[reduced]["valid"] - shipped["fp32"]["valid"],
+    }
+    return result
+
+
+def import_time(repeats: int) -> dict:
+    """``python -X importtime -c "import seqvae"`` in fresh interpreters (benchmarks/import_time.py)."""
+    from import_time import one_import, summary
+
+    return summary([one_import(ROOT) for _ in range(repeats)])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", default="../shared/data/moses", help="folder with MOSES train.csv.gz")
@@ -511,6 +699,14 @@ def main() -> None:
     parser.add_argument("--train_seconds", type=float, default=None, help="seqvae training time before sampling")
     parser.add_argument("--skip_preprocessing", action="store_true")
     parser.add_argument(
+        "--precision_model", default="zinc250k",
+        help="trained model for the reduced-precision rows (run folder or shipped name; default: the shipped ZINC250k model)",
+    )
+    parser.add_argument(
+        "--conditional_model", default=None,
+        help="a trained conditional run with logP (recipes/README.md trains one): its logP MAD in fp32 and reduced precision",
+    )
+    parser.add_argument(
         "--chunking_repeats", type=int, default=0,
         help="only compare moses_vae.yaml training with and without max_tokens_per_chunk, this many times each "
         "(alternating), and write benchmarks/results/chunking.json",
@@ -519,10 +715,12 @@ def main() -> None:
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     for name, kind in [
         ("molecules", str), ("steps", int), ("recipe", str), ("output_dir", str), ("num_samples", int), ("batch_size", int),
-        ("max_tokens_per_chunk", int), ("precision", str),
+        ("max_tokens_per_chunk", int), ("precision", str), ("sample_seconds", float),
+        ("conditional_samples", int),
     ]:
         parser.add_argument(f"--{name}", type=kind, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--no_refill", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--competitor", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(WORKERS[args.worker](args)))
@@ -564,6 +762,8 @@ def main() -> None:
         report["sampling"][f"peer, batch {batch_size}"] = run_worker(
             "peer-sample", molecules=molecules_file, num_samples=count, batch_size=batch_size, peer_dir=args.peer_dir
         )
+    from seqvae.generation import int8_is_fast
+
     precisions = [("fp32", "")]
     if report["matmul"]["bf16_units"]:
         precisions.append(("bf16", ", bf16"))
@@ -572,6 +772,8 @@ def main() -> None:
             f"this CPU has no bfloat16 units (bf16 matmul {report['matmul']['matmul_bf16_flops'] / 1e9:.1f} GFLOP/s, "
             f"emulated): bf16 sampling would be far slower than fp32"
         )
+    if int8_is_fast():
+        precisions.append(("int8", ", int8"))
     for precision, suffix in precisions:
         report["sampling"][f"{SEQVAE_SAMPLING_ROW}{suffix}"] = run_worker(
             "seqvae-sample", output_dir=work / "moses_vae", num_samples=num_samples, batch_size=512, precision=precision
@@ -579,6 +781,11 @@ def main() -> None:
     report["sampling"][f"{SEQVAE_SAMPLING_ROW}, without refilling"] = run_worker(
         "seqvae-sample", output_dir=work / "moses_vae", num_samples=num_samples, batch_size=512, no_refill=True
     )
+
+    report["contention"] = contention_rows(work, molecules_file, quick)
+    report.update(contention_ratios(report["contention"]))
+    report.update(precision_rows(args, report, quick))
+    report["import_time"] = import_time(repeats=3 if quick else 5)
 
     # The machine's matmul rate drifts (shared host): measured again at the end, the better kept.
     report["matmul_end"] = run_worker("matmul")
@@ -594,10 +801,12 @@ def main() -> None:
 
     report["sample_speedup"] = rate(SEQVAE_SAMPLING_ROW) / rate(PEER_SAMPLING_ROW)
     report["sample_speedup_vs_peer_default_batch"] = rate(SEQVAE_SAMPLING_ROW) / rate("peer, batch 32")
-    for key, suffix in (("sample_speedup_without_refilling", ", without refilling"), ("sample_speedup_bf16", ", bf16")):
+    for key, suffix in (("sample_speedup_without_refilling", ", without refilling"), ("sample_speedup_bf16", ", bf16"),
+                        ("sample_speedup_int8", ", int8")):
         if SEQVAE_SAMPLING_ROW + suffix in sampled:
             report[key] = rate(SEQVAE_SAMPLING_ROW + suffix) / rate(PEER_SAMPLING_ROW)
     report.update(sampling_ceiling(report))
+    report["sampling_matmul_fraction"] = report["seqvae_sampling_matmul_fraction"]
     if not (args.skip_preprocessing or quick):
         # twice: the first run may check the molecules with RDKit (cached on disk afterwards, as in
         # normal use); the second reads the checked table and tokenises

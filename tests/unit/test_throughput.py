@@ -92,3 +92,46 @@ def test_sampling_ceiling_is_the_matmul_rate_over_each_molecules_decoder_work():
     assert "| sample_speedup_ceiling | 2.50 |" in text
     assert "seqvae would sample 2.50x the peer (3.12x at the training molecules' length)" in text
     assert "bf16 sampling not run: this CPU has no bfloat16 units." in text
+
+
+def test_contention_ratios_compare_each_policy_with_itself_idle():
+    def row(training, sampling):
+        return {"training_molecules_per_second": training, "sampling_molecules_per_second": sampling,
+                "training_steps_per_second": training / 64, "threads_at_end_of_sampling": 1}
+
+    rows = {
+        "threads fixed (before), idle": row(640.0, 500.0),
+        "threads fixed (before), one core busy": row(64.0, 25.0),
+        "threads follow the free cores (seqvae default), idle": row(600.0, 500.0),
+        "threads follow the free cores (seqvae default), one core busy": row(360.0, 300.0),
+    }
+    ratios = throughput.contention_ratios(rows)
+    assert ratios["contended_over_idle_training_fixed"] == pytest.approx(0.1)
+    assert ratios["contended_over_idle_sampling_fixed"] == pytest.approx(0.05)
+    assert ratios["contended_over_idle_training_auto"] == pytest.approx(0.6)
+    # the headline: seqvae's default, the weaker of training and sampling
+    assert ratios["contended_over_idle"] == pytest.approx(0.6)
+    rows["threads follow the free cores (seqvae default), one core busy"] = row(360.0, 150.0)
+    assert throughput.contention_ratios(rows)["contended_over_idle"] == pytest.approx(0.3)
+
+
+def test_markdown_names_the_machine_and_shows_precision_and_contention_rows():
+    machine = {"cpu": "AMD EPYC", "cores": 2, "vector_units": ["avx2", "avx512_bf16"], "torch": "2.13.0"}
+    precision = {"fp32": {"molecules_per_second": 1000.0, "valid": 0.5, "unique": 1.0},
+                 "bf16": {"molecules_per_second": 1800.0, "valid": 0.505, "unique": 0.999,
+                          "logP_mad_mean_over_targets_0_to_5": 0.51, "conditional_valid": 0.99}}
+    report = {
+        "training": {}, "sampling": {}, "matmul_flops": 1e11, "matmul": {"machine": machine},
+        "reduced_precision": "bf16", "precision": {"shipped": {"model": "zinc250k", "precisions": precision}},
+        "int8_speedup": 1.8, "contended_over_idle": 0.55,
+        "contention": {"threads follow the free cores (seqvae default), one core busy": {
+            "training_steps_per_second": 5.0, "sampling_molecules_per_second": 300.0, "threads_at_end_of_sampling": 1}},
+        "import_time": {"total_self_ms": 4000.0, "torch_transformers_ms": 3500.0, "seqvae_own_ms": 300.0},
+    }
+    text = throughput.markdown(report)
+    assert text.startswith("Machine: AMD EPYC, 2 cores (avx2, avx512_bf16), torch 2.13.0.")
+    assert "| shipped (zinc250k) | fp32 | 1000 | 50.0% | 100.0% | - |" in text
+    assert "| shipped (zinc250k) | bf16 | 1800 | 50.5% | 99.9% | 0.510 (valid 99.0%) |" in text
+    assert "| threads follow the free cores (seqvae default), one core busy | 5.00 | 300 | 1 |" in text
+    assert "| int8_speedup | 1.80 |" in text and "| contended_over_idle | 0.55 |" in text
+    assert "`import seqvae` (python -X importtime, median): 4000 ms" in text
