@@ -159,7 +159,7 @@ def maybe_competing(args):
     """:class:`BusyCore` when the worker runs with ``--competitor``, else nothing."""
     import contextlib
 
-    return BusyCore() if args.competitor else contextlib.nullcontext()
+    return BusyCore() if args.competitor == 1 else contextlib.nullcontext()
 
 
 # ------------------------------------------------------------------------------ workers
@@ -167,17 +167,16 @@ def maybe_competing(args):
 
 def machine_description() -> dict:
     """The CPU (model name, cores, the vector units that decide the fast precision) and torch."""
-    import os
-
     import torch
 
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "unknown")
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
-    units = [flag for flag in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8") if flag in flags]
+    from seqvae.generation import cpu_features
+    from seqvae.threads import usable_cores
+
+    features = cpu_features()
+    units = [name for name in ("avx2", "avx512_f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8") if features.get(name)]
     return {
-        "cpu": model, "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "vector_units": units, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__,
+        "cpu": features.get("cpu_name", "unknown"), "cores": len(usable_cores()), "vector_units": units,
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__,
     }
 
 
@@ -298,6 +297,8 @@ def worker_seqvae_train(args) -> dict:
         overrides.update(max_steps=100_000, max_train_seconds=args.train_seconds)
     if args.max_tokens_per_chunk is not None:
         overrides["max_tokens_per_chunk"] = args.max_tokens_per_chunk
+    if args.competitor is not None:  # contention rows: the steps are the measurement, not the model
+        overrides.update(num_prior_samples=1, num_reconstruction_molecules=0, num_importance_samples=1)
     with maybe_competing(args):
         run = train_model(args.recipe, overrides, output_dir=args.output_dir, callbacks=[timer])
     config = run.model.config  # train_model() has saved the model in output_dir, for the sampling worker
@@ -356,8 +357,7 @@ def worker_precision(args) -> dict:
     from seqvae.chem import is_valid, without_rdkit_log
     from seqvae.metrics.conditional import control_metrics
 
-    vae = seqvae.load(args.output_dir)
-    vae.model.float()  # a shipped fp16 checkpoint is the fp32 model rounded; decode it in fp32
+    vae = seqvae.load(args.output_dir)  # fp32 (a shipped fp16 checkpoint is loaded as fp32)
     rows = {}
     for precision in ("fp32", args.precision, "fp32", args.precision):  # alternated: drift hits both
         vae.sample(args.batch_size, seed=99, batch_size=args.batch_size, precision=precision)  # warm-up
@@ -368,7 +368,7 @@ def worker_precision(args) -> dict:
         row["runs_molecules_per_second"].append(len(samples) / seconds)
         with without_rdkit_log():
             row["valid"] = sum(map(is_valid, samples)) / len(samples)
-        row["unique"] = len(set(s for s in samples if s)) / len(samples)
+        row["unique"] = len(set(samples)) / len(samples)
         row["molecules"] = len(samples)
     for precision, row in rows.items():
         row["molecules_per_second"] = statistics.median(row["runs_molecules_per_second"])
@@ -532,7 +532,7 @@ def markdown(report: dict) -> str:
                 "sample_speedup_without_refilling",
                 "sample_speedup_bf16", "sample_speedup_int8", "matmul_fraction", "peer_sampling_matmul_fraction",
                 "sampling_matmul_fraction", "sample_speedup_ceiling", "sample_speedup_ceiling_at_training_length",
-                "int8_speedup", "reduced_precision_validity_change", "contended_over_idle",
+                "int8_speedup", "contended_over_idle",
                 "contended_over_idle_training_fixed", "contended_over_idle_sampling_fixed",
                 "contended_over_idle_training_auto", "contended_over_idle_sampling_auto"):
         if key in report:
@@ -554,6 +554,10 @@ def markdown(report: dict) -> str:
                 conditional = "-" if mad is None else f"{mad:.3f} (valid {row['conditional_valid']:.1%})"
                 lines.append(f"| {model} ({entry['model']}) | {precision} | {row['molecules_per_second']:.0f} | {row['valid']:.1%} | "
                              f"{row['unique']:.1%} | {conditional} |")
+        lines.append(f"\n{report['reduced_precision']} over fp32 on the shipped model (`int8_speedup`, the issue's name for either): "
+                     f"{report['int8_speedup']:.2f}x, validity {100 * report['reduced_precision_validity_change']:+.1f} points.")
+    if report.get("reduced_precision_skipped"):
+        lines.append(f"\nReduced precision not measured: {report['reduced_precision_skipped']}.")
     if report.get("contention"):
         lines += ["", "Throughput with a busy loop on one core (training: quickstart.yaml; sampling: the moses_vae model above):", "",
                   "| setting | training steps/s | sampling molecules/s | threads at the end |", "|---|---|---|---|"]
@@ -631,15 +635,16 @@ def contention_rows(work: Path, molecules_file: Path, quick: bool) -> dict:
             environment = {"SEQVAE_NUM_THREADS": setting}
             trained = run_worker(
                 "seqvae-train", environment, molecules=molecules_file, recipe="recipes/quickstart.yaml",
-                train_seconds=seconds, output_dir=work / "contention", competitor=competitor,
+                train_seconds=seconds, output_dir=work / "contention", competitor=int(competitor),
             )
-            figures = training_figures(trained, warmup=5, window=5)
+            # short windows: a collapsed run may take only a few steps in the time
+            figures = training_figures(trained, warmup=2, window=2)
             sampled = run_worker(
                 "seqvae-sample", environment, output_dir=work / "moses_vae", num_samples=512, batch_size=512,
-                sample_seconds=seconds / 2, competitor=competitor,
+                sample_seconds=seconds / 2, competitor=int(competitor),
             )
             rows[name] = {
-                "training_steps_per_second": figures["molecules_per_second"] / 64,  # quickstart's batch: 64
+                "training_steps_per_second": figures["molecules_per_second"] / trained["molecules_per_step"][0],
                 "training_molecules_per_second": figures["molecules_per_second"],
                 "sampling_molecules_per_second": sampled["molecules_per_second"],
                 "threads_at_end_of_sampling": sampled["threads_at_end"],
@@ -659,7 +664,7 @@ def contention_ratios(rows: dict) -> dict:
     return ratios
 
 
-def precision_rows(args, report: dict, quick: bool) -> dict:
+def precision_rows(args, quick: bool) -> dict:
     """The reduced precision ``auto`` picks on this CPU beside fp32, on trained models."""
     from seqvae.generation import resolve_precision
 
@@ -720,7 +725,7 @@ def main() -> None:
     ]:
         parser.add_argument(f"--{name}", type=kind, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--no_refill", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--competitor", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--competitor", type=int, choices=[0, 1], default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(WORKERS[args.worker](args)))
@@ -784,7 +789,7 @@ def main() -> None:
 
     report["contention"] = contention_rows(work, molecules_file, quick)
     report.update(contention_ratios(report["contention"]))
-    report.update(precision_rows(args, report, quick))
+    report.update(precision_rows(args, quick))
     report["import_time"] = import_time(repeats=3 if quick else 5)
 
     # The machine's matmul rate drifts (shared host): measured again at the end, the better kept.

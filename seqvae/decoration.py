@@ -62,6 +62,7 @@ from .generation import (
     is_finite_number,
 )
 from .modeling import eval_mode
+from .threads import adapt_threads
 from .tokenization import SMILES_REGEX
 
 __all__ = ["Scaffold", "contains_scaffold", "decorate", "parse_scaffold"]
@@ -379,6 +380,7 @@ def _constrained_decode(
         for _ in range(limit):
             if all(row.done for row in rows):
                 break
+            adapt_threads()
             logits, state = model.decode_logits(tokens.unsqueeze(1), z, state, condition)
             logits = _masked(logits[:, -1].float(), rows, words)
             probabilities = F.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1)

@@ -91,13 +91,27 @@ def check_decoding_options(
         raise SeqVAEError("guidance_scale works with greedy or sampled decoding, not with beam search")
 
 
+def cpu_features() -> dict:
+    """The CPU's instruction set extensions as torch detected them (``{}`` if this torch cannot say)."""
+    try:
+        return dict(torch._C._cpu._get_cpu_capability())
+    except (AttributeError, RuntimeError):
+        return {}
+
+
 def bf16_is_fast(device: torch.device | str) -> bool:
-    """Whether ``device`` has bfloat16 arithmetic units (CPU: AVX512-BF16 or AMX; CUDA: Ampere+)."""
+    """Whether ``device`` has bfloat16 arithmetic units (CPU: AVX512-BF16 or AMX; CUDA: Ampere+).
+
+    oneDNN alone says yes on any AVX512 CPU (Skylake, Cascade Lake), where bf16 is emulated and
+    slow: the CPU's own flags decide, where torch can read them.
+    """
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        features = cpu_features()
+        units = features.get("avx512_bf16", True) or features.get("amx_bf16", False)
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) and bool(units)
     return True  # other accelerators (mps, xpu...) decide for themselves
 
 
@@ -186,7 +200,10 @@ def _int8_copy(model: SeqVAE) -> SeqVAE:
         warnings.filterwarnings("ignore", message=".*torchao.*")
         warnings.filterwarnings("ignore", message=".*torch.ao.quantization is deprecated.*")
         warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
-        copied.decoder = quantize_dynamic(copied.decoder, {nn.GRU, nn.LSTM, nn.Linear}, dtype=torch.qint8)
+        try:
+            copied.decoder = quantize_dynamic(copied.decoder, {nn.GRU, nn.LSTM, nn.Linear}, dtype=torch.qint8)
+        except RuntimeError as error:  # a torch build without a quantized engine (fbgemm / x86 / qnnpack)
+            raise SeqVAEError(f"precision='int8' is not available in this torch build ({error}); use fp32 or bf16") from error
     copied.decoding_precision = "int8"
     return copied
 
@@ -308,13 +325,18 @@ def draw_tokens(probabilities: torch.Tensor, generator: torch.Generator | None =
     the same on any device.
     """
     cumulative = probabilities.float().cumsum(dim=-1)
+    if not torch.isfinite(cumulative[:, -1]).all():
+        raise SeqVAEError(
+            "decoding produced NaN or infinite probabilities: the model's weights are not finite, or this "
+            "precision overflowed; check the model, or decode with precision='fp32'"
+        )
     uniform = torch.rand(probabilities.size(0), 1, generator=generator, device="cpu" if generator is not None else probabilities.device)
     # scaled by each row's total, so that rounding in the sum cannot leave u beyond the last token;
     # right=True skips tokens of zero probability (their cumulative sum equals their predecessor's)
     targets = uniform.to(cumulative.device) * cumulative[:, -1:]
     chosen = torch.searchsorted(cumulative, targets, right=True).squeeze(1)
-    # u * total rounded up to the total (about once in 2**24 draws): the last token with mass,
-    # where the cumulative sum first reaches its maximum
+    # defensive: u < 1 keeps u * total below the total in fp32, but should a draw reach it, the
+    # answer is the last token with mass (where the cumulative sum first reaches its maximum)
     past_the_end = chosen >= probabilities.size(-1)
     return torch.where(past_the_end, cumulative.argmax(dim=-1), chosen)
 

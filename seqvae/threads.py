@@ -8,9 +8,14 @@ watches how much of its cores other processes use, from ``/proc/stat`` minus its
 and sets ``torch.set_num_threads`` to the cores left free, re-checked every
 :data:`CHECK_SECONDS` of training or generation. Reading two counters is all a check costs.
 
-A thread count the user chose is never changed: ``OMP_NUM_THREADS`` set (torchrun sets it),
-``SEQVAE_NUM_THREADS=N``, or ``SEQVAE_NUM_THREADS=fixed`` to keep torch's own choice.
-Where ``/proc/stat`` does not exist (macOS, Windows) the governor does nothing.
+The count never exceeds torch's own choice (one thread per physical core), it drops as soon as
+a check finds a core taken and rises only after two checks in a row find it free, so a load
+near the threshold does not flip it every second. A thread count the user chose is never
+changed: ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` set (torchrun sets the first),
+``SEQVAE_NUM_THREADS=N``, ``SEQVAE_NUM_THREADS=fixed`` to keep torch's own choice, or a
+``torch.set_num_threads`` call of one's own (the governor steps aside when the count is not the
+one it set). Where ``/proc/stat`` does not exist (macOS, Windows) the governor does nothing.
+DataLoader worker processes count as other load (seqvae's recipes use none).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ CHECK_SECONDS = 1.0
 # A core counts as taken once other processes use more than this share of it: a competitor at
 # 30% already makes a second thread wait at every barrier for a third of the time.
 BUSY_SHARE = 0.25
+# Readings further apart than this many intervals, in which this process hardly ran, span a
+# pause (a notebook between calls): they say nothing about the cores now.
 STALE_CHECKS = 5
 logger = logging.getLogger(__name__)
 
@@ -83,9 +90,10 @@ def others_busy_cores(before: CpuReading, after: CpuReading) -> float:
 
 
 def chosen_thread_count() -> int | None:
-    """A thread count the user fixed (see the module docstring), or ``None`` for automatic."""
-    if os.environ.get("OMP_NUM_THREADS"):
-        return -1  # fixed by the user, keep whatever torch has
+    """A thread count the user fixed (see the module docstring): ``N``, ``-1`` for "keep torch's",
+    or ``None`` for automatic."""
+    if os.environ.get("OMP_NUM_THREADS") or os.environ.get("MKL_NUM_THREADS"):
+        return -1  # fixed by the user (or torchrun), keep whatever torch has
     setting = os.environ.get("SEQVAE_NUM_THREADS", "auto").strip().lower()
     if setting in ("", "auto"):
         return None
@@ -103,17 +111,21 @@ class ThreadGovernor:
 
     ``tick()`` is cheap (a clock read) until the interval has passed; then it compares CPU
     counters with the previous check and changes the thread count if the free cores changed.
-    ``read`` and ``set_threads`` can be replaced (tests).
+    ``read``, ``get_threads`` and ``set_threads`` can be replaced (tests).
     """
 
-    def __init__(self, interval: float = CHECK_SECONDS, read=None, set_threads=None, cores: list[int] | None = None):
+    def __init__(self, interval: float = CHECK_SECONDS, read=None, set_threads=None, get_threads=None,
+                 cores: list[int] | None = None):
         self.interval = interval
         self.cores = cores if cores is not None else usable_cores()
         self.read = read or self._read_proc
         self.set_threads = set_threads or _set_torch_threads
+        self.get_threads = get_threads or _torch_threads
+        self.most = min(len(self.cores), self.get_threads())  # torch's own choice: physical cores
+        self.threads = self.most  # the count in force, as last set (or torch's)
         self.last: CpuReading | None = None
         self.next_check = 0.0
-        self.threads: int | None = None
+        self.rising = False  # the previous check found more cores free than in use
         self.enabled = Path("/proc/stat").is_file() if read is None else True
 
     def _read_proc(self) -> CpuReading:
@@ -122,31 +134,55 @@ class ThreadGovernor:
         return read_cpu(text, self.cores, times.user + times.system, time.monotonic(), os.sysconf("SC_CLK_TCK"))
 
     def tick(self) -> int | None:
-        """Re-check when due; the thread count now in force (``None`` before the first decision)."""
-        if not self.enabled or time.monotonic() < self.next_check:
+        """Re-check when due; the thread count now in force (``None`` when not managed)."""
+        if not self.enabled:
+            return None
+        if time.monotonic() < self.next_check:
             return self.threads
+        if self.get_threads() != self.threads:  # someone else set it: theirs to keep
+            logger.info("torch's thread count was set to %d elsewhere: seqvae leaves it", self.get_threads())
+            self.enabled = False
+            return None
         reading = self.read()
-        elapsed = None if self.last is None else reading.wall - self.last.wall
-        # a long pause (a notebook between calls) says nothing about the cores now: start anew
-        if elapsed is not None and self.interval / 2 <= elapsed <= STALE_CHECKS * self.interval:
-            threads = threads_for(len(self.cores), others_busy_cores(self.last, reading))
-            if threads != self.threads:
-                self.set_threads(threads)
-                if self.threads is not None or threads != len(self.cores):
-                    logger.info(
-                        "%d of %d cores busy with other work: torch uses %d thread(s)",
-                        len(self.cores) - threads, len(self.cores), threads,
-                    )
-                self.threads = threads
+        if self.last is not None and not self._pause_between(self.last, reading):
+            self._decide(threads_for(len(self.cores), others_busy_cores(self.last, reading)))
         self.last = reading
         self.next_check = time.monotonic() + self.interval
         return self.threads
+
+    def _pause_between(self, before: CpuReading, after: CpuReading) -> bool:
+        elapsed = after.wall - before.wall
+        if elapsed < self.interval / 2:
+            return True  # too short to measure
+        return elapsed > STALE_CHECKS * self.interval and (after.own - before.own) < 0.5 * elapsed
+
+    def _decide(self, free: int) -> None:
+        wanted = min(free, self.most)
+        # fewer threads at once (each check with a taken core costs a collapse); more only when
+        # two checks in a row agree (a load near the threshold must not flip it every second)
+        if wanted > self.threads and not self.rising:
+            self.rising = True
+            return
+        self.rising = False
+        if wanted != self.threads:
+            logger.info(
+                "%d of %d cores busy with other work: torch uses %d thread(s)",
+                len(self.cores) - free, len(self.cores), wanted,
+            )
+            self.set_threads(wanted)
+            self.threads = wanted
 
 
 def _set_torch_threads(count: int) -> None:
     import torch
 
     torch.set_num_threads(count)
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 _governor: ThreadGovernor | None = None
@@ -158,12 +194,9 @@ def adapt_threads() -> int | None:
     global _governor
     if _governor is None:
         fixed = chosen_thread_count()
+        _governor = ThreadGovernor()
         if fixed is not None:
             if fixed > 0:
                 _set_torch_threads(fixed)
-            _governor = ThreadGovernor()
             _governor.enabled = False
-            _governor.threads = fixed if fixed > 0 else None
-        else:
-            _governor = ThreadGovernor()
     return _governor.tick()

@@ -48,7 +48,6 @@ from .data import PaddingCollator, PreparedCorpus, prepare_corpus
 from .data.attributes import check_attribute_settings
 from .data.normalization import standardizes
 from .errors import SeqVAEError
-from .threads import adapt_threads
 from .modeling import SeqVAE, eval_mode
 from .objectives import (
     ACTIVE_UNIT_THRESHOLD,
@@ -58,6 +57,7 @@ from .objectives import (
     word_dropout,
 )
 from .recipe import load_recipe
+from .threads import adapt_threads, chosen_thread_count
 from .tokenization import TEXT_TOKENIZERS
 
 __all__ = ["SeqVAETrainer", "train_model", "TrainingRun", "validation_metrics", "reset_decoder"]
@@ -561,6 +561,7 @@ def train_model(
 
 def _train(args, data_args, model_kwargs, training_kwargs, evaluation_args, resume, callbacks) -> TrainingRun:
     output_dir = Path(args.output_dir)
+    chosen_thread_count()  # a bad SEQVAE_NUM_THREADS is named before the data is read
     if data_args.streaming:
         _read_own_shards(args)
     # decided once (own files: on, named corpora: off) and written into recipe.yaml as decided

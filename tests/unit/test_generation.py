@@ -296,11 +296,20 @@ def test_bf16_warns_only_where_the_device_has_no_bfloat16_units(tiny_model, monk
         assert "use precision='fp32'" in warned[0]
 
 
-def test_bf16_capability_follows_the_cpu_check(monkeypatch):
-    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
-    assert generation.bf16_is_fast("cpu") is False
-    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
-    assert generation.bf16_is_fast("cpu") is True
+@pytest.mark.parametrize(
+    "onednn, flags, fast",
+    [
+        (False, {"avx512_bf16": True}, False),
+        (True, {"avx512_bf16": True, "amx_bf16": False}, True),  # Zen 4, Cooper Lake
+        (True, {"avx512_bf16": False, "amx_bf16": True}, True),  # Sapphire Rapids
+        (True, {"avx512_bf16": False, "amx_bf16": False}, False),  # Skylake / Cascade Lake: oneDNN emulates bf16
+        (True, {}, True),  # a torch that cannot list the flags: oneDNN decides
+    ],
+)
+def test_bf16_capability_needs_bfloat16_units_not_just_onednn(monkeypatch, onednn, flags, fast):
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: onednn)
+    monkeypatch.setattr(generation, "cpu_features", lambda: flags)
+    assert generation.bf16_is_fast("cpu") is fast
 
 
 def test_unknown_precision_is_a_clear_error(tiny_model):
@@ -457,7 +466,13 @@ def test_draw_tokens_is_seeded_and_never_runs_past_the_last_token(monkeypatch):
     first = generation.draw_tokens(probabilities, torch.Generator().manual_seed(3))
     assert torch.equal(first, generation.draw_tokens(probabilities, torch.Generator().manual_seed(3)))
     assert first.max() <= 6
-    almost_one = torch.tensor([[1 - 2**-24]])
-    cumulative_total_rounding = probabilities[:1] * 1.0000001  # sums just above 1
-    monkeypatch.setattr(torch, "rand", lambda *args, **kwargs: almost_one.clone())
-    assert generation.draw_tokens(cumulative_total_rounding) <= 6
+    # a draw at the very end (u = 1, which torch.rand never returns) still lands on a token with mass
+    monkeypatch.setattr(torch, "rand", lambda *args, **kwargs: torch.ones(1, 1))
+    assert generation.draw_tokens(probabilities[:1]).item() == 6
+
+
+def test_draw_tokens_refuses_nan_probabilities():
+    probabilities = torch.full((2, 5), 0.2)
+    probabilities[1, 3] = float("nan")  # a diverged model or an overflow: multinomial raised, so do we
+    with pytest.raises(SeqVAEError, match="decoding produced NaN or infinite probabilities"):
+        generation.draw_tokens(probabilities)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from seqvae import threads
+from seqvae import threads as threads_module
 from seqvae.errors import SeqVAEError
 from seqvae.threads import CpuReading, ThreadGovernor, others_busy_cores, read_cpu, threads_for
 
@@ -54,7 +55,7 @@ def test_others_busy_is_total_busy_minus_our_own_time():
 
 
 class FakeCpu:
-    """Readings a test scripts: others busy at ``others`` cores, us at ``own`` cores."""
+    """Readings a test scripts: others busy at ``others`` cores, us at ``own_rate`` cores."""
 
     def __init__(self):
         self.busy = self.own = 0.0
@@ -70,50 +71,101 @@ class FakeCpu:
         return CpuReading(self.busy, self.own, self.wall)
 
 
-def test_governor_follows_a_competitor_that_comes_and_goes(monkeypatch):
-    cpu, chosen = FakeCpu(), []
-    clock = [0.0]
-    monkeypatch.setattr(threads.time, "monotonic", lambda: clock[0])
-    governor = ThreadGovernor(interval=1.0, read=cpu, set_threads=chosen.append, cores=[0, 1])
+class FakeTorch:
+    """torch's thread count, as the governor sees it; ``sets`` lists every change."""
 
-    def run_for(seconds: float):
-        for _ in range(int(seconds * 10)):
-            clock[0] += 0.1
-            cpu.advance(0.1)
-            governor.tick()
+    def __init__(self, count: int):
+        self.count, self.sets = count, []
 
-    governor.tick()  # first reading: nothing decided yet
-    assert governor.threads is None and chosen == []
+    def set(self, count: int):
+        self.count = count
+        self.sets.append(count)
+
+    def get(self) -> int:
+        return self.count
+
+
+@pytest.fixture
+def governed(monkeypatch):
+    """(governor, fake CPU, fake torch, run_for(seconds)) on a scripted clock, 2 cores, 2 threads."""
+
+    def make(cores=(0, 1), threads=2):
+        clock, cpu, torch_threads = [0.0], FakeCpu(), FakeTorch(threads)
+        monkeypatch.setattr(threads_module.time, "monotonic", lambda: clock[0])
+        governor = ThreadGovernor(interval=1.0, read=cpu, set_threads=torch_threads.set, get_threads=torch_threads.get,
+                                  cores=list(cores))
+
+        def run_for(seconds: float, step: float = 0.1):
+            for _ in range(round(seconds / step)):
+                clock[0] += step
+                cpu.advance(step)
+                governor.tick()
+
+        governor.tick()  # the first reading: nothing to compare with yet
+        return governor, cpu, torch_threads, run_for
+
+    return make
+
+
+def test_governor_gives_a_core_up_at_once_and_takes_it_back_after_two_checks(governed):
+    governor, cpu, torch_threads, run_for = governed()
     run_for(1.5)
-    assert governor.threads == 2 and chosen == [2]
+    assert torch_threads.sets == []  # idle: torch's own count stays
     cpu.others = 0.7  # a busy loop starts
-    run_for(2.5)
-    assert governor.threads == 1 and chosen == [2, 1]
+    run_for(2.05)
+    assert torch_threads.sets == [1]
     cpu.others = 1.0
     run_for(3)
-    assert chosen == [2, 1]  # unchanged: set once, not at every check
+    assert torch_threads.sets == [1]  # set once, not at every check
     cpu.others = 0.0  # it stops
-    run_for(2.5)
-    assert governor.threads == 2 and chosen == [2, 1, 2]
+    run_for(1.05)
+    assert torch_threads.sets == [1]  # one free reading is not enough
+    run_for(1.0)
+    assert torch_threads.sets == [1, 2] and governor.threads == 2
 
 
-def test_governor_starts_anew_after_a_long_pause(monkeypatch):
-    cpu, chosen = FakeCpu(), []
-    clock = [0.0]
-    monkeypatch.setattr(threads.time, "monotonic", lambda: clock[0])
-    governor = ThreadGovernor(interval=1.0, read=cpu, set_threads=chosen.append, cores=[0, 1])
-    governor.tick()
-    # a minute in which others were busy, then nothing: that average says nothing about now
-    cpu.others = 1.0
-    clock[0] += 60
-    cpu.advance(60)
-    governor.tick()
-    assert chosen == []
-    clock[0] += 1.0
+def test_governor_does_not_flip_with_a_load_near_the_threshold(governed):
+    governor, cpu, torch_threads, run_for = governed()
+    for others in [0.4, 0.1, 0.4, 0.1, 0.4, 0.1, 0.4]:  # a core taken, free, taken...
+        cpu.others = others
+        run_for(1.0)
+    assert torch_threads.sets == [1]
+
+
+def test_governor_never_exceeds_torchs_own_count(governed):
+    # 16 logical CPUs, torch chose 8 threads (physical cores): an idle machine keeps 8
+    governor, cpu, torch_threads, run_for = governed(cores=range(16), threads=8)
+    run_for(5)
+    assert torch_threads.sets == []
+    cpu.others = 10.0
+    run_for(2.05)
+    assert torch_threads.sets == [6]  # 16 - 10 free
     cpu.others = 0.0
-    cpu.advance(1.0)
-    governor.tick()
-    assert chosen == [2]
+    run_for(3)
+    assert torch_threads.sets == [6, 8]
+
+
+def test_a_long_pause_starts_anew_but_a_long_training_step_counts(governed):
+    governor, cpu, torch_threads, run_for = governed()
+    run_for(1.0)
+    # a minute in which this process slept and others were busy, then nothing: stale
+    cpu.others, cpu.own_rate = 1.0, 0.0
+    run_for(60, step=60)
+    assert torch_threads.sets == []
+    # a 20 s step of our own work with a competitor beside it: that is the case to act on
+    cpu.others, cpu.own_rate = 0.7, 1.3
+    run_for(20, step=20)
+    assert torch_threads.sets == [1]
+
+
+def test_a_thread_count_set_elsewhere_is_left_alone(governed, caplog):
+    governor, cpu, torch_threads, run_for = governed()
+    torch_threads.count = 3  # the user called torch.set_num_threads(3)
+    cpu.others = 1.0
+    with caplog.at_level("INFO", logger="seqvae.threads"):
+        run_for(3)
+    assert torch_threads.sets == [] and governor.enabled is False
+    assert any("set to 3 elsewhere" in record.getMessage() for record in caplog.records)
 
 
 def test_a_thread_count_the_user_chose_is_kept(monkeypatch):
@@ -128,6 +180,9 @@ def test_a_thread_count_the_user_chose_is_kept(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # torchrun, or the user
     assert threads.chosen_thread_count() == -1
     monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setenv("MKL_NUM_THREADS", "2")
+    assert threads.chosen_thread_count() == -1
+    monkeypatch.delenv("MKL_NUM_THREADS")
     monkeypatch.setenv("SEQVAE_NUM_THREADS", "many")
     with pytest.raises(SeqVAEError, match="SEQVAE_NUM_THREADS must be 'auto', 'fixed' or a positive whole number, got 'many'"):
         threads.chosen_thread_count()
@@ -136,8 +191,8 @@ def test_a_thread_count_the_user_chose_is_kept(monkeypatch):
 @pytest.mark.skipif(not Path("/proc/stat").is_file(), reason="reads /proc/stat (Linux)")
 @pytest.mark.skipif(len(threads.usable_cores()) < 2, reason="needs 2 cores: one for the busy loop, one left")
 def test_a_real_busy_loop_takes_one_core_from_the_count():
-    chosen = []
-    governor = ThreadGovernor(interval=0.5, set_threads=chosen.append)
+    count = FakeTorch(len(threads.usable_cores()))
+    governor = ThreadGovernor(interval=0.5, set_threads=count.set, get_threads=count.get)
     governor.enabled = True
     competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
@@ -148,7 +203,7 @@ def test_a_real_busy_loop_takes_one_core_from_the_count():
     finally:
         competitor.kill()
         competitor.wait()
-    assert chosen == [len(governor.cores) - 1]
+    assert len(count.sets) == 1 and count.sets[0] <= len(governor.cores) - 1  # at least its core given up
 
 
 def test_training_and_sampling_consult_the_governor(monkeypatch, tiny_csv, make_overrides, tmp_path):
@@ -173,15 +228,12 @@ def test_training_and_sampling_consult_the_governor(monkeypatch, tiny_csv, make_
 
 
 def test_a_fixed_count_is_set_once(monkeypatch):
-    import torch
-
-    before = torch.get_num_threads()
+    sets = []
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
     monkeypatch.setenv("SEQVAE_NUM_THREADS", "1")
     monkeypatch.setattr(threads, "_governor", None)
-    try:
-        assert threads.adapt_threads() == 1
-        assert torch.get_num_threads() == 1
-        assert threads.adapt_threads() == 1
-    finally:
-        torch.set_num_threads(before)
+    monkeypatch.setattr(threads, "_set_torch_threads", sets.append)
+    for _ in range(3):
+        assert threads.adapt_threads() is None  # fixed: not managed
+    assert sets == [1]

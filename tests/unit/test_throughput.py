@@ -123,7 +123,7 @@ def test_markdown_names_the_machine_and_shows_precision_and_contention_rows():
     report = {
         "training": {}, "sampling": {}, "matmul_flops": 1e11, "matmul": {"machine": machine},
         "reduced_precision": "bf16", "precision": {"shipped": {"model": "zinc250k", "precisions": precision}},
-        "int8_speedup": 1.8, "contended_over_idle": 0.55,
+        "int8_speedup": 1.8, "reduced_precision_validity_change": 0.005, "contended_over_idle": 0.55,
         "contention": {"threads follow the free cores (seqvae default), one core busy": {
             "training_steps_per_second": 5.0, "sampling_molecules_per_second": 300.0, "threads_at_end_of_sampling": 1}},
         "import_time": {"total_self_ms": 4000.0, "torch_transformers_ms": 3500.0, "seqvae_own_ms": 300.0},
@@ -134,4 +134,5 @@ def test_markdown_names_the_machine_and_shows_precision_and_contention_rows():
     assert "| shipped (zinc250k) | bf16 | 1800 | 50.5% | 99.9% | 0.510 (valid 99.0%) |" in text
     assert "| threads follow the free cores (seqvae default), one core busy | 5.00 | 300 | 1 |" in text
     assert "| int8_speedup | 1.80 |" in text and "| contended_over_idle | 0.55 |" in text
+    assert "bf16 over fp32 on the shipped model (`int8_speedup`, the issue's name for either): 1.80x, validity +0.5 points." in text
     assert "`import seqvae` (python -X importtime, median): 4000 ms" in text
