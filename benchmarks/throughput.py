@@ -350,7 +350,7 @@ def worker_seqvae_sample(args) -> dict:
 
 
 def worker_precision(args) -> dict:
-    """fp32 beside ``--precision`` on a trained model (a run folder or a shipped name), same seeds:
+    """fp32 beside ``--precision`` (one or several, comma-separated) on a trained model (a run folder or a shipped name), same seeds:
     molecules/s, validity, uniqueness; for a conditional model with logP, the logP MAD over
     targets 0..5 (the headline of benchmarks/conditional.py: plain sampling at temperature 0.3)."""
     import seqvae
@@ -359,7 +359,7 @@ def worker_precision(args) -> dict:
 
     vae = seqvae.load(args.output_dir)  # fp32 (a shipped fp16 checkpoint is loaded as fp32)
     rows = {}
-    for precision in ("fp32", args.precision, "fp32", args.precision):  # alternated: drift hits both
+    for precision in ["fp32", *args.precision.split(",")] * 2:  # alternated: drift hits all
         vae.sample(args.batch_size, seed=99, batch_size=args.batch_size, precision=precision)  # warm-up
         started = time.perf_counter()
         samples = vae.sample(args.num_samples, seed=0, batch_size=args.batch_size, precision=precision)
@@ -556,6 +556,9 @@ def markdown(report: dict) -> str:
                              f"{row['unique']:.1%} | {conditional} |")
         lines.append(f"\n{report['reduced_precision']} over fp32 on the shipped model (`int8_speedup`, the issue's name for either): "
                      f"{report['int8_speedup']:.2f}x, validity {100 * report['reduced_precision_validity_change']:+.1f} points.")
+        others = {k: v for k, v in report.get("reduced_precision_speedups", {}).items() if k != report["reduced_precision"]}
+        if others:
+            lines.append("Also measured: " + ", ".join(f"{k} {v:.2f}x fp32" for k, v in others.items()) + ".")
     if report.get("reduced_precision_skipped"):
         lines.append(f"\nReduced precision not measured: {report['reduced_precision_skipped']}.")
     if report.get("contention"):
@@ -665,27 +668,44 @@ def contention_ratios(rows: dict) -> dict:
 
 
 def precision_rows(args, quick: bool) -> dict:
-    """The reduced precision ``auto`` picks on this CPU beside fp32, on trained models."""
-    from seqvae.generation import resolve_precision
+    """Each reduced precision this CPU runs fast beside fp32, on trained models; the one that
+    ``auto`` picks is ``reduced_precision``, and its speed-up ``int8_speedup`` (the issue's name
+    for either)."""
+    from seqvae.generation import bf16_is_fast, int8_is_fast, resolve_precision
 
     reduced = resolve_precision("auto", "cpu")
-    if reduced == "fp32":
+    fast = [name for name, available in (("bf16", bf16_is_fast("cpu")), ("int8", int8_is_fast())) if available]
+    if not fast:
         return {"reduced_precision": None, "reduced_precision_skipped": "this CPU has neither bfloat16 units nor int8 dot products"}
     models = {"shipped": args.precision_model}
     if args.conditional_model:
         models["conditional"] = args.conditional_model
     rows = {
-        name: run_worker("precision", output_dir=model, precision=reduced, num_samples=2048 if quick else 20_000,
+        name: run_worker("precision", output_dir=model, precision=",".join(fast), num_samples=2048 if quick else 20_000,
                          batch_size=512, conditional_samples=200 if quick else 1000)
         for name, model in models.items()
     }
     shipped = rows["shipped"]["precisions"]
-    result = {
-        "reduced_precision": reduced, "precision": rows,
-        "int8_speedup": shipped[reduced]["molecules_per_second"] / shipped["fp32"]["molecules_per_second"],
+    speedups = {name: shipped[name]["molecules_per_second"] / shipped["fp32"]["molecules_per_second"] for name in fast}
+    return {
+        "reduced_precision": reduced, "precision": rows, "reduced_precision_speedups": speedups,
+        "int8_speedup": speedups[reduced],
         "reduced_precision_validity_change": shipped[reduced]["valid"] - shipped["fp32"]["valid"],
     }
-    return result
+
+
+def remeasure_precision(args) -> None:
+    """``--only precision``: the precision rows measured again into the existing JSON and .md."""
+    output = Path(args.output)
+    report = json.loads(output.read_text())
+    for key in ("reduced_precision", "precision", "reduced_precision_speedups", "int8_speedup",
+                "reduced_precision_validity_change", "reduced_precision_skipped"):
+        report.pop(key, None)
+    report.update(precision_rows(args, report.get("quick", False)))
+    report["precision_command"] = "python benchmarks/throughput.py " + " ".join(sys.argv[1:])
+    output.write_text(json.dumps(report, indent=2) + "\n")
+    output.with_suffix(".md").write_text(markdown(report))
+    print(markdown(report))
 
 
 def import_time(repeats: int) -> dict:
@@ -703,6 +723,10 @@ def main() -> None:
     parser.add_argument("--peer_dir", default=None, help="an already installed and patched copy of the peer")
     parser.add_argument("--train_seconds", type=float, default=None, help="seqvae training time before sampling")
     parser.add_argument("--skip_preprocessing", action="store_true")
+    parser.add_argument(
+        "--only", choices=["precision"], default=None,
+        help="measure only the reduced-precision rows again, into the existing --output JSON and .md",
+    )
     parser.add_argument(
         "--precision_model", default="zinc250k",
         help="trained model for the reduced-precision rows (run folder or shipped name; default: the shipped ZINC250k model)",
@@ -733,6 +757,9 @@ def main() -> None:
 
     if args.chunking_repeats:
         compare_chunking(args)
+        return
+    if args.only == "precision":
+        remeasure_precision(args)
         return
 
     quick = args.quick

@@ -55,7 +55,7 @@ class Subcommand:
         raise NotImplementedError
 
 
-def _add_decoding_options(parser: argparse.ArgumentParser, default_strategy: str) -> None:
+def _add_decoding_options(parser: argparse.ArgumentParser, default_strategy: str, default_precision: str = "fp32") -> None:
     group = parser.add_argument_group("decoding")
     group.add_argument("--strategy", choices=["sample", "greedy", "beam"], default=default_strategy)
     group.add_argument("--num_beams", type=int, default=4, help="hypotheses per latent (beam)")
@@ -67,10 +67,10 @@ def _add_decoding_options(parser: argparse.ArgumentParser, default_strategy: str
         "--guidance_scale", type=float, default=0.0, help="classifier-free guidance toward --condition (0: off)"
     )
     group.add_argument(
-        "--precision", choices=["fp32", "bf16", "int8", "auto"], default="fp32",
+        "--precision", choices=["fp32", "bf16", "int8", "auto"], default=default_precision,
         help="bf16: a bfloat16 copy of the model decodes (faster on GPUs and on CPUs with bf16 units; far slower on CPUs "
         "without them, e.g. AVX2-only); int8: the decoder multiplies with int8 weights (CPU); auto: the fastest of these "
-        "that this machine runs well (logged)",
+        "that this machine runs well (logged; sample's default, where its quality matched fp32's)",
     )
 
 
@@ -234,7 +234,7 @@ class Sample(Subcommand):
             help="molecule filter adding passes / failed_filters columns (repeat for several): lipinski, veber, "
             "pains, mcf, moses, or a threshold such as sa<4.5, qed>0.5, logP<5 (quote it: the shell reads < and >)",
         )
-        _add_decoding_options(parser, "sample")
+        _add_decoding_options(parser, "sample", default_precision="auto")
         _add_chunk_options(parser)
 
     @classmethod

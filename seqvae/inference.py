@@ -39,6 +39,10 @@ logger = logging.getLogger(__name__)
 # 2 cores): from there a call shows a progress bar unless it is given progress=False.
 SLOW_SAMPLING = 500  # sampling decodes ~75 molecules a second
 SLOW_ENCODING = 5_000  # encoding reads a few thousand a second
+# Prior sampling's default: bf16 / int8 matched fp32's validity within a point and its logP MAD
+# on trained models (docs/benchmarks.md, "Reduced precision"); decoding of given latents
+# (reconstruct, interpolate, beams) stays fp32, where a flipped token changes the answer.
+SAMPLING_PRECISION = "auto"
 
 
 def wants_progress(progress: bool | None, rows: int, slow_from: int) -> bool:
@@ -313,8 +317,9 @@ class SeqVAEInference:
                 head-predicted properties are closest to the targets (needs a property head).
             options: ``strategy`` (``sample``/``greedy``), ``temperature``, ``top_k``, ``top_p``,
                 ``batch_size``, ``guidance_scale`` (classifier-free guidance toward the condition),
-                ``precision`` (``fp32``, ``bf16``, ``int8`` or ``auto``: the fastest that this
-                machine runs well); see :func:`seqvae.generation.decode_latents`.
+                ``precision`` (default ``auto``: the fastest that this machine runs well, whose
+                quality was measured equal to fp32's; ``fp32`` for samples that repeat across
+                machines); see :func:`seqvae.generation.decode_latents`.
         """
         return self._sample(num_samples, seed, progress, check_condition(self.config, condition), rerank, options)
 
@@ -332,7 +337,7 @@ class SeqVAEInference:
             generator=_generator(seed),
             progress=wants_progress(progress, num_samples * rerank, SLOW_SAMPLING),
             condition=self._condition_vector(checked),
-            **options,
+            **{"precision": SAMPLING_PRECISION, **options},
         )
         strings = ids_to_strings(self.tokenizer, ids, self.representation)
         if rerank > 1:

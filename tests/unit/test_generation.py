@@ -345,18 +345,21 @@ def test_int8_refuses_a_decoder_it_does_not_cover(tiny_model):
 
 
 @pytest.mark.parametrize(
-    "bf16, int8, decoder_type, expected",
+    "bf16, amx, int8, decoder_type, expected",
     [
-        (True, True, "gru", "bf16"),  # bfloat16 units first
-        (False, True, "gru", "int8"),  # AVX2 / VNNI without bf16
-        (False, True, "lstm", "int8"),
-        (False, True, "transformer", "fp32"),  # int8 covers recurrent decoders only
-        (False, False, "gru", "fp32"),
-        (True, False, "transformer", "bf16"),
+        (True, False, True, "gru", "int8"),  # AVX512-BF16 + VNNI: int8 measured faster for GRU / LSTM
+        (True, True, True, "gru", "bf16"),  # AMX tiles: bf16 first
+        (False, False, True, "gru", "int8"),  # AVX2 without bf16
+        (False, False, True, "lstm", "int8"),
+        (False, False, True, "transformer", "fp32"),  # int8 covers recurrent decoders only
+        (True, False, True, "transformer", "bf16"),
+        (False, False, False, "gru", "fp32"),
+        (True, False, False, "gru", "bf16"),
     ],
 )
-def test_auto_precision_picks_the_fast_path_of_the_cpu(tiny_model, monkeypatch, caplog, bf16, int8, decoder_type, expected):
+def test_auto_precision_picks_the_fast_path_of_the_cpu(tiny_model, monkeypatch, caplog, bf16, amx, int8, decoder_type, expected):
     monkeypatch.setattr(generation, "bf16_is_fast", lambda device: bf16)
+    monkeypatch.setattr(generation, "cpu_features", lambda: {"amx_bf16": amx})
     monkeypatch.setattr(generation, "int8_is_fast", lambda: int8)
     monkeypatch.setattr(generation, "_announced", set())
     model = tiny_model(decoder_type)
