@@ -16,6 +16,7 @@ or ``auto``, the fastest of these that the device runs well (:func:`resolve_prec
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import math
 import numbers
@@ -47,7 +48,6 @@ PRECISIONS = ("fp32", "bf16", "int8", "auto")
 STRATEGIES = ("greedy", "sample", "beam")
 SAMPLING_BATCHES_PER_CHUNK = 64  # sample_prior: batches per decode_latents call (its tail runs part-empty)
 logger = logging.getLogger(__name__)
-_announced: set[tuple[str, str]] = set()  # the (device, precision) choices of 'auto' already logged
 
 
 def check_count(name: str, value, minimum: int = 1) -> int:
@@ -146,23 +146,28 @@ def resolve_precision(precision: str, device: torch.device | str, recurrent: boo
         raise SeqVAEError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision != "auto":
         return precision
-    device = torch.device(device)
-    int8 = device.type == "cpu" and recurrent and int8_is_fast()
-    if bf16_is_fast(device) and (device.type != "cpu" or cpu_features().get("amx_bf16") or not int8):
-        chosen, why = "bf16", "bfloat16 units" + (", AMX" if cpu_features().get("amx_bf16") else "")
+    return _auto_precision(torch.device(device).type, recurrent)
+
+
+@functools.cache
+def _auto_precision(device_type: str, recurrent: bool) -> str:
+    """The choice of ``auto``, probed and logged once per process (the hardware does not change
+    between batches)."""
+    amx = device_type == "cpu" and bool(cpu_features().get("amx_bf16"))
+    int8 = device_type == "cpu" and recurrent and int8_is_fast()
+    if bf16_is_fast(device_type) and (device_type != "cpu" or amx or not int8):
+        chosen, why = "bf16", "bfloat16 units" + (", AMX" if amx else "")
     elif int8:
         chosen, why = "int8", "int8 dot products, a GRU / LSTM decoder"
     else:
         chosen, why = "fp32", "no bfloat16 units; int8 needs int8 dot products and a GRU / LSTM decoder"
-    if (device.type, chosen) not in _announced:  # once per process, not per batch
-        _announced.add((device.type, chosen))
-        logger.info("precision='auto' on this %s (%s): decoding in %s", device.type.upper(), why, chosen)
+    logger.info("precision='auto' on this %s (%s): decoding in %s", device_type.upper(), why, chosen)
     return chosen
 
 
 def in_precision(model: SeqVAE, precision: str) -> SeqVAE:
     """``model`` itself for ``fp32`` (or when it already is in that precision), else a copy:
-    bfloat16 weights (``bf16``), or a decoder whose GRU / LSTM / Linear layers multiply in int8
+    bfloat16 weights (``bf16``), or a decoder whose recurrent and output layers multiply in int8
     with fp32 activations (``int8``, torch's dynamic quantization; CPU only). ``auto``: see
     :func:`resolve_precision`.
 

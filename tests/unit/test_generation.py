@@ -357,11 +357,12 @@ def test_int8_refuses_a_decoder_it_does_not_cover(tiny_model):
         (True, False, False, "gru", "bf16"),
     ],
 )
-def test_auto_precision_picks_the_fast_path_of_the_cpu(tiny_model, monkeypatch, caplog, bf16, amx, int8, decoder_type, expected):
+def test_auto_precision_picks_the_fast_path_of_the_cpu(tiny_model, monkeypatch, caplog, request, bf16, amx, int8, decoder_type, expected):
     monkeypatch.setattr(generation, "bf16_is_fast", lambda device: bf16)
     monkeypatch.setattr(generation, "cpu_features", lambda: {"amx_bf16": amx})
     monkeypatch.setattr(generation, "int8_is_fast", lambda: int8)
-    monkeypatch.setattr(generation, "_announced", set())
+    generation._auto_precision.cache_clear()  # probed once per process: probe again with the patched CPU
+    request.addfinalizer(generation._auto_precision.cache_clear)  # and forget the patched answer after
     model = tiny_model(decoder_type)
     with caplog.at_level("INFO", logger="seqvae.generation"):
         chosen = generation.in_precision(model, "auto")

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from seqvae import threads
-from seqvae import threads as threads_module
 from seqvae.errors import SeqVAEError
 from seqvae.threads import CpuReading, ThreadGovernor, others_busy_cores, read_cpu, threads_for
 
@@ -89,9 +88,9 @@ class FakeTorch:
 def governed(monkeypatch):
     """(governor, fake CPU, fake torch, run_for(seconds)) on a scripted clock, 2 cores, 2 threads."""
 
-    def make(cores=(0, 1), threads=2):
-        clock, cpu, torch_threads = [0.0], FakeCpu(), FakeTorch(threads)
-        monkeypatch.setattr(threads_module.time, "monotonic", lambda: clock[0])
+    def make(cores=(0, 1), torch_count=2):
+        clock, cpu, torch_threads = [0.0], FakeCpu(), FakeTorch(torch_count)
+        monkeypatch.setattr(threads.time, "monotonic", lambda: clock[0])
         governor = ThreadGovernor(interval=1.0, read=cpu, set_threads=torch_threads.set, get_threads=torch_threads.get,
                                   cores=list(cores))
 
@@ -134,7 +133,7 @@ def test_governor_does_not_flip_with_a_load_near_the_threshold(governed):
 
 def test_governor_never_exceeds_torchs_own_count(governed):
     # 16 logical CPUs, torch chose 8 threads (physical cores): an idle machine keeps 8
-    governor, cpu, torch_threads, run_for = governed(cores=range(16), threads=8)
+    governor, cpu, torch_threads, run_for = governed(cores=range(16), torch_count=8)
     run_for(5)
     assert torch_threads.sets == []
     cpu.others = 10.0
