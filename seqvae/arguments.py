@@ -90,6 +90,9 @@ class DataArguments:
             so memory stays flat in the corpus size. Needs ``max_steps``.
         shuffle_buffer_size: rows held in the streaming shuffle buffer.
         vocabulary_sample_size: rows read to build the vocabulary of a streamed corpus.
+        randomized_smiles: while training, spell each molecule from a random atom order every
+            time it is read (encoder input and decoder target alike); validation reads the
+            stored spelling.
     """
 
     data: str = "bundled"
@@ -121,6 +124,11 @@ class DataArguments:
     streaming: bool = False
     shuffle_buffer_size: int = 10000
     vocabulary_sample_size: int = 200000
+    randomized_smiles: bool = False
+
+    def __post_init__(self):
+        if self.randomized_smiles and self.representation == "text":
+            raise SeqVAEError("randomized_smiles needs molecules (representation smiles or selfies), not text")
 
 
 @dataclass

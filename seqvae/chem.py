@@ -21,6 +21,7 @@ __all__ = [
     "MAX_SMILES_CHARACTERS",
     "to_mol",
     "canonical_smiles",
+    "random_smiles",
     "is_valid",
     "largest_fragment",
     "STANDARDIZATION_STEPS",
@@ -71,6 +72,13 @@ def canonical_smiles(smiles: str | None, isomeric: bool = True) -> str | None:
     """RDKit canonical SMILES, or ``None`` when ``smiles`` is not a valid molecule."""
     mol = to_mol(smiles)
     return None if mol is None else Chem.MolToSmiles(mol, isomericSmiles=isomeric)
+
+
+def random_smiles(smiles: str | None, seed: int) -> str | None:
+    """Another SMILES of the same molecule, written from an atom order drawn with ``seed``
+    (RDKit's ``MolToRandomSmilesVect``); ``None`` when ``smiles`` is not a valid molecule."""
+    mol = to_mol(smiles)
+    return None if mol is None else Chem.MolToRandomSmilesVect(mol, 1, randomSeed=seed)[0]
 
 
 def is_valid(smiles: str | None) -> bool:

@@ -44,7 +44,7 @@ from .arguments import (
 )
 from .backbones import backbone_tokenizer_name, check_loadable, check_shared_vocabulary
 from .configuration import SeqVAEConfig
-from .data import PaddingCollator, PreparedCorpus, prepare_corpus
+from .data import PaddingCollator, PreparedCorpus, SmilesRandomizer, prepare_corpus
 from .data.attributes import check_attribute_settings
 from .data.normalization import standardizes
 from .errors import SeqVAEError
@@ -223,7 +223,8 @@ class SeqVAETrainer(Trainer):
         """Validation ELBO terms, token accuracy and active units (teacher-forced, from ``mu``),
         over the whole validation set whatever the number of processes."""
         dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
-        batches = DataLoader(dataset, batch_size=self.args.per_device_eval_batch_size, collate_fn=self.data_collator)
+        collator = self.data_collator.for_evaluation()  # molecules as stored, not randomly spelled
+        batches = DataLoader(dataset, batch_size=self.args.per_device_eval_batch_size, collate_fn=collator)
         metrics = validation_metrics(
             self.model, batches, self.args, process_index=self.args.process_index, num_processes=self.args.world_size
         )
@@ -603,7 +604,7 @@ def _train(args, data_args, model_kwargs, training_kwargs, evaluation_args, resu
         args=args,
         train_dataset=corpus.train_set,
         eval_dataset=corpus.validation_set,
-        data_collator=PaddingCollator(corpus.tokenizer.pad_token_id, config.property_names),
+        data_collator=_collator(corpus, config, data_args, args),
         processing_class=corpus.tokenizer,
         callbacks=_callbacks(args, output_dir, fresh=checkpoint is None, extra=[guard, time_limit, *(callbacks or [])]),
     )
@@ -683,6 +684,17 @@ def _checkpoint_to_resume(output_dir: Path) -> Path:
         raise SeqVAEError(f"--resume: {what} in {output_dir}; start without --resume")
     logger.info("resuming from %s", checkpoint)
     return checkpoint
+
+
+def _collator(corpus: PreparedCorpus, config: SeqVAEConfig, data_args, args) -> PaddingCollator:
+    """Batches of the corpus; with ``randomized_smiles``, molecules spelled from random atom
+    orders (each process its own stream of spellings)."""
+    randomizer = None
+    if data_args.randomized_smiles:
+        randomizer = SmilesRandomizer(
+            corpus.tokenizer, data_args.representation, data_args.max_length, seed=args.seed + args.process_index
+        )
+    return PaddingCollator(corpus.tokenizer.pad_token_id, config.property_names, randomizer)
 
 
 def _new_config(corpus: PreparedCorpus, data_args, model_kwargs: dict) -> SeqVAEConfig:

@@ -12,6 +12,7 @@ A package cut by concept, one module each, in the order a corpus flows through t
 * :mod:`~seqvae.data.report`: every skipped row with its file, line and reason;
 * :mod:`~seqvae.data.storage`: the cache root and content-hashed caches;
 * :mod:`~seqvae.data.encoding`: tokenising, splitting, collating;
+* :mod:`~seqvae.data.augmentation`: randomized SMILES while training (``randomized_smiles``);
 * :mod:`~seqvae.data.streaming`: corpora larger than memory, read as a checked, tokenised,
   shuffled stream (``streaming: true``);
 * :mod:`~seqvae.data.corpus`: :func:`prepare_corpus`, the whole path from a recipe's data
@@ -43,6 +44,7 @@ _OWNERS = {
     "tokenize_sequences": "encoding",
     "split_train_validation": "encoding",
     "PaddingCollator": "encoding",
+    "SmilesRandomizer": "augmentation",
     "PreparedCorpus": "corpus",
     "prepare_corpus": "corpus",
     "prepare_streamed_corpus": "corpus",

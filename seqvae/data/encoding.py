@@ -162,23 +162,34 @@ class PaddingCollator:
     """Pads ``input_ids`` to the longest sequence of the batch (no fixed-length padding).
 
     With ``property_names``, also stacks those columns into a ``properties`` tensor ``[B, P]``.
+    With a ``randomizer`` (:class:`~seqvae.data.augmentation.SmilesRandomizer`), molecules are
+    spelled from a random atom order; :meth:`for_evaluation` leaves them as stored.
     """
 
-    def __init__(self, pad_token_id: int, property_names: list[str] = ()):
+    def __init__(self, pad_token_id: int, property_names: list[str] = (), randomizer=None):
         self.pad_token_id = pad_token_id
         self.property_names = list(property_names)
+        self.randomizer = randomizer
+
+    def for_evaluation(self) -> "PaddingCollator":
+        """The same collator without randomized SMILES: validation reads each molecule as stored."""
+        return PaddingCollator(self.pad_token_id, self.property_names)
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        sequences = [torch.as_tensor(row["input_ids"]) for row in rows]
-        input_ids = torch.nn.utils.rnn.pad_sequence(
-            sequences, batch_first=True, padding_value=self.pad_token_id
-        )
-        attention_mask = torch.zeros_like(input_ids)
-        for i, sequence in enumerate(sequences):
-            attention_mask[i, : len(sequence)] = 1
-        batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+        ids = [row["input_ids"] for row in rows]
+        if self.randomizer is not None:
+            ids = self.randomizer([row["smiles"] for row in rows], ids)
+        batch = self._padded(ids)
         if self.property_names:
             batch["properties"] = torch.tensor(
                 [[row[name] for name in self.property_names] for row in rows], dtype=torch.float32
             )
         return batch
+
+    def _padded(self, rows: list) -> dict[str, torch.Tensor]:
+        sequences = [torch.as_tensor(row) for row in rows]
+        input_ids = torch.nn.utils.rnn.pad_sequence(sequences, batch_first=True, padding_value=self.pad_token_id)
+        attention_mask = torch.zeros_like(input_ids)
+        for i, sequence in enumerate(sequences):
+            attention_mask[i, : len(sequence)] = 1
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
