@@ -179,17 +179,14 @@ class PaddingCollator:
         ids = [row["input_ids"] for row in rows]
         if self.randomizer is not None:
             ids = self.randomizer([row["smiles"] for row in rows], ids)
-        batch = self._padded(ids)
+        sequences = [torch.as_tensor(row) for row in ids]
+        input_ids = torch.nn.utils.rnn.pad_sequence(sequences, batch_first=True, padding_value=self.pad_token_id)
+        attention_mask = torch.zeros_like(input_ids)
+        for i, sequence in enumerate(sequences):
+            attention_mask[i, : len(sequence)] = 1
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask}
         if self.property_names:
             batch["properties"] = torch.tensor(
                 [[row[name] for name in self.property_names] for row in rows], dtype=torch.float32
             )
         return batch
-
-    def _padded(self, rows: list) -> dict[str, torch.Tensor]:
-        sequences = [torch.as_tensor(row) for row in rows]
-        input_ids = torch.nn.utils.rnn.pad_sequence(sequences, batch_first=True, padding_value=self.pad_token_id)
-        attention_mask = torch.zeros_like(input_ids)
-        for i, sequence in enumerate(sequences):
-            attention_mask[i, : len(sequence)] = 1
-        return {"input_ids": input_ids, "attention_mask": attention_mask}

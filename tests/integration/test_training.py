@@ -392,12 +392,13 @@ def test_a_batch_run_in_chunks_gives_the_whole_batch_gradient(tiny_config, loss_
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
-def test_randomized_smiles_train_and_record_the_choice(tmp_path, tiny_csv, make_overrides):
+@pytest.mark.parametrize("streaming", [False, True], ids=["in-memory", "streamed"])
+def test_randomized_smiles_train_and_record_the_choice(tmp_path, tiny_csv, make_overrides, streaming):
     """Training reads randomly spelled molecules, validation the stored ones (so that its
     figures compare across settings), and the recipe records the choice."""
     import yaml
 
-    overrides = make_overrides(tiny_csv, max_steps=3, randomized_smiles=True)
+    overrides = make_overrides(tiny_csv, max_steps=3, randomized_smiles=True, streaming=streaming)
     run = train_model(None, overrides, tmp_path / "run")
     assert all(math.isfinite(record["loss"]) for record in loss_records(tmp_path / "run"))
     assert run.validation_metrics["eval_recon_per_sequence"] > 0
