@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +22,9 @@ import torch
 import seqvae
 from seqvae.data import load_molecules
 from seqvae.metrics.molecules import fraction_valid
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from latent_quality import posterior  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,16 +75,6 @@ def main() -> None:
     }
     Path(args.output).write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
-
-
-@torch.no_grad()
-def posterior(vae, molecules: list[str], batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
-    """Posterior means and log-variances of ``molecules``."""
-    parts = []
-    for start in range(0, len(molecules), batch_size):
-        batch = vae.tokenize(molecules[start : start + batch_size])
-        parts.append(vae.model.encode(batch["input_ids"], batch["attention_mask"]))
-    return torch.cat([mu for mu, _ in parts]), torch.cat([logvar for _, logvar in parts])
 
 
 class FittedGaussian:

@@ -44,11 +44,12 @@ class SmilesRandomizer:
         """One row of ids per molecule: a random spelling, or the row's own ids where the random
         one does not fit (longer than ``max_length``, or a token outside the vocabulary)."""
         seeds = self._generator().integers(0, 2**31 - 1, size=len(smiles))
+        spelled = [random_smiles(molecule, int(seed)) for molecule, seed in zip(smiles, seeds)]
+        texts = [to_model_text(text, self.representation) if text else None for text in spelled]
+        encoded = iter(self.encode([text for text in texts if text]))  # one call for the batch
         rows = []
-        for molecule, seed, ids in zip(smiles, seeds, own_ids):
-            spelled = random_smiles(molecule, int(seed))
-            text = None if spelled is None else to_model_text(spelled, self.representation)
-            new = self.encode([text])[0] if text else None
+        for text, ids in zip(texts, own_ids):
+            new = next(encoded) if text else None
             usable = new is not None and len(new) <= self.max_length and self.unk not in new
             rows.append(new if usable else list(ids))
             self.kept += not usable
