@@ -2,8 +2,8 @@
 temperature 1) from posterior means and posterior draws of test molecules, from midpoints between
 two test molecules, from prior draws (plain and scaled down), and from two priors fitted to the
 aggregate posterior of training molecules (a full-covariance Gaussian and a diagonal Gaussian
-mixture: ex-post density estimation, Ghosh et al. 2020); writes
-benchmarks/results/latent_coverage.json.
+mixture: ex-post density estimation, Ghosh et al. 2020), each decoded with the SMILES grammar
+(seqvae.syntax, the default) and without it; writes benchmarks/results/latent_coverage.json.
 
     python benchmarks/latent_coverage.py --model zinc250k --data_dir ../shared/data/zinc250k
 """
@@ -65,9 +65,13 @@ def main() -> None:
         "model": args.model, "data": args.data, "num": args.num, "seed": args.seed,
         "fitted_on": f"{args.fit_molecules} molecules of {args.train_data}, one posterior draw each",
         "mixture_components": args.components,
-        "validity_greedy": {name: round(fraction_valid(vae.decode(z)), 4) for name, z in latents.items()},
-        "validity_sampled": {
-            name: round(fraction_valid(vae.decode(z, strategy="sample", seed=args.seed)), 4) for name, z in latents.items()
+        **{
+            f"validity_{label}{suffix}": {
+                name: round(fraction_valid(vae.decode(z, strategy=strategy, seed=args.seed, syntax=syntax)), 4)
+                for name, z in latents.items()
+            }
+            for syntax, suffix in ((True, ""), (False, "_without_syntax"))
+            for strategy, label in (("greedy", "greedy"), ("sample", "sampled"))
         },
         "norm_mean": {name: round(float(z.norm(dim=1).mean()), 3) for name, z in latents.items()},
         "posterior_mean_std_per_dimension": round(float(means.std(0).mean()), 3),

@@ -125,6 +125,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--ascent_step_length", type=float, default=0.05, help="chosen on the valid split's 800 lowest-penalized-logP molecules among 0.02, 0.05, 0.1, 0.25")
     parser.add_argument("--batch_size", type=int, default=1000, help="sequences decoded at once")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no_syntax", action="store_true", help="decode without the SMILES grammar (seqvae.syntax), as before it existed")
     parser.add_argument("--device", default=None)
     parser.add_argument("--skip", nargs="*", default=[], choices=SECTIONS, help="sections to leave out")
     return parser.parse_args(argv)
@@ -145,11 +146,13 @@ def posterior(vae, smiles: list[str], batch_size: int = 512) -> tuple[torch.Tens
     return torch.cat(means), torch.cat(logvars)
 
 
-def decode(vae, z: torch.Tensor, strategy: str, generator: torch.Generator, batch_size: int, bar=None) -> list[str]:
+def decode(vae, z: torch.Tensor, strategy: str, generator: torch.Generator, args, bar=None) -> list[str]:
+    """Strings for ``z``, decoded as the facade decodes: following the SMILES grammar unless
+    ``--no_syntax``."""
     with torch.no_grad():
         ids = decode_latents(
-            vae.model, z, strategy=strategy, generator=generator, batch_size=batch_size,
-            on_finished=None if bar is None else bar.update,
+            vae.model, z, strategy=strategy, generator=generator, batch_size=args.batch_size,
+            on_finished=None if bar is None else bar.update, syntax=None if args.no_syntax else vae.smiles_syntax,
         )
     return ids_to_strings(vae.tokenizer, ids, vae.representation)
 
@@ -157,7 +160,7 @@ def decode(vae, z: torch.Tensor, strategy: str, generator: torch.Generator, batc
 def reconstruction(vae, test: list[str], args) -> dict:
     generator = torch.Generator().manual_seed(args.seed)
     mu, logvar = posterior(vae, test)
-    greedy = decode(vae, mu, "greedy", generator, args.batch_size)
+    greedy = decode(vae, mu, "greedy", generator, args)
     per_molecule = args.encodings * args.decodings
     decodings: list[list[str]] = []
     chunk = max(1, args.batch_size * 8 // per_molecule)  # molecules per decode call
@@ -167,7 +170,7 @@ def reconstruction(vae, test: list[str], args) -> dict:
             noise = torch.randn(m.size(0), args.encodings, m.size(1), generator=generator).to(m.device)
             z = SeqVAE.reparameterize(m.unsqueeze(1), lv.unsqueeze(1), noise)  # [n, encodings, d]
             z = z.repeat_interleave(args.decodings, dim=1).reshape(-1, m.size(1))
-            outputs = decode(vae, z, "sample", generator, args.batch_size, bar)
+            outputs = decode(vae, z, "sample", generator, args, bar)
             decodings += [outputs[i * per_molecule : (i + 1) * per_molecule] for i in range(m.size(0))]
     return {
         "rate": reconstruction_rate(test, decodings),
@@ -183,7 +186,7 @@ def prior_validity(vae, test: list[str], data_dir: Path, args) -> dict:
     z = torch.randn(args.prior_latents, vae.config.latent_dim, generator=generator).to(vae.device)
     z = z.repeat_interleave(args.prior_decodings, dim=0)
     with tqdm(total=z.size(0), desc="prior samples", unit="seq") as bar:
-        samples = decode(vae, z, "sample", generator, args.batch_size, bar)
+        samples = decode(vae, z, "sample", generator, args, bar)
     train = canonical_set(read_molecules(str(data_dir / "ddvae_train.smi.gz"), "train"))
     quality = sample_quality(samples, train)  # validity, uniqueness among valid, novelty among distinct
     # samples come 100 per latent: FCD / SNN read a random subset across all latents
@@ -215,7 +218,7 @@ def interpolation(vae, test: list[str], args) -> dict:
     starts, ends = [test[i] for i, _ in pairs], [test[j] for _, j in pairs]
     mu, _ = posterior(vae, starts + ends)
     paths_z = torch.cat([interpolate_latents(mu[i], mu[len(pairs) + i], args.path_steps) for i in range(len(pairs))])
-    outputs = decode(vae, paths_z, "greedy", None, args.batch_size)
+    outputs = decode(vae, paths_z, "greedy", None, args)
     paths = [outputs[i * args.path_steps : (i + 1) * args.path_steps] for i in range(len(pairs))]
     return {**interpolation_scores(starts, ends, paths), "pairs": len(pairs), "steps": args.path_steps}
 
@@ -227,7 +230,7 @@ def constrained_optimisation(vae, data_dir: Path, args) -> dict:
     predictor = fit_score_predictor(vae, data_dir, args)
     mu, _ = posterior(vae, starts)
     path = ascend(predictor["model"], mu, args.ascent_steps, args.ascent_step_length)  # [steps+1, n, d]
-    decoded = decode(vae, path.reshape(-1, path.size(-1)), "greedy", None, args.batch_size)
+    decoded = decode(vae, path.reshape(-1, path.size(-1)), "greedy", None, args)
     with without_rdkit_log():
         start_mols = [to_mol(s) for s in starts]
     scores = {"penalized_logP": _penalized_logp, "logP_minus_SA": _logp_minus_sa}
@@ -362,6 +365,8 @@ def markdown_table(report: dict) -> str:
         path = report["interpolation"]
         lines.append(f"Interpolation: endpoints {percent(path['endpoint_reconstruction'])}, path validity "
                      f"{percent(path['path_validity'])}, smoothness {path['smoothness']:.2f}.")
+    grammar = "without the SMILES grammar" if settings.get("no_syntax") else "following the SMILES grammar (seqvae.syntax)"
+    lines.append(f"Decoded {grammar}.")
     return "\n".join(lines) + "\n"
 
 

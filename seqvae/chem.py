@@ -152,7 +152,10 @@ def inchikey(molecule: str | Chem.Mol | None) -> str | None:
     if mol is None or mol.GetNumAtoms() == 0:
         return None
     with without_rdkit_log():  # InChI warns (to stderr) about e.g. unusual valences
-        key = Chem.MolToInchiKey(mol)
+        try:
+            key = Chem.MolToInchiKey(mol)
+        except Exception:  # noqa: BLE001 (RDKit raises several types: InChI kekulizes, and fails on some aromatic rings that sanitise)
+            return None
     return key or None
 
 

@@ -72,6 +72,11 @@ def _add_decoding_options(parser: argparse.ArgumentParser, default_strategy: str
         "without them, e.g. AVX2-only); int8: the decoder multiplies with int8 weights (CPU); auto: the fastest of these "
         "that this machine runs well (logged; sample's default, where its quality matched fp32's)",
     )
+    group.add_argument(
+        "--no_syntax", dest="syntax", action="store_false",
+        help="SMILES models: let the decoder write any token; by default it only writes tokens that keep the SMILES "
+        "valid (balanced branches, closed rings, atoms within their valence)",
+    )
 
 
 def _add_condition_option(parser: argparse.ArgumentParser, help: str | None = None) -> None:
@@ -184,6 +189,7 @@ def _decoding_options(args) -> dict:
         "guidance_scale": args.guidance_scale,
         "num_beams": args.num_beams,
         "precision": args.precision,
+        "syntax": args.syntax,
     }
 
 

@@ -453,7 +453,7 @@ def _decoder(method: str, inference, scaffold: Scaffold, condition, generator, o
     samples the substituents; ``latent`` decodes freely (``strategy``, default ``sample``)."""
     model, tokenizer, representation = inference.model, inference.tokenizer, inference.representation
     if method == "latent":
-        options = {"strategy": "sample", **options}
+        options = inference._decoding_options({"strategy": "sample", **options})
 
         def decode(z):
             ids = decode_latents(model, z, generator=generator, condition=condition, **options)
@@ -464,6 +464,7 @@ def _decoder(method: str, inference, scaffold: Scaffold, condition, generator, o
         raise SeqVAEError(f"method must be 'constrained' or 'latent', got {method!r}")
     if representation != "smiles":
         raise SeqVAEError(f"method='constrained' writes SMILES tokens; this model reads {representation}: use method='latent'")
+    options = {name: value for name, value in options.items() if name != "syntax"}  # substituents follow their own rules
     unsupported = sorted(set(options) - {"temperature", "top_k", "top_p"})
     if unsupported:
         raise SeqVAEError(

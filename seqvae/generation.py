@@ -21,6 +21,7 @@ import logging
 import math
 import numbers
 import warnings
+from typing import TYPE_CHECKING
 
 import torch
 from torch.nn import functional as F
@@ -30,6 +31,9 @@ from .errors import SeqVAEError
 from .modeling import SeqVAE, eval_mode
 from .threads import adapt_threads
 from .tokenization import from_model_text
+
+if TYPE_CHECKING:  # the grammar (and numba) load only when a SMILES model decodes
+    from .syntax import SmilesSyntax
 
 __all__ = [
     "decode_latents",
@@ -259,6 +263,7 @@ def decode_latents(
     precision: str = "fp32",
     batch_size: int | None = None,
     on_finished=None,
+    syntax: SmilesSyntax | None = None,
 ) -> list[list[int]]:
     """Decode ``[B, latent_dim]`` latents into token id lists (without ``<bos>``/``<eos>``).
 
@@ -286,6 +291,8 @@ def decode_latents(
             to the next waiting latent, so the batch stays full and its matrix products large
             until the latents run out; a Transformer decoder works through ``z`` in slices.
         on_finished: called with the number of sequences that ended, as they end (progress bars).
+        syntax: a :class:`~seqvae.syntax.SmilesSyntax` for the model's vocabulary: every step
+            chooses only among the tokens that keep the SMILES parsable (``None``: any token).
     """
     check_decoding_options(strategy, temperature, top_k, top_p, guidance_scale, num_beams)
     if batch_size is not None:
@@ -312,11 +319,11 @@ def decode_latents(
 
     def decode(z_part: torch.Tensor, condition_part) -> list[list[int]]:
         if strategy == "beam":
-            ids = _beam_search(model, z_part, condition_part, num_beams, limit)
+            ids = _beam_search(model, z_part, condition_part, num_beams, limit, syntax)
             if on_finished is not None:
                 on_finished(len(ids))
             return ids
-        return _decode_rows(model, z_part, condition_part, guidance_scale, choose, limit, width, on_finished).tolist()
+        return _decode_rows(model, z_part, condition_part, guidance_scale, choose, limit, width, on_finished, syntax).tolist()
 
     with eval_mode(model):
         if strategy == "beam" or not model.decoder.rows_can_join:
@@ -355,7 +362,8 @@ def draw_tokens(probabilities: torch.Tensor, generator: torch.Generator | None =
 
 
 def _decode_rows(
-    model: SeqVAE, z: torch.Tensor, condition, guidance_scale: float, choose, limit: int, width: int, on_finished=None
+    model: SeqVAE, z: torch.Tensor, condition, guidance_scale: float, choose, limit: int, width: int, on_finished=None,
+    syntax: SmilesSyntax | None = None,
 ) -> torch.Tensor:
     """Decode every row of ``z`` with at most ``width`` at once; ``[len(z), limit]`` token ids.
 
@@ -370,17 +378,18 @@ def _decode_rows(
     no_condition = None if condition is None else condition.new_zeros(1, condition.size(1))  # guidance's unconditioned pass
 
     def begin(rows: torch.Tensor):
-        """Working-batch entries for new rows: latents, conditions, states, ``<bos>`` tokens."""
+        """Working-batch entries for new rows: latents, conditions, states, ``<bos>`` tokens, grammar."""
         z_rows, c_rows = z[rows], None if condition is None else condition[rows]
         states = [model.initial_decoder_state(z_rows, c_rows)]
         if guided:
             states.append(model.initial_decoder_state(z_rows, no_condition.expand(rows.numel(), -1)))
         bos = torch.full((rows.numel(),), config.bos_token_id, dtype=torch.long, device=z.device)
-        return z_rows, c_rows, states, bos
+        grammar = None if syntax is None else syntax.start(rows.numel(), z.device)
+        return z_rows, c_rows, states, bos, grammar
 
     rows = torch.arange(width, device=z.device)  # the original row of each working row
     waiting = width
-    z_work, c_work, states, next_tokens = begin(rows)
+    z_work, c_work, states, next_tokens, grammar = begin(rows)
     position = torch.zeros(width, dtype=torch.long, device=z.device)
     while rows.numel():
         adapt_threads()
@@ -391,7 +400,11 @@ def _decode_rows(
             free_logits, states[1] = model.decode_logits(tokens, z_work, states[1], no_condition.expand(rows.numel(), -1))
             conditional = F.log_softmax(logits, dim=-1)
             logits = conditional + guidance_scale * (conditional - F.log_softmax(free_logits[:, -1].float(), dim=-1))
+        if grammar is not None:
+            logits = grammar.restrict(logits)
         next_tokens = choose(logits)
+        if grammar is not None:
+            grammar.advance(next_tokens)
         generated[rows, position] = next_tokens
         position += 1
         unfinished = (next_tokens != config.eos_token_id) & (position < limit)
@@ -403,19 +416,23 @@ def _decode_rows(
         rows, position, next_tokens, z_work = rows[keep], position[keep], next_tokens[keep], z_work[keep]
         c_work = None if c_work is None else c_work[keep]
         states = [model.decoder.select_rows(state, keep) for state in states]
+        grammar = None if grammar is None else grammar.select(keep)
         joining = min(width - rows.numel(), total - waiting)
         if joining:
             new_rows = torch.arange(waiting, waiting + joining, device=z.device)
             waiting += joining
-            z_new, c_new, new_states, bos = begin(new_rows)
+            z_new, c_new, new_states, bos, new_grammar = begin(new_rows)
             rows, next_tokens, z_work = torch.cat([rows, new_rows]), torch.cat([next_tokens, bos]), torch.cat([z_work, z_new])
             position = torch.cat([position, torch.zeros(joining, dtype=torch.long, device=z.device)])
             c_work = None if c_work is None else torch.cat([c_work, c_new])
             states = [model.decoder.join_rows(old, new) for old, new in zip(states, new_states)]
+            grammar = None if grammar is None else grammar.join(new_grammar)
     return generated
 
 
-def _beam_search(model: SeqVAE, z: torch.Tensor, condition, num_beams: int, limit: int) -> list[list[int]]:
+def _beam_search(
+    model: SeqVAE, z: torch.Tensor, condition, num_beams: int, limit: int, syntax: SmilesSyntax | None = None
+) -> list[list[int]]:
     """The most probable sequence per latent among ``num_beams`` hypotheses (sum of token
     log-probabilities; finished hypotheses keep their score and emit padding)."""
     config = model.config
@@ -429,10 +446,13 @@ def _beam_search(model: SeqVAE, z: torch.Tensor, condition, num_beams: int, limi
     tokens = torch.full((batch * beams, 1), config.bos_token_id, dtype=torch.long, device=z.device)
     history = torch.zeros(batch * beams, 0, dtype=torch.long, device=z.device)
     finished = torch.zeros(batch * beams, dtype=torch.bool, device=z.device)
+    grammar = None if syntax is None else syntax.start(batch * beams, z.device)
     for _ in range(limit):
         adapt_threads()
         logits, state = model.decode_logits(tokens, z, state, condition)
         log_probs = F.log_softmax(logits[:, -1].float(), dim=-1)
+        if grammar is not None:
+            log_probs = grammar.restrict(log_probs)
         log_probs[:, [config.pad_token_id, config.bos_token_id]] = float("-inf")
         log_probs[finished] = float("-inf")
         log_probs[finished, config.pad_token_id] = 0.0
@@ -442,6 +462,9 @@ def _beam_search(model: SeqVAE, z: torch.Tensor, condition, num_beams: int, limi
         origin = (best // vocab + torch.arange(batch, device=z.device).unsqueeze(1) * beams).view(-1)
         next_tokens = (best % vocab).view(-1)
         state = model.decoder.select_rows(state, origin)
+        if grammar is not None:
+            grammar = grammar.select(origin)
+            grammar.advance(next_tokens)
         history = torch.cat([history[origin], next_tokens.unsqueeze(1)], dim=1)
         finished = finished[origin] | (next_tokens == config.eos_token_id)
         if finished.all():

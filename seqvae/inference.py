@@ -10,6 +10,7 @@ tables, pictures and sharing.
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import pandas as pd
@@ -84,6 +85,25 @@ class SeqVAEInference:
     @property
     def representation(self) -> str:
         return self.model.config.representation
+
+    @functools.cached_property
+    def smiles_syntax(self):
+        """The SMILES grammar of this model's vocabulary, which decoding follows unless told
+        ``syntax=False``; ``None`` for SELFIES and text, and for SMILES vocabularies of merged
+        pieces (BPE), whose tokens the grammar cannot read."""
+        if self.representation != "smiles":
+            return None
+        from .syntax import SmilesSyntax  # numba: loaded only when a SMILES model decodes
+
+        return SmilesSyntax.for_tokenizer(self.tokenizer)
+
+    def _decoding_options(self, options: dict) -> dict:
+        """``options`` with the user's ``syntax`` switch (default ``True``: SMILES decoding only
+        writes tokens that keep the string parsable) turned into the grammar, or ``None``."""
+        wanted = options.get("syntax", True)
+        if not isinstance(wanted, bool):
+            raise SeqVAEError(f"syntax must be True or False, got {wanted!r}")
+        return {**options, "syntax": self.smiles_syntax if wanted else None}
 
     @property
     def property_names(self) -> list[str]:
@@ -225,6 +245,7 @@ class SeqVAEInference:
         z = torch.as_tensor(z, dtype=torch.float32, device=self.model.device)
         if z.dim() == 1:
             z = z.unsqueeze(0)
+        options = self._decoding_options(options)
         ids = decode_latents(self.model, z, strategy=strategy, generator=_generator(seed), condition=condition, **options)
         return ids_to_strings(self.tokenizer, ids, self.representation)
 
@@ -319,7 +340,9 @@ class SeqVAEInference:
                 ``batch_size``, ``guidance_scale`` (classifier-free guidance toward the condition),
                 ``precision`` (default ``auto``: the fastest that this machine runs well, whose
                 quality was measured equal to fp32's; ``fp32`` for samples that repeat across
-                machines); see :func:`seqvae.generation.decode_latents`.
+                machines), ``syntax`` (SMILES models, default ``True``: only tokens that keep the
+                SMILES parsable, see :mod:`seqvae.syntax`); see
+                :func:`seqvae.generation.decode_latents`.
         """
         return self._sample(num_samples, seed, progress, check_condition(self.config, condition), rerank, options)
 
@@ -337,7 +360,7 @@ class SeqVAEInference:
             generator=_generator(seed),
             progress=wants_progress(progress, num_samples * rerank, SLOW_SAMPLING),
             condition=self._condition_vector(checked),
-            **{"precision": SAMPLING_PRECISION, **options},
+            **self._decoding_options({"precision": SAMPLING_PRECISION, **options}),
         )
         strings = ids_to_strings(self.tokenizer, ids, self.representation)
         if rerank > 1:

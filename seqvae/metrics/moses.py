@@ -321,8 +321,22 @@ def _chemnet(device: str, n_jobs: int, batch_size: int):
 def chemnet_activations(
     smiles: Sequence[str], device: str = "cpu", n_jobs: int = 1, batch_size: int = 512, progress: bool = False
 ) -> np.ndarray:
-    """ChemNet's penultimate activations ``[N, 512]`` of valid SMILES (the ``fcd_torch`` weights)."""
+    """ChemNet's penultimate activations ``[N, 512]`` of valid SMILES (the ``fcd_torch`` weights).
+
+    ``fcd_torch`` parses each SMILES again and stops at one it cannot read; RDKit writes a few
+    canonical SMILES of valid molecules that it cannot read back (aromatic rings with an
+    exocyclic double bond, ``c1=C``), so those are left out and counted in a warning.
+    """
     model = _chemnet(device, n_jobs, batch_size)
+    with without_rdkit_log():
+        readable = [text for text in smiles if Chem.MolFromSmiles(text) is not None]
+    if len(readable) < len(smiles):
+        warnings.warn(
+            f"FCD: {len(smiles) - len(readable)} of {len(smiles)} SMILES left out: RDKit cannot read back its own "
+            "canonical SMILES of these molecules",
+            stacklevel=2,
+        )
+        smiles = readable
     step = 10 * batch_size
     parts = []
     with tqdm(total=len(smiles), desc="ChemNet (FCD)", disable=not progress, unit="mol") as bar:

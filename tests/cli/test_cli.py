@@ -235,6 +235,24 @@ def test_sample_with_a_reduced_precision_decodes_in_it(capsys, trained_run, monk
     assert used and set(used) == {expected}
 
 
+@pytest.mark.parametrize("flags, follows_grammar", [([], True), (["--no_syntax"], False)])
+def test_sample_follows_the_smiles_grammar_unless_told_not_to(capsys, trained_run, monkeypatch, flags, follows_grammar):
+    from seqvae import generation
+
+    given = []
+    real = generation.decode_latents
+
+    def spy(model, z, **options):
+        given.append(options.get("syntax"))
+        return real(model, z, **options)
+
+    monkeypatch.setattr(generation, "decode_latents", spy)
+    argv = ["sample", "--model", trained_run.output_dir, "--num_samples", 4, "--seed", 7, *flags]
+    status, out, err = run_cli(capsys, *argv)
+    assert status == 0, err
+    assert given and all((grammar is not None) == follows_grammar for grammar in given)
+
+
 def test_encode_writes_posterior_means_as_npy(capsys, tmp_path, trained_run):
     molecules = tmp_path / "mols.smi"
     molecules.write_text("CCO ethanol\nc1ccccc1O phenol\nCC(=O)Nc1ccccc1 acetanilide\n")

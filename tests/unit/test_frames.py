@@ -156,6 +156,16 @@ def test_inchikey_of_a_known_molecule_and_none_for_invalid():
     assert inchikey("C1CC") is None and inchikey(None) is None and inchikey("") is None
 
 
+def test_inchikey_is_none_where_inchi_refuses_a_molecule_rdkit_sanitised(monkeypatch):
+    """InChI kekulizes again and refuses some aromatic rings that RDKit sanitised (met in a
+    conditional model's samples): that molecule gets no key instead of stopping the frame."""
+    def refuse(mol, options=""):
+        raise Chem.rdchem.KekulizeException("Can't kekulize mol.  Unkekulized atoms: 16 17 18 19 20")
+
+    monkeypatch.setattr(Chem, "MolToInchiKey", refuse)
+    assert inchikey("CCO") is None
+
+
 @pytest.mark.parametrize("with_mols", [True, False], ids=["mol_column", "smiles_column"])
 def test_frames_get_an_inchikey_column(with_mols):
     frame = add_inchikey(molecule_frame(samples(with_mols)))

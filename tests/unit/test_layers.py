@@ -30,7 +30,7 @@ LAYERS = [
     ["errors", "_version", "chem", "tokenization", "configuration", "arguments", "recipe", "runs", "sharding", "threads"],
     ["modeling", "objectives", "backbones"],
     ["data"],
-    ["training", "generation", "conditions", "inference"],
+    ["training", "generation", "syntax", "conditions", "inference"],
     ["metrics", "evaluation", "optimization", "viz", "frames", "search", "filters", "decoration"],
     ["workflow"],
     ["__init__", "__main__", "pipeline", "cli", "integrations"],

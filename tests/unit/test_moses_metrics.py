@@ -303,3 +303,16 @@ def test_reference_with_fewer_than_two_molecules_is_an_error():
         reference_statistics(["CCO", "xx"], cache_dir=None)
     with pytest.raises(SeqVAEError, match="empty"):
         reference_statistics([], cache_dir=None)
+
+
+
+def test_chemnet_leaves_out_smiles_rdkit_cannot_read_back(nci_smiles):
+    """RDKit writes a few canonical SMILES of valid molecules that it cannot parse again (one,
+    ``CCC(=O)Nc1nc(N)c(=O)c2ccccc2c1=C(O)Nc1ccccc1``, came up in 100,000 prior samples of the
+    shipped model); fcd_torch stopped at it. It is left out of FCD, with a warning."""
+    unreadable = "CCC(=O)Nc1nc(N)c(=O)c2ccccc2c1=C(O)Nc1ccccc1"
+    assert Chem.MolFromSmiles(unreadable) is None
+    readable = moses.canonical_valid(nci_smiles[:40])
+    with pytest.warns(UserWarning, match=f"FCD: 1 of {len(readable) + 1} SMILES left out"):
+        activations = moses.chemnet_activations(readable[:20] + [unreadable] + readable[20:])
+    assert np.allclose(activations, moses.chemnet_activations(readable), atol=1e-5)

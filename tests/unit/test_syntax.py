@@ -1,0 +1,279 @@
+"""SMILES syntax during decoding (seqvae.syntax): it never refuses a token of a real SMILES,
+refuses the strings that RDKit cannot parse, and keeps decoded strings parsable."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from rdkit import Chem, RDLogger
+
+from seqvae import SeqVAE
+from seqvae.errors import SeqVAEError
+from seqvae.generation import decode_latents, ids_to_strings
+from seqvae.syntax import UNLIMITED, SmilesSyntax, atom_capacity
+from seqvae.tokenization import SMILES_REGEX, build_tokenizer
+
+RDLogger.DisableLog("rdApp.*")
+
+EXTRA = ["C11", "C()C", "C(.C)C", "(C)C", "1CC1", "C=)", "C1CC", "C(C", "CC)", "C=", "C.", "C1CC11CC1", "C(CC1)1", "C1C1", "C(C1)C1", "C1.C1"]
+
+
+@pytest.fixture(scope="module")
+def corpus(nci_smiles) -> list[str]:
+    canonical = [Chem.MolToSmiles(mol) for mol in map(Chem.MolFromSmiles, nci_smiles) if mol is not None]
+    return nci_smiles + canonical
+
+
+@pytest.fixture(scope="module")
+def tokenizer(corpus):
+    return build_tokenizer(corpus + EXTRA + ["C%10CC%10", "[nH]1cccc1", "C-1CC-1", "C=1CC=1", "c1ccccc1.[Na+]"])
+
+
+@pytest.fixture(scope="module")
+def syntax(tokenizer) -> SmilesSyntax:
+    grammar = SmilesSyntax.for_tokenizer(tokenizer)
+    assert grammar is not None
+    return grammar
+
+
+def first_refused(syntax: SmilesSyntax, tokenizer, smiles: str) -> int | None:
+    """The position of the first token (``<eos>`` last) that the grammar refuses, or ``None``."""
+    vocabulary = tokenizer.get_vocab()
+    ids = [vocabulary[token] for token in re.findall(SMILES_REGEX, smiles)] + [tokenizer.eos_token_id]
+    state = syntax.start(1, "cpu")
+    for position, token in enumerate(ids):
+        if not state.allowed()[0, token]:
+            return position
+        state.advance(torch.tensor([token]))
+    return None
+
+
+def parses(smiles: str) -> bool:
+    return Chem.MolFromSmiles(smiles, sanitize=False) is not None
+
+
+def test_every_token_of_every_real_smiles_is_allowed(syntax, tokenizer, corpus):
+    refused = {smiles: first_refused(syntax, tokenizer, smiles) for smiles in corpus if parses(smiles)}
+    assert len(refused) > 500
+    assert {smiles: at for smiles, at in refused.items() if at is not None} == {}
+
+
+@pytest.mark.parametrize(
+    "smiles", ["C%10CC%10", "[nH]1cccc1", "C-1CC-1", "C=1CC=1", "c1ccccc1.[Na+]", "C1CC11CC1", "C(CC1)1", "C(C)1CC1", "C(C1)C1", "C1.C1"]
+)
+def test_ring_labels_bonds_dots_and_closures_after_branches_are_allowed(syntax, tokenizer, smiles):
+    assert parses(smiles)
+    assert first_refused(syntax, tokenizer, smiles) is None
+
+
+@pytest.mark.parametrize(
+    "smiles, position",
+    [
+        ("C11", 2),  # a ring label closing on the atom that opened it
+        ("C1C1", 3),  # a ring bond doubling the chain's bond
+        ("C1=C1", 4),
+        ("C1(C)C1", 6),  # the same after a branch
+        ("C12CC12", 6),  # two ring bonds between the same atoms
+        ("C()C", 2),  # an empty branch
+        ("C(.C)C", 2),  # a dot opening a branch
+        ("(C)C", 0),  # a branch before any atom
+        ("1CC1", 0),  # a ring label before any atom
+        ("C=)", 2),  # a bond with no atom after it
+        ("C1CC(=1)", 6),  # a ring label opening a branch
+        ("C1CC", 4),  # the end with a ring open
+        ("C(C", 3),  # the end inside a branch
+        ("CC)", 2),  # a branch closed that was never opened
+        ("C=", 2),  # the end after a bond
+        ("C.", 2),  # the end after a dot
+    ],
+)
+def test_strings_rdkit_cannot_parse_are_refused_where_they_break(syntax, tokenizer, smiles, position):
+    assert not parses(smiles)
+    assert first_refused(syntax, tokenizer, smiles) == position
+
+
+def test_rows_that_leave_and_join_keep_their_own_state(syntax, tokenizer):
+    vocabulary = tokenizer.get_vocab()
+    state = syntax.start(2, "cpu")
+    for first, second in zip(["C", "1", "("], ["C", "C", "C"]):
+        state.advance(torch.tensor([vocabulary[first], vocabulary[second]]))
+    joined = state.select(torch.tensor([1, 0])).join(syntax.start(1, "cpu"))
+    allowed = joined.allowed()
+    close, eos, carbon = vocabulary[")"], tokenizer.eos_token_id, vocabulary["C"]
+    assert allowed[0, eos] and not allowed[0, close]  # "CCC": may end, no branch to close
+    assert not allowed[1, eos] and not allowed[1, close]  # "C1(": an atom must come first
+    assert allowed[2].nonzero().flatten().tolist() == [
+        index for token, index in sorted(vocabulary.items(), key=lambda item: item[1])
+        if token.startswith("[") or token in {"C", "c", "N", "n", "O", "o", "S", "s", "F", "Cl", "Br", "I", "P", "B"}
+    ]
+    assert allowed[2, carbon]
+
+
+def test_merged_vocabularies_and_selfies_get_no_grammar(tokenizer, tiny_config):
+    from seqvae.inference import SeqVAEInference
+
+    class Merged:
+        def get_vocab(self):
+            return {**tokenizer.get_vocab(), "CC(": 999}
+
+        all_special_tokens = tokenizer.all_special_tokens
+        eos_token_id = tokenizer.eos_token_id
+
+    assert SmilesSyntax.for_tokenizer(Merged()) is None
+    selfies = build_tokenizer(["[C][C][O]", "[C][=C][Branch1]"], representation="selfies")
+    model = SeqVAE(tiny_config(vocab_size=len(selfies), representation="selfies"))
+    assert SeqVAEInference(model, selfies).smiles_syntax is None
+
+
+def test_stray_symbols_are_never_written(syntax, tokenizer):
+    stray = build_tokenizer(["CC", "C+C"])  # '+' outside brackets: a regex catch-all token
+    grammar = SmilesSyntax.for_tokenizer(stray)
+    state = grammar.start(1, "cpu")
+    state.advance(torch.tensor([stray.get_vocab()["C"]]))
+    assert not state.allowed()[0, stray.get_vocab()["+"]]
+
+
+@pytest.fixture(scope="module")
+def tiny_smiles_model(tokenizer, tiny_model_kwargs) -> SeqVAE:
+    from seqvae import SeqVAEConfig
+
+    torch.manual_seed(0)
+    config = SeqVAEConfig(
+        vocab_size=len(tokenizer), max_sequence_length=40, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, **tiny_model_kwargs,
+    )
+    model = SeqVAE(config).eval()
+    with torch.no_grad():  # <eos> as likely as a common token, so that greedy strings end too
+        model.decoder.output.bias[tokenizer.eos_token_id] += 0.5
+    return model
+
+
+@pytest.mark.parametrize("strategy, batch_size", [("sample", 16), ("sample", None), ("greedy", 16), ("beam", None)])
+def test_decoded_strings_that_end_always_parse(tiny_smiles_model, tokenizer, syntax, strategy, batch_size):
+    """An untrained model writes random tokens; with the grammar, every string that ends before
+    the length limit parses (batch 16 of 200 latents: rows leave and join many times)."""
+    model = tiny_smiles_model
+    z = torch.randn(200 if strategy != "beam" else 20, model.config.latent_dim, generator=torch.Generator().manual_seed(1))
+    options = dict(strategy=strategy, batch_size=batch_size, generator=torch.Generator().manual_seed(2))
+    free = decode_latents(model, z, **options)
+    options["generator"] = torch.Generator().manual_seed(2)
+    guided = decode_latents(model, z, syntax=syntax, **options)
+    limit = model.config.max_sequence_length - 1
+
+    def ended(ids_list):
+        return [ids for ids in ids_list if 0 < len(ids) < limit]
+
+    strings = ids_to_strings(tokenizer, ended(guided), "smiles")
+    assert strings and all(parses(smiles) for smiles in strings)
+    if strategy == "sample":  # the same model unguided writes many unparsable strings
+        unguided = ids_to_strings(tokenizer, ended(free), "smiles")
+        assert sum(not parses(smiles) for smiles in unguided) > len(unguided) // 4
+
+
+def test_the_facade_follows_the_grammar_unless_told_not_to(trained_run):
+    import seqvae
+
+    vae = seqvae.load(str(trained_run.output_dir))
+    assert vae.smiles_syntax is not None
+    z = torch.randn(64, vae.config.latent_dim, generator=torch.Generator().manual_seed(0))
+    plain = decode_latents(vae.model, z, strategy="greedy")
+    assert vae.decode(z, syntax=False) == ids_to_strings(vae.tokenizer, plain, "smiles")
+    guided = vae.decode(z)
+    assert guided == ids_to_strings(vae.tokenizer, decode_latents(vae.model, z, strategy="greedy", syntax=vae.smiles_syntax), "smiles")
+    with pytest.raises(SeqVAEError, match="syntax must be True or False"):
+        vae.sample(2, syntax="yes")
+
+
+def state_after(syntax: SmilesSyntax, tokenizer, prefixes: list[str]):
+    """The grammar state of each prefix (one row each; prefixes of equal token count)."""
+    vocabulary = tokenizer.get_vocab()
+    rows = [[vocabulary[token] for token in re.findall(SMILES_REGEX, prefix)] for prefix in prefixes]
+    state = syntax.start(len(rows), "cpu")
+    for column in zip(*rows):
+        state.advance(torch.tensor(column))
+    return state
+
+
+@pytest.mark.parametrize("prefix, closer", [("C1CC", "1"), ("C(CC", ")")])
+def test_a_decoder_that_means_to_end_closes_what_it_opened(syntax, tokenizer, prefix, closer):
+    vocabulary = tokenizer.get_vocab()
+    logits = torch.zeros(1, len(vocabulary))
+    logits[0, tokenizer.eos_token_id] = 8.0  # the decoder would stop here
+    logits[0, vocabulary["C"]] = 2.0
+    restricted = state_after(syntax, tokenizer, [prefix]).restrict(logits.clone())
+    assert restricted[0, tokenizer.eos_token_id] == float("-inf")
+    assert restricted.argmax().item() == vocabulary[closer]
+
+
+def test_allowed_tokens_never_lose_probability(syntax, tokenizer, corpus):
+    """For the states inside real SMILES and random logits, every allowed token is at least as
+    likely after the restriction as before (only refused tokens give up probability)."""
+    vocabulary = tokenizer.get_vocab()
+    tokens = [re.findall(SMILES_REGEX, smiles) for smiles in corpus if parses(smiles)]
+    prefixes = ["".join(t[:length]) for t in tokens for length in (3, 6) if len(t) > length]
+    generator = torch.Generator().manual_seed(0)
+    for length in (3, 6):
+        group = [p for p in prefixes if len(re.findall(SMILES_REGEX, p)) == length][:200]
+        state = state_after(syntax, tokenizer, group)
+        logits = 3 * torch.randn(len(group), len(vocabulary), generator=generator)
+        logits[:, tokenizer.eos_token_id] += 4  # often the likeliest: its probability must move
+        before = logits.softmax(dim=-1)
+        after = state.restrict(logits.clone()).softmax(dim=-1)
+        allowed = state.allowed()
+        assert torch.all(after[allowed] >= before[allowed] - 1e-6)
+        assert torch.all(after[~allowed] == 0)
+        assert torch.allclose(after.sum(dim=-1), torch.ones(len(group)))
+
+
+def test_a_sequence_the_rules_cannot_complete_may_only_end():
+    """'C1CN(F)(F)': the nitrogen is full, a ring is open, and this vocabulary has no '.' to go
+    on with: nothing keeps the string valid, so the row ends (invalid) instead of drawing from
+    an empty distribution."""
+    words = build_tokenizer(["C1CN(F)(F)C1", "CCO"])
+    grammar = SmilesSyntax.for_tokenizer(words)
+    state = state_after(grammar, words, ["C1CN(F)(F)"])
+    assert state.allowed()[0].nonzero().flatten().tolist() == [words.eos_token_id]
+    logits = torch.zeros(1, len(words))
+    assert torch.isfinite(state.restrict(logits)[0, words.eos_token_id])
+
+
+@pytest.mark.parametrize(
+    "smiles, refused",
+    [
+        ("CO(C)", "("),  # oxygen takes two bonds
+        ("CF", "C"),  # fluorine takes one
+        ("C=O", "="),  # no double bond on a full oxygen
+        ("C[NH3+]", "C"),  # three hydrogens and a charge leave one bond
+        ("CC(C)(C)(C)", "C"),  # a fifth bond on carbon
+        ("C1CC(C)(C)", "F"),  # not while a ring is open at the top: F would end the chain
+    ],
+)
+def test_atoms_never_take_more_bonds_than_their_element_allows(smiles, refused):
+    words = build_tokenizer(["C1CC(C)(C)CO1", "C=O", "CF", "C[NH3+]", "CO", "CC(C)(C)C"])
+    grammar = SmilesSyntax.for_tokenizer(words)
+    state = state_after(grammar, words, [smiles])
+    assert not state.allowed()[0, words.get_vocab()[refused]]
+
+
+def test_the_benchmark_sorts_failures_by_rdkit_s_reason():
+    from benchmarks import syntax_decoding
+
+    samples = ["CCO", "CCO", "C1CC", "CO(C)(C)C", "c1cccc1", "", "c1ccccc1"]
+    kinds = syntax_decoding.failure_kinds(samples)
+    assert kinds == {"parse": pytest.approx(2 / 7, abs=1e-4), "AtomValenceException": pytest.approx(1 / 7, abs=1e-4),
+                     "KekulizeException": pytest.approx(1 / 7, abs=1e-4)}
+    quality = syntax_decoding.quality(samples, training={"CCO"})
+    assert quality["validity"] == pytest.approx(3 / 7, abs=1e-4)
+    assert quality["uniqueness"] == pytest.approx(2 / 3, abs=1e-4)
+    assert quality["novelty"] == pytest.approx(1 / 2)
+
+
+@pytest.mark.parametrize(
+    "token, bonds",
+    [("C", 4), ("c", 4), ("N", 3), ("O", 2), ("Cl", 1), ("S", 6), ("[C@@H]", 3), ("[C@]", 4), ("[NH3+]", 1),
+     ("[NH+]", 3), ("[N+]", 4), ("[nH]", 2), ("[13CH3]", 1), ("[O+]", 3), ("*", UNLIMITED), ("[Xx]", UNLIMITED)],
+)
+def test_atom_capacity_reads_element_charge_and_hydrogens(token, bonds):
+    assert atom_capacity(token) == bonds
