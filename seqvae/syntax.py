@@ -162,6 +162,18 @@ class SmilesSyntax:
             return None
         return cls(vocabulary, tokenizer.eos_token_id)
 
+    def cover(self, size: int) -> None:
+        """Extend the tables to ``size`` tokens when the model's output is wider than the
+        vocabulary (padded embeddings): the extra ids are never written."""
+        extra = size - len(self.kinds)
+        if extra <= 0:
+            return
+        self.kinds = np.concatenate([self.kinds, np.full(extra, OTHER, dtype=np.int64)])
+        self.capacity = np.concatenate([self.capacity, np.zeros(extra, dtype=np.int64)])
+        self.bond_order = np.concatenate([self.bond_order, np.ones(extra, dtype=np.int64)])
+        self.ring_slot = np.concatenate([self.ring_slot, np.full(extra, -1, dtype=np.int64)])
+        self.followers = self._followers_by_code(self.kinds)
+
     def start(self, rows: int, device: torch.device | str) -> SyntaxState:
         """The state of ``rows`` sequences that have written nothing yet; masks go to ``device``."""
         table = np.zeros((rows, self.free_from + TRACKED_ATOMS), dtype=np.int64)
@@ -215,9 +227,11 @@ class SyntaxState:
         that close them (in proportion to theirs): a decoder that means to stop closes what it
         opened instead of writing on. Rows where ``<eos>`` is negligible (``EOS_MARGIN`` nats
         below the best token) skip this. Only refused tokens lose probability, so a valid SMILES
-        never becomes less likely under sampling; greedy decoding can now pick a closing token
-        where ``<eos>`` was likelier than the decoder's next choice.
+        never becomes less likely when sampling at temperature 1 without top-k / top-p; greedy
+        decoding can pick a closing token where ``<eos>`` was likelier than the decoder's next
+        choice, and beam scores include the raise.
         """
+        self.syntax.cover(logits.size(-1))
         allowed, closers = self._masks()
         values = logits.detach().float().cpu().numpy().copy()
         _restrict_rows(values, allowed, closers, self.syntax.eos_token_id, EOS_MARGIN)
@@ -276,7 +290,9 @@ def _fill_masks(table, followers, kinds, capacity, bond_order, ring_slot, rings_
                 if opened_at != CLOSED:  # closing: the larger of the two orders, not on a bonded atom
                     order = max(table[row, orders_from + label], pending)
                     rings_after = open_rings - 1
-                    bonded = opened_at == attach or opened_at == table[row, PARENT] or opened_at == table[row, PARTNER]
+                    bonded = opened_at >= 0 and (  # an atom not followed (past TRACKED_DEPTH) bonds to nothing known
+                        opened_at == attach or opened_at == table[row, PARENT] or opened_at == table[row, PARTNER]
+                    )
                     ok = not bonded and order + (1 if at_top and rings_after > 0 else 0) <= free
                     closes = True
                 else:

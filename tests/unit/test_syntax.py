@@ -61,7 +61,8 @@ def test_every_token_of_every_real_smiles_is_allowed(syntax, tokenizer, corpus):
 
 
 @pytest.mark.parametrize(
-    "smiles", ["C%10CC%10", "[nH]1cccc1", "C-1CC-1", "C=1CC=1", "c1ccccc1.[Na+]", "C1CC11CC1", "C(CC1)1", "C(C)1CC1", "C(C1)C1", "C1.C1"]
+    "smiles", ["C%10CC%10", "[nH]1cccc1", "C-1CC-1", "C=1CC=1", "c1ccccc1.[Na+]", "C1CC11CC1", "C(CC1)1", "C(C)1CC1", "C(C1)C1", "C1.C1",
+     "C" + "(C" * 17 + ")1CC1" + ")" * 16]  # a ring on an atom past the tracked branch depth
 )
 def test_ring_labels_bonds_dots_and_closures_after_branches_are_allowed(syntax, tokenizer, smiles):
     assert parses(smiles)
@@ -277,3 +278,15 @@ def test_the_benchmark_sorts_failures_by_rdkit_s_reason():
 )
 def test_atom_capacity_reads_element_charge_and_hydrogens(token, bonds):
     assert atom_capacity(token) == bonds
+
+
+def test_logits_wider_than_the_vocabulary_never_write_the_extra_ids(tokenizer):
+    """A model whose output layer is padded past the tokenizer's ids (pretrained backbones)."""
+    grammar = SmilesSyntax.for_tokenizer(tokenizer)
+    state = state_after(grammar, tokenizer, ["CC"])
+    logits = torch.zeros(1, len(tokenizer) + 5)
+    logits[0, -5:] = 10.0
+    restricted = state.restrict(logits)
+    assert restricted.shape == logits.shape
+    assert torch.all(restricted[0, -5:] == float("-inf"))
+    assert restricted[0, tokenizer.get_vocab()["C"]] == 0.0
