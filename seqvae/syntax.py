@@ -189,7 +189,7 @@ class SmilesSyntax:
 # the ATTACH atom of each open branch (to return to when it closes). Then blocks that start
 # where the vocabulary puts them (SmilesSyntax's rings_from, orders_from, free_from): for each
 # ring label, the atom that opened it and the bond order; for each atom, the valence it has left.
-LAST, DEPTH, ATOMS, OPEN_RINGS, ATTACH, PARENT, PARTNER, PENDING, STACK_FROM = range(9)
+LAST, DEPTH, ATOMS, ATTACH, PARENT, PARTNER, PENDING, STACK_FROM = range(8)
 TRACKED_DEPTH = 16  # deeper branches are followed without the duplicate-bond and valence checks
 TRACKED_ATOMS = 64  # atoms beyond are followed without the valence check
 NO_ATOM, CLOSED = -2, -1
@@ -268,7 +268,10 @@ def _free(table, row, atom, free_from):
 @numba.njit(cache=True)
 def _fill_masks(table, followers, kinds, capacity, bond_order, ring_slot, rings_from, orders_from, free_from, eos, allowed, closers):
     for row in range(table.shape[0]):
-        depth, open_rings, attach, pending = table[row, DEPTH], table[row, OPEN_RINGS], table[row, ATTACH], table[row, PENDING]
+        depth, attach, pending = table[row, DEPTH], table[row, ATTACH], table[row, PENDING]
+        open_rings = 0
+        for label in range(rings_from, orders_from):
+            open_rings += table[row, label] != CLOSED
         code = table[row, LAST] * 4 + (2 if depth > 0 else 0) + (1 if open_rings > 0 else 0)
         free = _free(table, row, attach, free_from)
         need = pending if attach >= 0 else 0  # a first atom, or one after '.', bonds to nothing
@@ -354,11 +357,9 @@ def _advance_rows(table, tokens, kinds, capacity, bond_order, ring_slot, rings_f
             if opened_at != CLOSED:
                 order = max(table[row, orders_from + label], pending)
                 table[row, PARTNER], table[row, rings_from + label] = opened_at, CLOSED
-                table[row, OPEN_RINGS] -= 1
             else:
                 order = pending
                 table[row, rings_from + label] = attach
-                table[row, OPEN_RINGS] += 1
             table[row, orders_from + label] = order
             if 0 <= attach < TRACKED_ATOMS:
                 table[row, free_from + attach] -= order

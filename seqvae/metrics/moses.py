@@ -328,23 +328,27 @@ def chemnet_activations(
     exocyclic double bond, ``c1=C``), so those are left out and counted in a warning.
     """
     model = _chemnet(device, n_jobs, batch_size)
-    with without_rdkit_log():
-        readable = [text for text in smiles if Chem.MolFromSmiles(text) is not None]
-    if len(readable) < len(smiles):
-        warnings.warn(
-            f"FCD: {len(smiles) - len(readable)} of {len(smiles)} SMILES left out: RDKit cannot read back its own "
-            "canonical SMILES of these molecules",
-            stacklevel=2,
-        )
-        smiles = readable
     step = 10 * batch_size
-    parts = []
+    parts, left_out = [], 0
     with tqdm(total=len(smiles), desc="ChemNet (FCD)", disable=not progress, unit="mol") as bar:
         for start in range(0, len(smiles), step):
+            chunk = list(smiles[start : start + step])
             with warnings.catch_warnings():  # fcd_torch calls numpy's deprecated row_stack
                 warnings.simplefilter("ignore", DeprecationWarning)
-                parts.append(model.get_predictions(list(smiles[start : start + step])))
-            bar.update(len(parts[-1]))
+                try:
+                    parts.append(model.get_predictions(chunk))
+                except ValueError:  # "Got invalid SMILES": parse this chunk here, once, and skip those
+                    with without_rdkit_log():
+                        readable = [text for text in chunk if Chem.MolFromSmiles(text) is not None]
+                    left_out += len(chunk) - len(readable)
+                    parts.append(model.get_predictions(readable))
+            bar.update(len(chunk))
+    if left_out:
+        warnings.warn(
+            f"FCD: {left_out} of {len(smiles)} SMILES left out: RDKit cannot read back its own canonical SMILES of "
+            "these molecules",
+            stacklevel=2,
+        )
     return np.concatenate(parts) if parts else np.zeros((0, 512))
 
 
