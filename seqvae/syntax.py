@@ -2,25 +2,32 @@
 
 A SMILES decoder writes one token at a time and, from latents away from the training
 molecules, often writes a string that no parser accepts (a ``)`` without its ``(``, a ring bond
-never closed, an end inside a branch) or an atom with more bonds than its element takes: 62%
-of the shipped ZINC250k model's invalid prior samples fail in these ways.
+never closed, an end inside a branch), an atom with more bonds than its element takes, or
+aromatic rings that have no Kekule form (five carbons in a ring, pyrrole's nitrogen without its
+hydrogen): nearly all of the shipped ZINC250k model's invalid prior samples fail in these ways.
 :class:`SmilesSyntax` follows each sequence as it is written, and :meth:`SyntaxState.restrict`
-removes the tokens that would break the grammar or overfill an atom, as SD-VAE's syntax- and
-semantics-directed decoding does (Dai et al. 2018).
+removes the tokens that would break the grammar, overfill an atom or leave aromatic atoms that
+cannot be kekulized, as SD-VAE's syntax- and semantics-directed decoding does (Dai et al. 2018).
 
 What is followed, per sequence: the kind of the last token, the branch depth and the atom each
 open branch hangs from, the open ring labels and the atom and bond order of each, the atom the
-next bond attaches to and its parent, and the valence each atom has left. Valence is counted
-with aromatic bonds as 1 and each element at the largest valence RDKit allows it (for a
-charged atom, also that of the element with as many electrons): the count never exceeds the
-real one, so no token of a SMILES that RDKit reads is refused (tested on 670,000 ZINC and
-MOSES SMILES, canonical, random and Kekule forms). One exception by design: while a ring is
-open, the chain's last atom keeps a free bond, which refuses rings bonded across a '.'
-("C1CF.C1"). A sequence the rules cannot complete (a full atom with a ring open and no '.' in
-the vocabulary) may only end. Aromaticity (whether a ring can be kekulized) is not checked:
-RDKit still judges validity.
+next bond attaches to, and for each atom the valence it has left, its aromatic class and the
+atom it hangs from. Valence is counted with aromatic bonds as 1 and each element at the largest
+valence RDKit allows it (a charged atom as described in :func:`atom_capacity`).
 
-The state is a small integer table on the CPU, one row per sequence, read and written by two
+Kekulization: every sealed aromatic atom that needs a double bond (a 'c', 'n' or 'o' with
+valence left; :func:`aromatic_class`) must be paired with a neighbour over an aromatic ring bond.
+Atoms that later tokens can still bond to (the chain's end, the atoms open branches hang from,
+ring openers) may take a double bond or not, and chain bonds count as ring bonds while a ring
+closure can still span them; a token is refused when no pairing exists after it (a small
+matching search). The rules never refuse a SMILES that RDKit reads: tested on 670,000 ZINC and
+MOSES SMILES, canonical, random and Kekule forms. One exception by design: while a ring is
+open, the chain's last atom keeps a free bond, which refuses rings bonded across a '.'
+("C1CF.C1"). A sequence the grammar cannot complete (a full atom with a ring open and no '.' in
+the vocabulary) may only end; one whose aromatic atoms can no longer be kekulized goes on under
+the grammar alone, so that every string that ends still parses.
+
+The state is a small integer table on the CPU, one row per sequence, read and written by
 compiled loops (numba) once per decoding step: a few dozen tensor operations per step would
 cost more than the decoder's own step on a CPU.
 """
@@ -50,6 +57,7 @@ BRACKET_ATOM = re.compile(
     r"(?:H(?P<hydrogens>\d*))?(?P<charge>[+-]+\d*)?(?::\d+)?\]"
 )
 UNLIMITED = 99  # the valence of '*' and of elements RDKit does not limit
+NOT_AROMATIC, STRICT, LOOSE, NEVER = range(4)  # aromatic classes of atoms (aromatic_class)
 
 # what may follow each kind, before the state's own conditions (depth, open rings) apply;
 # a ring bond after ')' is accepted by RDKit, a '.' right after '(' is not
@@ -83,10 +91,32 @@ def _largest_valence(atomic_number: int) -> int:
     return UNLIMITED if -1 in valences or not valences else max(valences)
 
 
+def aromatic_class(token: str) -> int:
+    """How an aromatic atom takes part in the Kekule form. STRICT: it has a double bond in its
+    ring whenever its valence leaves room for one (c, n, o, and [nH+], [n+], [o+], [s+]: one more
+    bond than the neutral element). NEVER: it has none (s, [n-]). LOOSE: either (the rarer
+    aromatic atoms, where these rules do not decide). NOT_AROMATIC: an aliphatic atom."""
+    if token in ORGANIC_ATOMS:
+        element, charge = token, ""
+    else:
+        match = BRACKET_ATOM.fullmatch(token)
+        if match is None:
+            return NOT_AROMATIC
+        element, charge = match["element"], match["charge"] or ""
+    if not element[:1].islower():
+        return NOT_AROMATIC
+    if (element, charge) in {("c", ""), ("n", ""), ("o", ""), ("n", "+"), ("o", "+"), ("s", "+")}:
+        return STRICT
+    if (element, charge) in {("s", ""), ("n", "-")}:
+        return NEVER
+    return LOOSE
+
+
 def atom_capacity(token: str) -> int:
     """The most bonds (aromatic ones counted as 1) an atom token can carry: the largest valence
-    of its element, or of the element with as many electrons when it is charged, less its
-    explicit hydrogens. Generous where unsure: it must never refuse a real molecule."""
+    of its element, less its explicit hydrogens. A charged atom of the second row (B to F) takes
+    the valence of the element with as many electrons ([O-] one bond, [N+] four); a heavier one
+    the larger of the two. Generous where unsure: it must never refuse a real molecule."""
     if token == "*":
         return UNLIMITED
     if token in ORGANIC_ATOMS:
@@ -101,7 +131,9 @@ def atom_capacity(token: str) -> int:
     sign = match["charge"] or ""
     charge = (int(sign.lstrip("+-")) if sign.lstrip("+-") else len(sign)) * (-1 if sign.startswith("-") else 1)
     largest = _largest_valence(number)
-    if charge and 0 < number - charge <= 118:
+    if charge and number <= 10 and 0 < number - charge <= 10:  # B to F: exactly as the element with as many electrons
+        largest = _largest_valence(number - charge)
+    elif charge and 0 < number - charge <= 118:  # heavier atoms: the larger of the two
         largest = max(largest, _largest_valence(number - charge))
     hydrogens = 0 if match["hydrogens"] is None else int(match["hydrogens"] or 1)
     return max(largest - hydrogens, 0)
@@ -111,26 +143,62 @@ class SmilesSyntax:
     """The grammar's tables for one vocabulary; :meth:`start` gives the per-sequence state."""
 
     def __init__(self, vocabulary: dict[str, int], eos_token_id: int):
-        size = max(vocabulary.values()) + 1
+        self.eos_token_id = eos_token_id
+        self._fill_token_tables(vocabulary, max(vocabulary.values()) + 1)
+        self.labels = int(np.sum(self.kinds == RING))
+        # where each block of the state table starts (see the column names below the class)
+        blocks = [TRACKED_DEPTH, self.labels, self.labels, self.labels, TRACKED_ATOMS, TRACKED_ATOMS,
+                  TRACKED_ATOMS, TRACKED_ATOMS, 2 * TRACKED_CLOSURES]
+        starts = STACK_FROM + np.cumsum([0, *blocks])
+        self.layout = np.array([*starts[1:-1], self.labels], dtype=np.int64)
+        self.width = int(starts[-1])
+
+    def _fill_token_tables(self, vocabulary: dict[str, int], size: int) -> None:
         self.kinds = np.full(size, OTHER, dtype=np.int64)
         self.capacity = np.zeros(size, dtype=np.int64)  # atoms: the bonds they take
+        self.aromatic = np.zeros(size, dtype=np.int64)  # atoms: NOT_AROMATIC, STRICT or LOOSE
         self.bond_order = np.ones(size, dtype=np.int64)  # bond symbols: their order
+        self.bond_aromatic = np.ones(size, dtype=np.int64)  # 0 for a bond symbol that is not ':'
         for token, index in vocabulary.items():
             self.kinds[index] = token_kind(token)
             if self.kinds[index] == ATOM:
                 self.capacity[index] = atom_capacity(token)
+                self.aromatic[index] = aromatic_class(token)
             self.bond_order[index] = BOND_ORDERS.get(token, 1)
-        self.kinds[eos_token_id] = END
-        self.eos_token_id = eos_token_id
+            self.bond_aromatic[index] = token == ":" or token not in BOND_ORDERS
+        self.kinds[self.eos_token_id] = END
         ring_ids = np.flatnonzero(self.kinds == RING)
-        self.labels = len(ring_ids)
         self.ring_slot = np.full(size, -1, dtype=np.int64)  # a ring token's label column
-        self.ring_slot[ring_ids] = np.arange(self.labels)
+        self.ring_slot[ring_ids] = np.arange(len(ring_ids))
         self.followers = self._followers_by_code(self.kinds)
-        # the state table's blocks: see the column names below the class
-        self.rings_from = STACK_FROM + TRACKED_DEPTH
-        self.orders_from = self.rings_from + self.labels
-        self.free_from = self.orders_from + self.labels
+        self._fill_kekule_checks()
+
+    def _fill_kekule_checks(self) -> None:
+        """Which kekulization check each token shares with others (``check_of``) and one token
+        that stands for each check (``stand_in``): atoms by aromatic or not, bonds by order, each
+        ring label on its own when it closes (one shared check when it opens, chosen per row)."""
+        kinds, labels = self.kinds, int(np.sum(self.kinds == RING))
+        check_of = np.full(len(kinds), -1, dtype=np.int64)
+        may_double = (self.aromatic == STRICT) | (self.aromatic == LOOSE)  # an atom that never does counts as aliphatic
+        check_of[(kinds == ATOM) & may_double] = CHECK_AROMATIC_ATOM
+        check_of[(kinds == ATOM) & ~may_double] = CHECK_OTHER_ATOM
+        check_of[kinds == CLOSE] = CHECK_BRANCH_END
+        check_of[kinds == DOT] = CHECK_DOT
+        check_of[kinds == END] = CHECK_END
+        check_of[kinds == OPEN] = CHECK_BRANCH_START
+        bonds = kinds == BOND
+        order = self.bond_order[bonds]
+        check_of[bonds] = np.where(self.bond_aromatic[bonds] == 1, CHECK_AROMATIC_BOND,
+                                   np.where(order == 1, CHECK_SINGLE_BOND, CHECK_AROMATIC_BOND + order - 1))
+        check_of[kinds == RING] = CHECK_RING_CLOSURES + self.ring_slot[kinds == RING]
+        self.check_of = check_of
+        self.stand_in = np.full(CHECK_RING_CLOSURES + labels, -1, dtype=np.int64)
+        for token in range(len(kinds) - 1, -1, -1):
+            if check_of[token] >= 0:
+                self.stand_in[check_of[token]] = token
+        aromatic_atoms = np.flatnonzero(check_of == CHECK_AROMATIC_ATOM)
+        if len(aromatic_atoms):  # the roomiest aromatic atom: a new atom's room decides nothing it must not
+            self.stand_in[CHECK_AROMATIC_ATOM] = aromatic_atoms[np.argmax(self.capacity[aromatic_atoms])]
 
     @staticmethod
     def _followers_by_code(kinds: np.ndarray) -> np.ndarray:
@@ -168,32 +236,51 @@ class SmilesSyntax:
         extra = size - len(self.kinds)
         if extra <= 0:
             return
-        self.kinds = np.concatenate([self.kinds, np.full(extra, OTHER, dtype=np.int64)])
-        self.capacity = np.concatenate([self.capacity, np.zeros(extra, dtype=np.int64)])
-        self.bond_order = np.concatenate([self.bond_order, np.ones(extra, dtype=np.int64)])
-        self.ring_slot = np.concatenate([self.ring_slot, np.full(extra, -1, dtype=np.int64)])
+        for name, fill in (("kinds", OTHER), ("capacity", 0), ("aromatic", 0), ("bond_order", 1),
+                           ("bond_aromatic", 1), ("ring_slot", -1)):
+            setattr(self, name, np.concatenate([getattr(self, name), np.full(extra, fill, dtype=np.int64)]))
         self.followers = self._followers_by_code(self.kinds)
+        self._fill_kekule_checks()
 
     def start(self, rows: int, device: torch.device | str) -> SyntaxState:
         """The state of ``rows`` sequences that have written nothing yet; masks go to ``device``."""
-        table = np.zeros((rows, self.free_from + TRACKED_ATOMS), dtype=np.int64)
-        table[:, LAST], table[:, PENDING] = START, 1
+        table = np.zeros((rows, self.width), dtype=np.int64)
+        table[:, LAST], table[:, PENDING], table[:, PENDING_AROMATIC] = START, 1, 1
         table[:, [ATTACH, PARENT, PARTNER]] = NO_ATOM
-        table[:, self.rings_from : self.orders_from] = CLOSED
+        rings, orders = self.layout[RINGS_AT], self.layout[ORDERS_AT]
+        table[:, rings:orders] = CLOSED
         return SyntaxState(self, table, torch.device(device))
+
+    def _tables(self) -> tuple:
+        """The token tables and the layout, in the order the compiled loops take them."""
+        return (self.kinds, self.capacity, self.aromatic, self.bond_order, self.bond_aromatic, self.ring_slot, self.layout)
 
 
 # The columns of a SyntaxState's table. ATTACH is the atom that a ring label or the next atom
 # bonds to, PARENT the atom that ATTACH is bonded to by the chain (when known), PARTNER the atom
-# its last ring closure bonded it to, PENDING the order of the next bond. From STACK_FROM on:
-# the ATTACH atom of each open branch (to return to when it closes). Then blocks that start
-# where the vocabulary puts them (SmilesSyntax's rings_from, orders_from, free_from): for each
-# ring label, the atom that opened it and the bond order; for each atom, the valence it has left.
-LAST, DEPTH, ATOMS, ATTACH, PARENT, PARTNER, PENDING, STACK_FROM = range(8)
+# its last ring closure bonded it to, PENDING the order of the next bond and PENDING_AROMATIC
+# whether it may be aromatic (no symbol, or ':'). UNCHECKED: past what the tables follow (more
+# atoms, branches or ring closures), kekulization is not checked. From STACK_FROM on: the ATTACH
+# atom of each open branch (to return to when it closes). Then blocks that start where
+# SmilesSyntax.layout puts them: for each ring label, the atom that opened it, the bond order and
+# whether the bond may be aromatic; for each atom, the valence it has left, its aromatic class,
+# the atom it hangs from in the chain and that chain bond's kind (CHAIN_*); the aromatic ring
+# closures as pairs of atoms.
+LAST, DEPTH, ATOMS, ATTACH, PARENT, PARTNER, PENDING, PENDING_AROMATIC, UNCHECKED, CLOSURES, STACK_FROM = range(11)
+RINGS_AT, ORDERS_AT, RING_AROMATIC_AT, FREE_AT, CLASS_AT, PARENTS_AT, CHAIN_AT, CLOSURES_AT, LABELS = range(9)
 TRACKED_DEPTH = 16  # deeper branches are followed without the duplicate-bond and valence checks
 TRACKED_ATOMS = 64  # atoms beyond are followed without the valence check
+TRACKED_CLOSURES = 24  # aromatic ring closures
 NO_ATOM, CLOSED = -2, -1
 EOS_MARGIN = 7.0  # nats: below this under the best token, <eos> holds under 0.1% of the mass
+CHAIN_NONE, CHAIN_AROMATIC, CHAIN_IN_RING = 0, 1, 2  # a chain bond that is not aromatic, may be, is in a ring
+# the kekulization checks tokens share: bonds by order (single, then ':', then '=', '#', '$'),
+# CHECK_RING_CLOSURES + label for closing that label
+(CHECK_AROMATIC_ATOM, CHECK_OTHER_ATOM, CHECK_BRANCH_END, CHECK_DOT, CHECK_END, CHECK_BRANCH_START, CHECK_SINGLE_BOND,
+ CHECK_AROMATIC_BOND) = range(8)
+CHECK_RING_CLOSURES = CHECK_AROMATIC_BOND + 4  # after the double, triple and quadruple bonds
+KEKULE_BUDGET = 2000  # branches of the matching search before a row is let through unchecked
+KEKULE_MARGIN = 12.0  # nats: a token this far below one kept has under 1 / 160,000 of its probability
 
 
 class SyntaxState:
@@ -204,16 +291,18 @@ class SyntaxState:
         self.table = table
         self.device = device
 
-    def _masks(self) -> tuple[np.ndarray, np.ndarray]:
+    def _masks(self, logits: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``[rows, vocabulary]`` each: the tokens that keep each sequence on its way to a
-        valid SMILES, and among them those that close an open branch or ring."""
+        valid SMILES, and among them those that close an open branch or ring. Given the decoder's
+        ``logits``, kekulization is checked only for tokens within ``KEKULE_MARGIN`` nats of the
+        likeliest allowed one (the others are too unlikely to be drawn for the check to pay)."""
         syntax = self.syntax
         rows, size = self.table.shape[0], len(syntax.kinds)
         allowed, closers = np.empty((rows, size), dtype=np.bool_), np.empty((rows, size), dtype=np.bool_)
-        _fill_masks(
-            self.table, syntax.followers, syntax.kinds, syntax.capacity, syntax.bond_order, syntax.ring_slot,
-            syntax.rings_from, syntax.orders_from, syntax.free_from, syntax.eos_token_id, allowed, closers,
-        )
+        margin = np.inf if logits is None else KEKULE_MARGIN
+        logits = np.zeros((rows, size), dtype=np.float32) if logits is None else logits
+        _fill_masks(self.table, syntax.followers, syntax.check_of, syntax.stand_in, syntax.eos_token_id,
+                    *syntax._tables(), logits, margin, allowed, closers)
         return allowed, closers
 
     def allowed(self) -> torch.Tensor:
@@ -229,21 +318,19 @@ class SyntaxState:
         below the best token) skip this. Only refused tokens lose probability, so a valid SMILES
         never becomes less likely when sampling at temperature 1 without top-k / top-p; greedy
         decoding can pick a closing token where ``<eos>`` was likelier than the decoder's next
-        choice, and beam scores include the raise.
+        choice, and beam scores include the raise. Kekulization is checked down to
+        ``KEKULE_MARGIN`` nats below the likeliest token kept; tokens further down stay as the
+        grammar left them (each is drawn less than once in 100,000 steps).
         """
         self.syntax.cover(logits.size(-1))
-        allowed, closers = self._masks()
         values = logits.detach().float().cpu().numpy().copy()
+        allowed, closers = self._masks(values)
         _restrict_rows(values, allowed, closers, self.syntax.eos_token_id, EOS_MARGIN)
         return torch.from_numpy(values).to(logits.device)
 
     def advance(self, tokens: torch.Tensor) -> None:
         """Record the tokens just written (one per row)."""
-        syntax = self.syntax
-        _advance_rows(
-            self.table, tokens.cpu().numpy().astype(np.int64, copy=False), syntax.kinds, syntax.capacity,
-            syntax.bond_order, syntax.ring_slot, syntax.rings_from, syntax.orders_from, syntax.free_from,
-        )
+        _advance_rows(self.table, tokens.cpu().numpy().astype(np.int64, copy=False), *self.syntax._tables())
 
     def select(self, rows: torch.Tensor) -> SyntaxState:
         """The state of ``rows`` (in that order): finished rows leaving, beams reordered."""
@@ -258,22 +345,25 @@ class SyntaxState:
 
 
 @numba.njit(cache=True)
-def _free(table, row, atom, free_from):
+def _free(state, atom, layout):
     """The valence ``atom`` has left (unlimited for no atom, or one beyond the tracked ones)."""
     if atom < 0 or atom >= TRACKED_ATOMS:
         return UNLIMITED
-    return table[row, free_from + atom]
+    return state[layout[FREE_AT] + atom]
 
 
 @numba.njit(cache=True)
-def _fill_masks(table, followers, kinds, capacity, bond_order, ring_slot, rings_from, orders_from, free_from, eos, allowed, closers):
+def _fill_masks(table, followers, check_of, stand_in, eos, kinds, capacity, aromatic, bond_order, bond_aromatic,
+                ring_slot, layout, logits, margin, allowed, closers):
+    rings_from, orders_from = layout[RINGS_AT], layout[ORDERS_AT]
     for row in range(table.shape[0]):
-        depth, attach, pending = table[row, DEPTH], table[row, ATTACH], table[row, PENDING]
+        state = table[row]
+        depth, attach, pending = state[DEPTH], state[ATTACH], state[PENDING]
         open_rings = 0
         for label in range(rings_from, orders_from):
-            open_rings += table[row, label] != CLOSED
-        code = table[row, LAST] * 4 + (2 if depth > 0 else 0) + (1 if open_rings > 0 else 0)
-        free = _free(table, row, attach, free_from)
+            open_rings += state[label] != CLOSED
+        code = state[LAST] * 4 + (2 if depth > 0 else 0) + (1 if open_rings > 0 else 0)
+        free = _free(state, attach, layout)
         need = pending if attach >= 0 else 0  # a first atom, or one after '.', bonds to nothing
         at_top = depth == 0  # there, while a ring is open, the chain's last atom must keep a bond
         possible = False
@@ -289,12 +379,13 @@ def _fill_masks(table, followers, kinds, capacity, bond_order, ring_slot, rings_
                 closes = True
             elif ok and kind == RING:
                 label = ring_slot[token]
-                opened_at = table[row, rings_from + label]
+                opened_at = state[rings_from + label]
                 if opened_at != CLOSED:  # closing: the larger of the two orders, not on a bonded atom
-                    order = max(table[row, orders_from + label], pending)
+                    order = max(state[orders_from + label], pending)
                     rings_after = open_rings - 1
                     bonded = opened_at >= 0 and (  # an atom not followed (past TRACKED_DEPTH) bonds to nothing known
-                        opened_at == attach or opened_at == table[row, PARENT] or opened_at == table[row, PARTNER]
+                        opened_at == attach or opened_at == state[PARENT] or opened_at == state[PARTNER]
+                        or _chain_bonded(state, layout, opened_at, attach)
                     )
                     ok = not bonded and order + (1 if at_top and rings_after > 0 else 0) <= free
                     closes = True
@@ -305,6 +396,220 @@ def _fill_masks(table, followers, kinds, capacity, bond_order, ring_slot, rings_
             possible = possible or ok
         if not possible:  # the rules cannot complete this sequence (a full atom, a ring open): it ends
             allowed[row, eos] = True
+        elif _has_aromatic_atoms(state, layout):
+            _refuse_unkekulizable(state, allowed[row], closers[row], logits[row], margin, check_of, stand_in, kinds,
+                                  capacity, aromatic, bond_order, bond_aromatic, ring_slot, layout)
+
+
+@numba.njit(cache=True)
+def _refuse_unkekulizable(state, allowed, closers, logits, margin, check_of, stand_in, kinds, capacity, aromatic,
+                          bond_order, bond_aromatic, ring_slot, layout):
+    """Refuse, among the allowed tokens, those after which the aromatic atoms cannot be
+    kekulized, down to ``margin`` nats below the likeliest token kept (tokens further down are
+    left unchecked: too unlikely to be drawn). If that refuses them all (the molecule cannot be saved), the grammar
+    alone decides, and the string still parses."""
+    checks = np.full(len(stand_in) + 1, -1, dtype=np.int64)  # -1 not run yet, else 0 / 1
+    kept = allowed.copy()
+    top = -np.inf
+    for token in range(len(kinds)):
+        if allowed[token]:
+            top = max(top, logits[token])
+    attach = state[ATTACH]
+    # what follows an atom that never takes a double bond leaves the matching as it is, unless
+    # it seals atoms that could still bond (a branch's or ring's end, a '.', the end)
+    plain = attach < 0 or attach >= TRACKED_ATOMS or not (
+        state[layout[CLASS_AT] + attach] == STRICT or state[layout[CLASS_AT] + attach] == LOOSE)
+    checked = np.zeros(len(kinds), dtype=np.bool_)
+    floor = top - margin
+    while True:  # check down to `margin` below the likeliest token kept so far
+        best = -np.inf
+        for token in range(len(kinds)):
+            kind = kinds[token]
+            unchanged = plain and (kind == ATOM or kind == BOND or kind == OPEN or (
+                kind == RING and state[layout[RINGS_AT] + ring_slot[token]] == CLOSED))
+            if kept[token] and not checked[token] and check_of[token] >= 0 and not unchanged and logits[token] >= floor:
+                kept[token] = _kekulizable_after(state, token, check_of, stand_in, checks, kinds, capacity, aromatic,
+                                                 bond_order, bond_aromatic, ring_slot, layout)
+                checked[token] = True
+            if kept[token] and logits[token] >= floor:
+                best = max(best, logits[token])
+        if best - margin >= floor:
+            break
+        floor = best - margin
+    if kept.any():
+        for token in range(len(kinds)):
+            closers[token] = closers[token] and kept[token]
+            allowed[token] = kept[token]
+
+
+@numba.njit(cache=True)
+def _chain_bonded(state, layout, first, second):
+    """Whether two followed atoms are bonded by the chain (either hangs from the other)."""
+    if not (0 <= first < TRACKED_ATOMS and 0 <= second < TRACKED_ATOMS):
+        return False
+    parents = layout[PARENTS_AT]
+    return state[parents + first] == second or state[parents + second] == first
+
+
+@numba.njit(cache=True)
+def _has_aromatic_atoms(state, layout):
+    if state[UNCHECKED]:
+        return False
+    for atom in range(min(state[ATOMS], TRACKED_ATOMS)):
+        if state[layout[CLASS_AT] + atom] != NOT_AROMATIC:
+            return True
+    return False
+
+
+@numba.njit(cache=True)
+def _kekulizable_after(state, token, check_of, stand_in, checks, kinds, capacity, aromatic, bond_order,
+                       bond_aromatic, ring_slot, layout):
+    """Whether the aromatic atoms can still be kekulized after ``token`` (after a bond, after some
+    atom or ring label that may follow it; after '(', the same or a bond first). It runs once
+    per row for each check that tokens share."""
+    check = check_of[token]
+    if kinds[token] == RING and state[layout[RINGS_AT] + ring_slot[token]] == CLOSED:
+        check = len(checks) - 1  # every label that opens a ring shares one check
+    if checks[check] < 0:
+        stand = token if kinds[token] == RING else stand_in[check]
+        after = state.copy()
+        _advance_row(after, stand, kinds, capacity, aromatic, bond_order, bond_aromatic, ring_slot, layout)
+        if kinds[stand] == BOND or kinds[stand] == OPEN:
+            ok = _kekulizable_next(after, stand_in, kinds, capacity, aromatic, bond_order, bond_aromatic, ring_slot, layout)
+            for bond in range(len(stand_in)):  # '(' then a bond, then an atom or ring label
+                if ok or kinds[stand] != OPEN:
+                    break
+                if stand_in[bond] >= 0 and kinds[stand_in[bond]] == BOND:
+                    bonded = after.copy()
+                    _advance_row(bonded, stand_in[bond], kinds, capacity, aromatic, bond_order, bond_aromatic, ring_slot,
+                                 layout)
+                    ok = _kekulizable_next(bonded, stand_in, kinds, capacity, aromatic, bond_order, bond_aromatic,
+                                           ring_slot, layout)
+            checks[check] = ok
+        else:
+            checks[check] = _kekulizable(after, layout, kinds[stand] == END)
+    return checks[check] == 1
+
+
+@numba.njit(cache=True)
+def _kekulizable_next(state, stand_in, kinds, capacity, aromatic, bond_order, bond_aromatic, ring_slot, layout):
+    """Whether some atom or ring label can follow and keep the aromatic atoms kekulizable."""
+    for check in range(len(stand_in)):
+        token = stand_in[check]
+        if token >= 0 and (kinds[token] == ATOM or kinds[token] == RING):
+            after = state.copy()
+            _advance_row(after, token, kinds, capacity, aromatic, bond_order, bond_aromatic, ring_slot, layout)
+            if _kekulizable(after, layout, False):
+                return True
+    return False
+
+
+@numba.njit(cache=True)
+def _kekulizable(state, layout, ended):
+    """Whether some ending of this row can kekulize its aromatic atoms: a matching of aromatic
+    ring bonds must give a double bond to every sealed atom that needs one (STRICT atoms with
+    valence left), while atoms that later tokens can still bond to (the chain's end, the atoms
+    branches hang from, ring openers) may take one or not. Chain bonds count once a ring closure
+    spans them, or while one still can (they lie between two atoms that can still bond)."""
+    if state[UNCHECKED]:
+        return True
+    atoms = state[ATOMS]
+    weight = np.zeros(atoms, dtype=np.int64)  # > 0: the atom can still take bonds
+    if not ended:
+        if state[ATTACH] >= 0:
+            weight[state[ATTACH]] += 1
+        for depth in range(state[DEPTH]):
+            if state[STACK_FROM + depth] >= 0:
+                weight[state[STACK_FROM + depth]] += 1
+        for label in range(layout[LABELS]):
+            if state[layout[RINGS_AT] + label] >= 0:
+                weight[state[layout[RINGS_AT] + label]] += 1
+    parents, chain = layout[PARENTS_AT], layout[CHAIN_AT]
+    below = weight.copy()  # bondable atoms in each atom's subtree (children come after parents)
+    for atom in range(atoms - 1, -1, -1):
+        if state[parents + atom] >= 0:
+            below[state[parents + atom]] += below[atom]
+    root = np.empty(atoms, dtype=np.int64)
+    for atom in range(atoms):
+        root[atom] = atom if state[parents + atom] < 0 else root[state[parents + atom]]
+    neighbours, degree = np.full((atoms, 4), -1, dtype=np.int64), np.zeros(atoms, dtype=np.int64)
+    for atom in range(atoms):
+        bond = state[chain + atom]
+        if bond == CHAIN_IN_RING or (bond == CHAIN_AROMATIC and 0 < below[atom] < below[root[atom]]):
+            if not _add_bond(neighbours, degree, atom, state[parents + atom]):
+                return True
+    for closure in range(state[CLOSURES]):
+        first, second = state[layout[CLOSURES_AT] + 2 * closure], state[layout[CLOSURES_AT] + 2 * closure + 1]
+        if not _add_bond(neighbours, degree, first, second):
+            return True
+    # the chain's last atom at the top, with a ring open, takes one more bond before the end:
+    # a double bond needs room beyond it
+    rings_open = False
+    for label in range(layout[LABELS]):
+        rings_open = rings_open or state[layout[RINGS_AT] + label] != CLOSED
+    committed = state[ATTACH] if not ended and state[DEPTH] == 0 and rings_open else NO_ATOM
+    role = np.zeros(atoms, dtype=np.int64)  # 0: no double bond, 1: may take one, 2: must
+    for atom in range(atoms):
+        aromatic = state[layout[CLASS_AT] + atom]
+        room = state[layout[FREE_AT] + atom] - (1 if atom == committed else 0)
+        if (aromatic == STRICT or aromatic == LOOSE) and room >= 1:
+            role[atom] = 2 if aromatic == STRICT and weight[atom] == 0 else 1
+    return _match_all(neighbours, degree, role, KEKULE_BUDGET)
+
+
+@numba.njit(cache=True)
+def _add_bond(neighbours, degree, first, second):
+    """Record a bond both ways; ``False`` when an atom already has the most the table holds."""
+    if degree[first] == neighbours.shape[1] or degree[second] == neighbours.shape[1]:
+        return False
+    neighbours[first, degree[first]], neighbours[second, degree[second]] = second, first
+    degree[first] += 1
+    degree[second] += 1
+    return True
+
+
+@numba.njit(cache=True)
+def _match_all(neighbours, degree, role, budget):
+    """Whether every atom whose role is 'must' (2) can be paired over a bond with a distinct atom
+    that may take a double bond (role > 0): the most constrained atom first, backtracking over its
+    choices (a loop, not recursion: numba's cache does not keep recursive functions). Past
+    ``budget`` choices the answer is yes, so that what is not settled is never refused."""
+    partner = np.full(len(role), -1, dtype=np.int64)
+    chosen_atoms, tried = np.empty(len(role) + 1, dtype=np.int64), np.empty(len(role) + 1, dtype=np.int64)
+    level = 0
+    while True:
+        chosen, fewest = -1, 1 << 30
+        for atom in range(len(role)):
+            if role[atom] == 2 and partner[atom] < 0:
+                choices = 0
+                for k in range(degree[atom]):
+                    other = neighbours[atom, k]
+                    choices += role[other] > 0 and partner[other] < 0
+                if choices < fewest:
+                    chosen, fewest = atom, choices
+        if chosen < 0:
+            return True
+        if fewest > 0:
+            budget -= 1
+            if budget < 0:
+                return True
+            chosen_atoms[level], tried[level] = chosen, -1
+            level += 1
+        while True:  # the next choice of the deepest atom that has one left, undoing those that have none
+            if level == 0:
+                return False
+            atom = chosen_atoms[level - 1]
+            if tried[level - 1] >= 0:
+                other = neighbours[atom, tried[level - 1]]
+                partner[atom], partner[other] = -1, -1
+            k = tried[level - 1] + 1
+            while k < degree[atom] and not (role[neighbours[atom, k]] > 0 and partner[neighbours[atom, k]] < 0):
+                k += 1
+            if k < degree[atom]:
+                tried[level - 1] = k
+                partner[atom], partner[neighbours[atom, k]] = neighbours[atom, k], atom
+                break
+            level -= 1
 
 
 @numba.njit(cache=True)
@@ -329,43 +634,87 @@ def _restrict_rows(logits, allowed, closers, eos, margin):
 
 
 @numba.njit(cache=True)
-def _advance_rows(table, tokens, kinds, capacity, bond_order, ring_slot, rings_from, orders_from, free_from):
+def _advance_rows(table, tokens, kinds, capacity, aromatic, bond_order, bond_aromatic, ring_slot, layout):
     for row in range(table.shape[0]):
-        token = tokens[row]
-        kind, attach, pending = kinds[token], table[row, ATTACH], table[row, PENDING]
-        if kind == OPEN:  # the branch hangs from ATTACH
-            depth = table[row, DEPTH]
-            if depth < TRACKED_DEPTH:
-                table[row, STACK_FROM + depth] = attach
-            table[row, DEPTH] = depth + 1
-        elif kind == CLOSE:  # back to the atom the branch hangs from
-            depth = table[row, DEPTH] - 1
-            table[row, ATTACH] = table[row, STACK_FROM + depth] if 0 <= depth < TRACKED_DEPTH else NO_ATOM
-            table[row, PARENT] = NO_ATOM  # not tracked for the atom a branch returns to
-            table[row, DEPTH] = depth
-        elif kind == ATOM:  # bonded to ATTACH with the pending order; the next bonds go to it
-            atom = table[row, ATOMS]
-            bond = pending if attach >= 0 else 0
-            if 0 <= attach < TRACKED_ATOMS:
-                table[row, free_from + attach] -= bond
-            if atom < TRACKED_ATOMS:
-                table[row, free_from + atom] = capacity[token] - bond
-            table[row, PARENT], table[row, ATTACH], table[row, ATOMS] = attach, atom, atom + 1
-        elif kind == RING:  # opens on ATTACH, or closes there with the larger of the two orders
-            label = ring_slot[token]
-            opened_at = table[row, rings_from + label]
-            if opened_at != CLOSED:
-                order = max(table[row, orders_from + label], pending)
-                table[row, PARTNER], table[row, rings_from + label] = opened_at, CLOSED
-            else:
-                order = pending
-                table[row, rings_from + label] = attach
-            table[row, orders_from + label] = order
-            if 0 <= attach < TRACKED_ATOMS:
-                table[row, free_from + attach] -= order
-        elif kind == DOT:  # nothing to bond to
-            table[row, ATTACH] = NO_ATOM
-        if kind != RING or table[row, rings_from + ring_slot[token]] != CLOSED:
-            table[row, PARTNER] = NO_ATOM  # only a closure just written is remembered
-        table[row, PENDING] = bond_order[token] if kind == BOND else 1
-        table[row, LAST] = BRANCH_BOND if kind == BOND and table[row, LAST] == OPEN else kind
+        _advance_row(table[row], tokens[row], kinds, capacity, aromatic, bond_order, bond_aromatic, ring_slot, layout)
+
+
+@numba.njit(cache=True)
+def _advance_row(state, token, kinds, capacity, aromatic, bond_order, bond_aromatic, ring_slot, layout):
+    kind, attach, pending = kinds[token], state[ATTACH], state[PENDING]
+    free = layout[FREE_AT]
+    if kind == OPEN:  # the branch hangs from ATTACH
+        depth = state[DEPTH]
+        if depth < TRACKED_DEPTH:
+            state[STACK_FROM + depth] = attach
+        else:
+            state[UNCHECKED] = 1
+        state[DEPTH] = depth + 1
+    elif kind == CLOSE:  # back to the atom the branch hangs from
+        depth = state[DEPTH] - 1
+        state[ATTACH] = state[STACK_FROM + depth] if 0 <= depth < TRACKED_DEPTH else NO_ATOM
+        state[PARENT] = NO_ATOM  # not tracked for the atom a branch returns to
+        state[DEPTH] = depth
+    elif kind == ATOM:  # bonded to ATTACH with the pending order; the next bonds go to it
+        atom = state[ATOMS]
+        bond = pending if attach >= 0 else 0
+        if 0 <= attach < TRACKED_ATOMS:
+            state[free + attach] -= bond
+        if atom < TRACKED_ATOMS:
+            state[free + atom] = capacity[token] - bond
+            state[layout[CLASS_AT] + atom] = aromatic[token]
+            state[layout[PARENTS_AT] + atom] = attach if 0 <= attach < TRACKED_ATOMS else -1
+            aromatic_bond = (0 <= attach < TRACKED_ATOMS and state[PENDING_AROMATIC] == 1 and aromatic[token] != NOT_AROMATIC
+                             and state[layout[CLASS_AT] + attach] != NOT_AROMATIC)
+            state[layout[CHAIN_AT] + atom] = CHAIN_AROMATIC if aromatic_bond else CHAIN_NONE
+        else:
+            state[UNCHECKED] = 1
+        state[PARENT], state[ATTACH], state[ATOMS] = attach, atom, atom + 1
+    elif kind == RING:  # opens on ATTACH, or closes there with the larger of the two orders
+        label = ring_slot[token]
+        opened_at = state[layout[RINGS_AT] + label]
+        if opened_at != CLOSED:
+            order = max(state[layout[ORDERS_AT] + label], pending)
+            if 0 <= opened_at < TRACKED_ATOMS:  # the opener took the order written where the ring opened
+                state[free + opened_at] -= order - state[layout[ORDERS_AT] + label]
+            aromatic_bond = state[layout[RING_AROMATIC_AT] + label] == 1 and state[PENDING_AROMATIC] == 1
+            _close_ring(state, layout, opened_at, attach, aromatic_bond)
+            state[PARTNER], state[layout[RINGS_AT] + label] = opened_at, CLOSED
+        else:
+            order = pending
+            state[layout[RINGS_AT] + label] = attach
+            state[layout[RING_AROMATIC_AT] + label] = state[PENDING_AROMATIC]
+        state[layout[ORDERS_AT] + label] = order
+        if 0 <= attach < TRACKED_ATOMS:
+            state[free + attach] -= order
+    elif kind == DOT:  # nothing to bond to
+        state[ATTACH] = NO_ATOM
+    if kind != RING or state[layout[RINGS_AT] + ring_slot[token]] != CLOSED:
+        state[PARTNER] = NO_ATOM  # only a closure just written is remembered
+    state[PENDING] = bond_order[token] if kind == BOND else 1
+    state[PENDING_AROMATIC] = bond_aromatic[token] if kind == BOND else 1
+    state[LAST] = BRANCH_BOND if kind == BOND and state[LAST] == OPEN else kind
+
+
+@numba.njit(cache=True)
+def _close_ring(state, layout, opened_at, attach, aromatic_bond):
+    """A ring closure between two followed atoms: the chain bonds on the path between them are
+    ring bonds now, and an aromatic closure bond is recorded for kekulization."""
+    if not (0 <= opened_at < TRACKED_ATOMS and 0 <= attach < TRACKED_ATOMS):
+        state[UNCHECKED] = 1
+        return
+    classes, parents = layout[CLASS_AT], layout[PARENTS_AT]
+    if aromatic_bond and state[classes + opened_at] != NOT_AROMATIC and state[classes + attach] != NOT_AROMATIC:
+        if state[CLOSURES] == TRACKED_CLOSURES:
+            state[UNCHECKED] = 1
+        else:
+            at = layout[CLOSURES_AT] + 2 * state[CLOSURES]
+            state[at], state[at + 1] = opened_at, attach
+            state[CLOSURES] += 1
+    first, second = attach, opened_at  # up the chain from the later one until the paths meet
+    while first != second and first >= 0 and second >= 0:
+        if first < second:
+            first, second = second, first
+        if state[layout[CHAIN_AT] + first] == CHAIN_AROMATIC:
+            state[layout[CHAIN_AT] + first] = CHAIN_IN_RING
+        first = state[parents + first]

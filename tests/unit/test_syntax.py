@@ -12,11 +12,25 @@ from rdkit import Chem, RDLogger
 from seqvae import SeqVAE
 from seqvae.errors import SeqVAEError
 from seqvae.generation import decode_latents, ids_to_strings
-from seqvae.syntax import UNLIMITED, SmilesSyntax, atom_capacity
+from seqvae.syntax import LOOSE, NEVER, NOT_AROMATIC, STRICT, UNLIMITED, SmilesSyntax, aromatic_class, atom_capacity
 from seqvae.tokenization import SMILES_REGEX, build_tokenizer
 
 RDLogger.DisableLog("rdApp.*")
 
+# aromatic rings that can be kekulized (fused, charged, with exocyclic double bonds, written
+# with ':'), and then ones that cannot, with the position of the first token that dooms them
+AROMATIC = ["c1cc2cccc2c1", "c1cccc1=O", "O=c1cccc[nH]1", "c12ccccc1cccc2", "c1ccc:c:c1", "Cc1ccccc1(C)", "C[n+]1ccccc1",
+            "c1cc[o+]cc1", "c1nn[n-]n1", "c1ccsc1", "Cn1cccc1", "c1ccc(cc1)-c1ccccc1", "COc1ccc2c(c1)=CCC(=O)[NH+]=2"]
+UNKEKULIZABLE = [
+    ("c1cccc1", 7),  # five carbons: one is left without a double bond, so the end is refused
+    ("c1ccnc1", 7),  # pyrrole's nitrogen written without its hydrogen
+    ("c1cccc1C", 7),  # no substituent either: the ring's last carbon would be sealed without one
+    ("cC", 1),  # an aromatic carbon in no ring
+    ("Cn1ccsc1", 8),  # a thiazolium-like ring with one carbon too many needing a double bond
+    ("c1ccc2cc1ccc2", 13),  # fused through a bond the rings cannot share
+    ("C(c1ccc)(cc1)", 7),  # the chain c-c-c hangs outside the ring: its ')' seals it
+    ("c1cccc1-c1cccc1", 8),  # the bond between the rings is single: no double bond crosses it
+]
 EXTRA = ["C11", "C()C", "C(.C)C", "(C)C", "1CC1", "C=)", "C1CC", "C(C", "CC)", "C=", "C.", "C1CC11CC1", "C(CC1)1", "C1C1", "C(C1)C1", "C1.C1"]
 
 
@@ -28,7 +42,8 @@ def corpus(nci_smiles) -> list[str]:
 
 @pytest.fixture(scope="module")
 def tokenizer(corpus):
-    return build_tokenizer(corpus + EXTRA + ["C%10CC%10", "[nH]1cccc1", "C-1CC-1", "C=1CC=1", "c1ccccc1.[Na+]"])
+    return build_tokenizer(corpus + EXTRA + ["C%10CC%10", "[nH]1cccc1", "C-1CC-1", "C=1CC=1", "c1ccccc1.[Na+]"]
+                           + AROMATIC)
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +91,8 @@ def test_ring_labels_bonds_dots_and_closures_after_branches_are_allowed(syntax, 
         ("C1C1", 3),  # a ring bond doubling the chain's bond
         ("C1=C1", 4),
         ("C1(C)C1", 6),  # the same after a branch
+        ("C1C(C)1", 6),  # the same, closing on the atom the chain returns to
+        ("C(C1)1", 5),  # a ring label closing on the atom its opener hangs from
         ("C12CC12", 6),  # two ring bonds between the same atoms
         ("C()C", 2),  # an empty branch
         ("C(.C)C", 2),  # a dot opening a branch
@@ -93,6 +110,50 @@ def test_ring_labels_bonds_dots_and_closures_after_branches_are_allowed(syntax, 
 def test_strings_rdkit_cannot_parse_are_refused_where_they_break(syntax, tokenizer, smiles, position):
     assert not parses(smiles)
     assert first_refused(syntax, tokenizer, smiles) == position
+
+
+@pytest.mark.parametrize("smiles", AROMATIC)
+def test_aromatic_rings_that_can_be_kekulized_are_allowed(syntax, tokenizer, smiles):
+    assert Chem.MolFromSmiles(smiles) is not None
+    assert first_refused(syntax, tokenizer, smiles) is None
+
+
+@pytest.mark.parametrize("smiles, position", UNKEKULIZABLE)
+def test_aromatic_rings_that_cannot_be_kekulized_are_refused_where_they_are_doomed(syntax, tokenizer, smiles, position):
+    assert parses(smiles) and Chem.MolFromSmiles(smiles) is None
+    assert first_refused(syntax, tokenizer, smiles) == position
+
+
+def test_a_molecule_that_can_no_longer_be_kekulized_keeps_the_grammar_s_tokens():
+    """'c1cc[nH]1': three carbons need a double bond and the full [nH] ends every way out; the
+    kekulization check would refuse every token, so the grammar alone decides (the string parses)."""
+    words = build_tokenizer(["c1cc[nH]1", "C.C"])
+    grammar = SmilesSyntax.for_tokenizer(words)
+    allowed = state_after(grammar, words, ["c1cc[nH]1"]).allowed()[0]
+    assert set(allowed.nonzero().flatten().tolist()) == {words.eos_token_id, words.get_vocab()["."]}
+
+
+def test_unlikely_tokens_are_checked_when_every_likely_one_is_refused(syntax, tokenizer):
+    """Restricting logits checks kekulization near the likeliest tokens only; when all of those
+    are refused, the unlikely ones are checked too instead of inheriting the probability."""
+    vocabulary = tokenizer.get_vocab()
+    state = state_after(syntax, tokenizer, ["c1cccc1"])
+    logits = torch.full((1, len(vocabulary)), -30.0)
+    logits[0, vocabulary["C"]] = 0.0  # refused: it would seal a carbon that has no double bond
+    restricted = state.restrict(logits)
+    assert restricted[0, vocabulary["C"]] == float("-inf")
+    assert restricted[0, tokenizer.eos_token_id] == float("-inf")
+    assert restricted[0, vocabulary["c"]] == float("-inf")  # unlikely, and refused all the same
+    assert torch.equal(torch.isfinite(restricted[0]), state.allowed()[0])
+
+
+@pytest.mark.parametrize(
+    "token, kind",
+    [("c", STRICT), ("n", STRICT), ("o", STRICT), ("[nH]", STRICT), ("[n+]", STRICT), ("[nH+]", STRICT), ("[o+]", STRICT),
+     ("s", NEVER), ("[n-]", NEVER), ("p", LOOSE), ("[se]", LOOSE), ("[cH-]", LOOSE), ("C", NOT_AROMATIC), ("[NH+]", NOT_AROMATIC)],
+)
+def test_aromatic_atoms_are_classed_by_whether_they_take_a_double_bond(token, kind):
+    assert aromatic_class(token) == kind
 
 
 def test_rows_that_leave_and_join_keep_their_own_state(syntax, tokenizer):
@@ -249,10 +310,11 @@ def test_a_sequence_the_rules_cannot_complete_may_only_end():
         ("C[NH3+]", "C"),  # three hydrogens and a charge leave one bond
         ("CC(C)(C)(C)", "C"),  # a fifth bond on carbon
         ("C1CC(C)(C)", "F"),  # not while a ring is open at the top: F would end the chain
+        ("C[O-]", "C"),  # a charged second-row atom bonds as the element with as many electrons
     ],
 )
 def test_atoms_never_take_more_bonds_than_their_element_allows(smiles, refused):
-    words = build_tokenizer(["C1CC(C)(C)CO1", "C=O", "CF", "C[NH3+]", "CO", "CC(C)(C)C"])
+    words = build_tokenizer(["C1CC(C)(C)CO1", "C=O", "CF", "C[NH3+]", "CO", "CC(C)(C)C", "C[O-]"])
     grammar = SmilesSyntax.for_tokenizer(words)
     state = state_after(grammar, words, [smiles])
     assert not state.allowed()[0, words.get_vocab()[refused]]
@@ -274,7 +336,8 @@ def test_the_benchmark_sorts_failures_by_rdkit_s_reason():
 @pytest.mark.parametrize(
     "token, bonds",
     [("C", 4), ("c", 4), ("N", 3), ("O", 2), ("Cl", 1), ("S", 6), ("[C@@H]", 3), ("[C@]", 4), ("[NH3+]", 1),
-     ("[NH+]", 3), ("[N+]", 4), ("[nH]", 2), ("[13CH3]", 1), ("[O+]", 3), ("*", UNLIMITED), ("[Xx]", UNLIMITED)],
+     ("[NH+]", 3), ("[N+]", 4), ("[nH]", 2), ("[13CH3]", 1), ("[O+]", 3), ("[O-]", 1), ("[N-]", 2), ("[CH-]", 2), ("[S-]", 6),
+     ("*", UNLIMITED), ("[Xx]", UNLIMITED)],
 )
 def test_atom_capacity_reads_element_charge_and_hydrogens(token, bonds):
     assert atom_capacity(token) == bonds
