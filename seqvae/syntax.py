@@ -15,15 +15,16 @@ next bond attaches to, and for each atom the valence it has left, its aromatic c
 atom it hangs from. Valence is counted with aromatic bonds as 1 and each element at the largest
 valence RDKit allows it (a charged atom as described in :func:`atom_capacity`).
 
-Kekulization: every sealed aromatic atom that needs a double bond (a 'c', 'n' or 'o' with
-valence left; :func:`aromatic_class`) must be paired with a neighbour over an aromatic ring bond.
+Kekulization: every sealed aromatic atom that needs a double bond (a 'c', 'n', 'o', [n+] or
+[o+] with valence left and no explicit double bond; :func:`aromatic_class`) must be paired with a
+neighbour over an aromatic ring bond.
 Atoms that later tokens can still bond to (the chain's end, the atoms open branches hang from,
 ring openers) may take a double bond or not, and chain bonds count as ring bonds while a ring
 closure can still span them; a token is refused when no pairing exists after it (a small
 matching search). The rules never refuse a SMILES that RDKit reads: tested on 670,000 ZINC and
 MOSES SMILES, canonical, random and Kekule forms. One exception by design: while a ring is
 open, the chain's last atom keeps a free bond, which refuses rings bonded across a '.'
-("C1CF.C1"). A sequence the grammar cannot complete (a full atom with a ring open and no '.' in
+("C1CF.C1"); where a ring does span a '.', kekulization is not checked for that sequence. A sequence the grammar cannot complete (a full atom with a ring open and no '.' in
 the vocabulary) may only end; one whose aromatic atoms can no longer be kekulized goes on under
 the grammar alone, so that every string that ends still parses.
 
@@ -93,9 +94,13 @@ def _largest_valence(atomic_number: int) -> int:
 
 def aromatic_class(token: str) -> int:
     """How an aromatic atom takes part in the Kekule form. STRICT: it has a double bond in its
-    ring whenever its valence leaves room for one (c, n, o, and [nH+], [n+], [o+], [s+]: one more
-    bond than the neutral element). NEVER: it has none (s, [n-]). LOOSE: either (the rarer
-    aromatic atoms, where these rules do not decide). NOT_AROMATIC: an aliphatic atom."""
+    ring whenever its valence leaves room for one, its valence being the one counted here (c, n,
+    o, and [n+], [o+] as their isoelectronic c and n; [nH] and [nH+] count their hydrogen).
+    NEVER: it has none (s, [n-]). LOOSE: either, as far as these rules know (the rarer aromatic
+    atoms, whose counted valence exceeds the one RDKit gives them in a ring, and '*', which RDKit
+    lets stand for any of them). NOT_AROMATIC: an aliphatic atom."""
+    if token == "*":
+        return LOOSE
     if token in ORGANIC_ATOMS:
         element, charge = token, ""
     else:
@@ -103,9 +108,11 @@ def aromatic_class(token: str) -> int:
         if match is None:
             return NOT_AROMATIC
         element, charge = match["element"], match["charge"] or ""
+    if element == "*":
+        return LOOSE
     if not element[:1].islower():
         return NOT_AROMATIC
-    if (element, charge) in {("c", ""), ("n", ""), ("o", ""), ("n", "+"), ("o", "+"), ("s", "+")}:
+    if (element, charge) in {("c", ""), ("n", ""), ("o", ""), ("n", "+"), ("o", "+")}:
         return STRICT
     if (element, charge) in {("s", ""), ("n", "-")}:
         return NEVER
@@ -145,7 +152,6 @@ class SmilesSyntax:
     def __init__(self, vocabulary: dict[str, int], eos_token_id: int):
         self.eos_token_id = eos_token_id
         self._fill_token_tables(vocabulary, max(vocabulary.values()) + 1)
-        self.labels = int(np.sum(self.kinds == RING))
         # where each block of the state table starts (see the column names below the class)
         blocks = [TRACKED_DEPTH, self.labels, self.labels, self.labels, TRACKED_ATOMS, TRACKED_ATOMS,
                   TRACKED_ATOMS, TRACKED_ATOMS, 2 * TRACKED_CLOSURES]
@@ -156,7 +162,7 @@ class SmilesSyntax:
     def _fill_token_tables(self, vocabulary: dict[str, int], size: int) -> None:
         self.kinds = np.full(size, OTHER, dtype=np.int64)
         self.capacity = np.zeros(size, dtype=np.int64)  # atoms: the bonds they take
-        self.aromatic = np.zeros(size, dtype=np.int64)  # atoms: NOT_AROMATIC, STRICT or LOOSE
+        self.aromatic = np.zeros(size, dtype=np.int64)  # atoms: NOT_AROMATIC, STRICT, LOOSE or NEVER
         self.bond_order = np.ones(size, dtype=np.int64)  # bond symbols: their order
         self.bond_aromatic = np.ones(size, dtype=np.int64)  # 0 for a bond symbol that is not ':'
         for token, index in vocabulary.items():
@@ -168,8 +174,9 @@ class SmilesSyntax:
             self.bond_aromatic[index] = token == ":" or token not in BOND_ORDERS
         self.kinds[self.eos_token_id] = END
         ring_ids = np.flatnonzero(self.kinds == RING)
+        self.labels = len(ring_ids)
         self.ring_slot = np.full(size, -1, dtype=np.int64)  # a ring token's label column
-        self.ring_slot[ring_ids] = np.arange(len(ring_ids))
+        self.ring_slot[ring_ids] = np.arange(self.labels)
         self.followers = self._followers_by_code(self.kinds)
         self._fill_kekule_checks()
 
@@ -177,7 +184,7 @@ class SmilesSyntax:
         """Which kekulization check each token shares with others (``check_of``) and one token
         that stands for each check (``stand_in``): atoms by aromatic or not, bonds by order, each
         ring label on its own when it closes (one shared check when it opens, chosen per row)."""
-        kinds, labels = self.kinds, int(np.sum(self.kinds == RING))
+        kinds = self.kinds
         check_of = np.full(len(kinds), -1, dtype=np.int64)
         may_double = (self.aromatic == STRICT) | (self.aromatic == LOOSE)  # an atom that never does counts as aliphatic
         check_of[(kinds == ATOM) & may_double] = CHECK_AROMATIC_ATOM
@@ -192,7 +199,7 @@ class SmilesSyntax:
                                    np.where(order == 1, CHECK_SINGLE_BOND, CHECK_AROMATIC_BOND + order - 1))
         check_of[kinds == RING] = CHECK_RING_CLOSURES + self.ring_slot[kinds == RING]
         self.check_of = check_of
-        self.stand_in = np.full(CHECK_RING_CLOSURES + labels, -1, dtype=np.int64)
+        self.stand_in = np.full(CHECK_RING_CLOSURES + self.labels, -1, dtype=np.int64)
         for token in range(len(kinds) - 1, -1, -1):
             if check_of[token] >= 0:
                 self.stand_in[check_of[token]] = token
@@ -259,17 +266,20 @@ class SmilesSyntax:
 # The columns of a SyntaxState's table. ATTACH is the atom that a ring label or the next atom
 # bonds to, PARENT the atom that ATTACH is bonded to by the chain (when known), PARTNER the atom
 # its last ring closure bonded it to, PENDING the order of the next bond and PENDING_AROMATIC
-# whether it may be aromatic (no symbol, or ':'). UNCHECKED: past what the tables follow (more
-# atoms, branches or ring closures), kekulization is not checked. From STACK_FROM on: the ATTACH
+# whether it may be aromatic (no symbol, or ':'). UNCHECKED: once the row goes past what the
+# tables follow (more atoms, branches or aromatic ring closures, or a ring open across a '.'),
+# kekulization is no longer checked for it. CLOSURES: how many aromatic ring closures the last
+# block holds (PARENT is the chain's own record, kept for atoms past TRACKED_ATOMS; the parents
+# block below holds it for every followed atom). From STACK_FROM on: the ATTACH
 # atom of each open branch (to return to when it closes). Then blocks that start where
 # SmilesSyntax.layout puts them: for each ring label, the atom that opened it, the bond order and
 # whether the bond may be aromatic; for each atom, the valence it has left, its aromatic class,
 # the atom it hangs from in the chain and that chain bond's kind (CHAIN_*); the aromatic ring
 # closures as pairs of atoms.
 LAST, DEPTH, ATOMS, ATTACH, PARENT, PARTNER, PENDING, PENDING_AROMATIC, UNCHECKED, CLOSURES, STACK_FROM = range(11)
-RINGS_AT, ORDERS_AT, RING_AROMATIC_AT, FREE_AT, CLASS_AT, PARENTS_AT, CHAIN_AT, CLOSURES_AT, LABELS = range(9)
-TRACKED_DEPTH = 16  # deeper branches are followed without the duplicate-bond and valence checks
-TRACKED_ATOMS = 64  # atoms beyond are followed without the valence check
+RINGS_AT, ORDERS_AT, RING_AROMATIC_AT, FREE_AT, CLASS_AT, PARENTS_AT, CHAIN_AT, CLOSURES_AT, LABEL_COUNT = range(9)
+TRACKED_DEPTH = 16  # deeper branches: no duplicate-bond and valence checks there, no kekulization checks after
+TRACKED_ATOMS = 64  # atoms beyond: no valence check, and no kekulization checks after the first of them
 TRACKED_CLOSURES = 24  # aromatic ring closures
 NO_ATOM, CLOSED = -2, -1
 EOS_MARGIN = 7.0  # nats: below this under the best token, <eos> holds under 0.1% of the mass
@@ -300,7 +310,10 @@ class SyntaxState:
         rows, size = self.table.shape[0], len(syntax.kinds)
         allowed, closers = np.empty((rows, size), dtype=np.bool_), np.empty((rows, size), dtype=np.bool_)
         margin = np.inf if logits is None else KEKULE_MARGIN
-        logits = np.zeros((rows, size), dtype=np.float32) if logits is None else logits
+        if logits is None:
+            logits = np.zeros((rows, size), dtype=np.float32)
+        elif logits.shape[1] < size:  # a model narrower than the vocabulary never writes the ids past it
+            logits = np.pad(logits, ((0, 0), (0, size - logits.shape[1])), constant_values=-np.inf)
         _fill_masks(self.table, syntax.followers, syntax.check_of, syntax.stand_in, syntax.eos_token_id,
                     *syntax._tables(), logits, margin, allowed, closers)
         return allowed, closers
@@ -421,7 +434,7 @@ def _refuse_unkekulizable(state, allowed, closers, logits, margin, check_of, sta
         state[layout[CLASS_AT] + attach] == STRICT or state[layout[CLASS_AT] + attach] == LOOSE)
     checked = np.zeros(len(kinds), dtype=np.bool_)
     floor = top - margin
-    while True:  # check down to `margin` below the likeliest token kept so far
+    while True:  # down to `margin` below the likeliest token kept; none kept: the floor drops to -inf, all are checked
         best = -np.inf
         for token in range(len(kinds)):
             kind = kinds[token]
@@ -476,15 +489,14 @@ def _kekulizable_after(state, token, check_of, stand_in, checks, kinds, capacity
         _advance_row(after, stand, kinds, capacity, aromatic, bond_order, bond_aromatic, ring_slot, layout)
         if kinds[stand] == BOND or kinds[stand] == OPEN:
             ok = _kekulizable_next(after, stand_in, kinds, capacity, aromatic, bond_order, bond_aromatic, ring_slot, layout)
-            for bond in range(len(stand_in)):  # '(' then a bond, then an atom or ring label
-                if ok or kinds[stand] != OPEN:
-                    break
-                if stand_in[bond] >= 0 and kinds[stand_in[bond]] == BOND:
-                    bonded = after.copy()
-                    _advance_row(bonded, stand_in[bond], kinds, capacity, aromatic, bond_order, bond_aromatic, ring_slot,
-                                 layout)
-                    ok = _kekulizable_next(bonded, stand_in, kinds, capacity, aromatic, bond_order, bond_aromatic,
-                                           ring_slot, layout)
+            if kinds[stand] == OPEN:  # '(' may also go on with a bond, then an atom or ring label
+                for other in range(len(stand_in)):
+                    bond = stand_in[other]
+                    if not ok and bond >= 0 and kinds[bond] == BOND:
+                        bonded = after.copy()
+                        _advance_row(bonded, bond, kinds, capacity, aromatic, bond_order, bond_aromatic, ring_slot, layout)
+                        ok = _kekulizable_next(bonded, stand_in, kinds, capacity, aromatic, bond_order, bond_aromatic,
+                                               ring_slot, layout)
             checks[check] = ok
         else:
             checks[check] = _kekulizable(after, layout, kinds[stand] == END)
@@ -521,7 +533,7 @@ def _kekulizable(state, layout, ended):
         for depth in range(state[DEPTH]):
             if state[STACK_FROM + depth] >= 0:
                 weight[state[STACK_FROM + depth]] += 1
-        for label in range(layout[LABELS]):
+        for label in range(layout[LABEL_COUNT]):
             if state[layout[RINGS_AT] + label] >= 0:
                 weight[state[layout[RINGS_AT] + label]] += 1
     parents, chain = layout[PARENTS_AT], layout[CHAIN_AT]
@@ -545,7 +557,7 @@ def _kekulizable(state, layout, ended):
     # the chain's last atom at the top, with a ring open, takes one more bond before the end:
     # a double bond needs room beyond it
     rings_open = False
-    for label in range(layout[LABELS]):
+    for label in range(layout[LABEL_COUNT]):
         rings_open = rings_open or state[layout[RINGS_AT] + label] != CLOSED
     committed = state[ATTACH] if not ended and state[DEPTH] == 0 and rings_open else NO_ATOM
     role = np.zeros(atoms, dtype=np.int64)  # 0: no double bond, 1: may take one, 2: must
@@ -660,9 +672,11 @@ def _advance_row(state, token, kinds, capacity, aromatic, bond_order, bond_aroma
         bond = pending if attach >= 0 else 0
         if 0 <= attach < TRACKED_ATOMS:
             state[free + attach] -= bond
+            _take_double_bond(state, layout, attach, bond)
         if atom < TRACKED_ATOMS:
             state[free + atom] = capacity[token] - bond
             state[layout[CLASS_AT] + atom] = aromatic[token]
+            _take_double_bond(state, layout, atom, bond)
             state[layout[PARENTS_AT] + atom] = attach if 0 <= attach < TRACKED_ATOMS else -1
             aromatic_bond = (0 <= attach < TRACKED_ATOMS and state[PENDING_AROMATIC] == 1 and aromatic[token] != NOT_AROMATIC
                              and state[layout[CLASS_AT] + attach] != NOT_AROMATIC)
@@ -677,6 +691,7 @@ def _advance_row(state, token, kinds, capacity, aromatic, bond_order, bond_aroma
             order = max(state[layout[ORDERS_AT] + label], pending)
             if 0 <= opened_at < TRACKED_ATOMS:  # the opener took the order written where the ring opened
                 state[free + opened_at] -= order - state[layout[ORDERS_AT] + label]
+                _take_double_bond(state, layout, opened_at, order)
             aromatic_bond = state[layout[RING_AROMATIC_AT] + label] == 1 and state[PENDING_AROMATIC] == 1
             _close_ring(state, layout, opened_at, attach, aromatic_bond)
             state[PARTNER], state[layout[RINGS_AT] + label] = opened_at, CLOSED
@@ -687,13 +702,25 @@ def _advance_row(state, token, kinds, capacity, aromatic, bond_order, bond_aroma
         state[layout[ORDERS_AT] + label] = order
         if 0 <= attach < TRACKED_ATOMS:
             state[free + attach] -= order
-    elif kind == DOT:  # nothing to bond to
+            _take_double_bond(state, layout, attach, order)
+    elif kind == DOT:  # nothing to bond to; a ring still open will join the two parts, which is not followed
         state[ATTACH] = NO_ATOM
+        for label in range(layout[LABEL_COUNT]):
+            if state[layout[RINGS_AT] + label] != CLOSED:
+                state[UNCHECKED] = 1
     if kind != RING or state[layout[RINGS_AT] + ring_slot[token]] != CLOSED:
         state[PARTNER] = NO_ATOM  # only a closure just written is remembered
     state[PENDING] = bond_order[token] if kind == BOND else 1
     state[PENDING_AROMATIC] = bond_aromatic[token] if kind == BOND else 1
     state[LAST] = BRANCH_BOND if kind == BOND and state[LAST] == OPEN else kind
+
+
+@numba.njit(cache=True)
+def _take_double_bond(state, layout, atom, order):
+    """An aromatic atom written with an explicit double (or higher) bond has its double bond
+    already: it need not take one in the ring (it may still, as far as these rules know)."""
+    if order >= 2 and state[layout[CLASS_AT] + atom] == STRICT:
+        state[layout[CLASS_AT] + atom] = LOOSE
 
 
 @numba.njit(cache=True)

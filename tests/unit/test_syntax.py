@@ -20,7 +20,8 @@ RDLogger.DisableLog("rdApp.*")
 # aromatic rings that can be kekulized (fused, charged, with exocyclic double bonds, written
 # with ':'), and then ones that cannot, with the position of the first token that dooms them
 AROMATIC = ["c1cc2cccc2c1", "c1cccc1=O", "O=c1cccc[nH]1", "c12ccccc1cccc2", "c1ccc:c:c1", "Cc1ccccc1(C)", "C[n+]1ccccc1",
-            "c1cc[o+]cc1", "c1nn[n-]n1", "c1ccsc1", "Cn1cccc1", "c1ccc(cc1)-c1ccccc1", "COc1ccc2c(c1)=CCC(=O)[NH+]=2"]
+            "c1cc[o+]cc1", "c1nn[n-]n1", "c1ccsc1", "Cn1cccc1", "c1ccc(cc1)-c1ccccc1", "COc1ccc2c(c1)=CCC(=O)[NH+]=2",
+            "c12.c1cccc2", "c1cc*cc1", "*1ccccc1", "C[s+]1cccc1", "c1cc[s+]cc1"]
 UNKEKULIZABLE = [
     ("c1cccc1", 7),  # five carbons: one is left without a double bond, so the end is refused
     ("c1ccnc1", 7),  # pyrrole's nitrogen written without its hydrogen
@@ -150,7 +151,8 @@ def test_unlikely_tokens_are_checked_when_every_likely_one_is_refused(syntax, to
 @pytest.mark.parametrize(
     "token, kind",
     [("c", STRICT), ("n", STRICT), ("o", STRICT), ("[nH]", STRICT), ("[n+]", STRICT), ("[nH+]", STRICT), ("[o+]", STRICT),
-     ("s", NEVER), ("[n-]", NEVER), ("p", LOOSE), ("[se]", LOOSE), ("[cH-]", LOOSE), ("C", NOT_AROMATIC), ("[NH+]", NOT_AROMATIC)],
+     ("s", NEVER), ("[n-]", NEVER), ("p", LOOSE), ("[se]", LOOSE), ("[cH-]", LOOSE), ("[s+]", LOOSE), ("*", LOOSE),
+     ("[*:1]", LOOSE), ("C", NOT_AROMATIC), ("[NH+]", NOT_AROMATIC)],
 )
 def test_aromatic_atoms_are_classed_by_whether_they_take_a_double_bond(token, kind):
     assert aromatic_class(token) == kind
@@ -168,7 +170,7 @@ def test_rows_that_leave_and_join_keep_their_own_state(syntax, tokenizer):
     assert not allowed[1, eos] and not allowed[1, close]  # "C1(": an atom must come first
     assert allowed[2].nonzero().flatten().tolist() == [
         index for token, index in sorted(vocabulary.items(), key=lambda item: item[1])
-        if token.startswith("[") or token in {"C", "c", "N", "n", "O", "o", "S", "s", "F", "Cl", "Br", "I", "P", "B"}
+        if token.startswith("[") or token in {"C", "c", "N", "n", "O", "o", "S", "s", "F", "Cl", "Br", "I", "P", "B", "*"}
     ]
     assert allowed[2, carbon]
 
@@ -341,6 +343,17 @@ def test_the_benchmark_sorts_failures_by_rdkit_s_reason():
 )
 def test_atom_capacity_reads_element_charge_and_hydrogens(token, bonds):
     assert atom_capacity(token) == bonds
+
+
+def test_logits_narrower_than_the_vocabulary_are_read_within_their_row(syntax, tokenizer):
+    """A model whose output stops short of the tokenizer's last ids: they count as never likely."""
+    state = state_after(syntax, tokenizer, ["c1cccc1"] * 2)
+    vocabulary = tokenizer.get_vocab()
+    logits = torch.zeros(2, len(tokenizer) - 3)
+    restricted = state.restrict(logits)
+    assert restricted.shape == logits.shape
+    assert torch.equal(torch.isfinite(restricted[0]), state.allowed()[0, : len(tokenizer) - 3])
+    assert restricted[0, vocabulary["C"]] == float("-inf")
 
 
 def test_logits_wider_than_the_vocabulary_never_write_the_extra_ids(tokenizer):
