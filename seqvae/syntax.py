@@ -182,13 +182,15 @@ class SmilesSyntax:
 
     def _fill_kekule_checks(self) -> None:
         """Which kekulization check each token shares with others (``check_of``) and one token
-        that stands for each check (``stand_in``): atoms by aromatic or not, bonds by order, each
-        ring label on its own when it closes (one shared check when it opens, chosen per row)."""
+        that stands for each check (``stand_in``): atoms by whether they may take an aromatic
+        double bond and by the bonds they take (whether a new atom has room for more), bonds by order,
+        each ring label on its own when it closes (one shared check when it opens, chosen per row)."""
         kinds = self.kinds
         check_of = np.full(len(kinds), -1, dtype=np.int64)
         may_double = (self.aromatic == STRICT) | (self.aromatic == LOOSE)  # an atom that never does counts as aliphatic
-        check_of[(kinds == ATOM) & may_double] = CHECK_AROMATIC_ATOM
-        check_of[(kinds == ATOM) & ~may_double] = CHECK_OTHER_ATOM
+        rooms = np.minimum(self.capacity, ROOMS - 1)
+        check_of[(kinds == ATOM) & may_double] = CHECK_AROMATIC_ATOMS + rooms[(kinds == ATOM) & may_double]
+        check_of[(kinds == ATOM) & ~may_double] = CHECK_OTHER_ATOMS + rooms[(kinds == ATOM) & ~may_double]
         check_of[kinds == CLOSE] = CHECK_BRANCH_END
         check_of[kinds == DOT] = CHECK_DOT
         check_of[kinds == END] = CHECK_END
@@ -203,9 +205,6 @@ class SmilesSyntax:
         for token in range(len(kinds) - 1, -1, -1):
             if check_of[token] >= 0:
                 self.stand_in[check_of[token]] = token
-        aromatic_atoms = np.flatnonzero(check_of == CHECK_AROMATIC_ATOM)
-        if len(aromatic_atoms):  # the roomiest aromatic atom: a new atom's room decides nothing it must not
-            self.stand_in[CHECK_AROMATIC_ATOM] = aromatic_atoms[np.argmax(self.capacity[aromatic_atoms])]
 
     @staticmethod
     def _followers_by_code(kinds: np.ndarray) -> np.ndarray:
@@ -285,10 +284,14 @@ NO_ATOM, CLOSED = -2, -1
 EOS_MARGIN = 7.0  # nats: below this under the best token, <eos> holds under 0.1% of the mass
 CHAIN_NONE, CHAIN_AROMATIC, CHAIN_IN_RING = 0, 1, 2  # a chain bond that is not aromatic, may be, is in a ring
 # the kekulization checks tokens share: bonds by order (single, then ':', then '=', '#', '$'),
-# CHECK_RING_CLOSURES + label for closing that label
-(CHECK_AROMATIC_ATOM, CHECK_OTHER_ATOM, CHECK_BRANCH_END, CHECK_DOT, CHECK_END, CHECK_BRANCH_START, CHECK_SINGLE_BOND,
- CHECK_AROMATIC_BOND) = range(8)
-CHECK_RING_CLOSURES = CHECK_AROMATIC_BOND + 4  # after the double, triple and quadruple bonds
+# atoms by the bonds they take (up to ROOMS - 1) among those that may take an aromatic double
+# bond (CHECK_AROMATIC_ATOMS + bonds) and the others (CHECK_OTHER_ATOMS + bonds), ring labels
+# closing (CHECK_RING_CLOSURES + label)
+CHECK_BRANCH_END, CHECK_DOT, CHECK_END, CHECK_BRANCH_START, CHECK_SINGLE_BOND, CHECK_AROMATIC_BOND = range(6)
+ROOMS = 8
+CHECK_AROMATIC_ATOMS = CHECK_AROMATIC_BOND + 4  # after the double, triple and quadruple bonds
+CHECK_OTHER_ATOMS = CHECK_AROMATIC_ATOMS + ROOMS
+CHECK_RING_CLOSURES = CHECK_OTHER_ATOMS + ROOMS
 KEKULE_BUDGET = 2000  # branches of the matching search before a row is let through unchecked
 KEKULE_MARGIN = 12.0  # nats: a token this far below one kept has under 1 / 160,000 of its probability
 
@@ -527,11 +530,12 @@ def _kekulizable(state, layout, ended):
         return True
     atoms = state[ATOMS]
     weight = np.zeros(atoms, dtype=np.int64)  # > 0: the atom can still take bonds
-    if not ended:
-        if state[ATTACH] >= 0:
+    free = layout[FREE_AT]
+    if not ended:  # the chain's end and the atoms branches hang from, if they have room; ring openers
+        if state[ATTACH] >= 0 and state[free + state[ATTACH]] >= 1:
             weight[state[ATTACH]] += 1
         for depth in range(state[DEPTH]):
-            if state[STACK_FROM + depth] >= 0:
+            if state[STACK_FROM + depth] >= 0 and state[free + state[STACK_FROM + depth]] >= 1:
                 weight[state[STACK_FROM + depth]] += 1
         for label in range(layout[LABEL_COUNT]):
             if state[layout[RINGS_AT] + label] >= 0:

@@ -31,6 +31,8 @@ UNKEKULIZABLE = [
     ("c1ccc2cc1ccc2", 13),  # fused through a bond the rings cannot share
     ("C(c1ccc)(cc1)", 7),  # the chain c-c-c hangs outside the ring: its ')' seals it
     ("c1cccc1-c1cccc1", 8),  # the bond between the rings is single: no double bond crosses it
+    ("Cc1cn(C)c(C)o1", 12),  # a 'c' could close this ring with its last carbon paired; an 'o' cannot
+    ("C(c1cccc1c1OCO1)C", 14),  # the closing O is full: the c-c bond can no longer join a ring
 ]
 EXTRA = ["C11", "C()C", "C(.C)C", "(C)C", "1CC1", "C=)", "C1CC", "C(C", "CC)", "C=", "C.", "C1CC11CC1", "C(CC1)1", "C1C1", "C(C1)C1", "C1.C1"]
 
@@ -44,7 +46,7 @@ def corpus(nci_smiles) -> list[str]:
 @pytest.fixture(scope="module")
 def tokenizer(corpus):
     return build_tokenizer(corpus + EXTRA + ["C%10CC%10", "[nH]1cccc1", "C-1CC-1", "C=1CC=1", "c1ccccc1.[Na+]"]
-                           + AROMATIC)
+                           + AROMATIC + [smiles for smiles, _ in UNKEKULIZABLE])
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +125,19 @@ def test_aromatic_rings_that_can_be_kekulized_are_allowed(syntax, tokenizer, smi
 def test_aromatic_rings_that_cannot_be_kekulized_are_refused_where_they_are_doomed(syntax, tokenizer, smiles, position):
     assert parses(smiles) and Chem.MolFromSmiles(smiles) is None
     assert first_refused(syntax, tokenizer, smiles) == position
+
+
+@pytest.mark.parametrize("first", ["F", "[O-]", "Cl", "C"])
+def test_atoms_that_take_different_numbers_of_bonds_are_checked_apart(first):
+    """Thiophene's 's' never takes a double bond and shares its check with aliphatic atoms; the
+    check's stand-in must take as many bonds as the token it stands for, whichever comes first
+    in the vocabulary (a full stand-in would seal the ring's atom and refuse 's')."""
+    words = build_tokenizer([".".join([first] * 3), "c1ccsc1", "c1ccccc1"])  # `first` before 's' in the vocabulary
+    assert words.get_vocab()[first] < words.get_vocab()["s"]
+    grammar = SmilesSyntax.for_tokenizer(words)
+    for smiles in ("c1ccsc1", f"{first}c1ccsc1", "c1ccccc1"):
+        assert Chem.MolFromSmiles(smiles) is not None
+        assert first_refused(grammar, words, smiles) is None
 
 
 def test_a_molecule_that_can_no_longer_be_kekulized_keeps_the_grammar_s_tokens():
