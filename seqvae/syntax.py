@@ -17,16 +17,18 @@ valence RDKit allows it (a charged atom as described in :func:`atom_capacity`).
 
 Kekulization: every sealed aromatic atom that needs a double bond (a 'c', 'n', 'o', [n+] or
 [o+] with valence left and no explicit double bond; :func:`aromatic_class`) must be paired with a
-neighbour over an aromatic ring bond.
-Atoms that later tokens can still bond to (the chain's end, the atoms open branches hang from,
-ring openers) may take a double bond or not, and chain bonds count as ring bonds while a ring
-closure can still span them; a token is refused when no pairing exists after it (a small
-matching search). The rules never refuse a SMILES that RDKit reads: tested on 670,000 ZINC and
-MOSES SMILES, canonical, random and Kekule forms. One exception by design: while a ring is
-open, the chain's last atom keeps a free bond, which refuses rings bonded across a '.'
-("C1CF.C1"); where a ring does span a '.', kekulization is not checked for that sequence. A sequence the grammar cannot complete (a full atom with a ring open and no '.' in
-the vocabulary) may only end; one whose aromatic atoms can no longer be kekulized goes on under
-the grammar alone, so that every string that ends still parses.
+neighbour over an aromatic ring bond. Atoms that later tokens can still bond to (the chain's end
+and the atoms open branches hang from, while they have room; ring openers) may take a double
+bond or not, and chain bonds count as ring bonds while a ring closure can still span them; a
+token is refused when no pairing exists after it (a small matching search).
+
+The rules never refuse a SMILES that RDKit reads: tested on 670,000 ZINC and MOSES SMILES,
+canonical, random and Kekule forms. One exception by design: while a ring is open, the chain's
+last atom keeps a free bond, which refuses rings bonded across a '.' ("C1CF.C1"); where a ring
+does span a '.', kekulization is not checked for that sequence. A sequence the grammar cannot
+complete (a full atom with a ring open and no '.' in the vocabulary) may only end; one whose
+aromatic atoms can no longer be kekulized goes on under the grammar alone, so that every string
+that ends still parses.
 
 The state is a small integer table on the CPU, one row per sequence, read and written by
 compiled loops (numba) once per decoding step: a few dozen tensor operations per step would
@@ -183,8 +185,9 @@ class SmilesSyntax:
     def _fill_kekule_checks(self) -> None:
         """Which kekulization check each token shares with others (``check_of``) and one token
         that stands for each check (``stand_in``): atoms by whether they may take an aromatic
-        double bond and by the bonds they take (whether a new atom has room for more), bonds by order,
-        each ring label on its own when it closes (one shared check when it opens, chosen per row)."""
+        double bond and by the bonds they take (whether a new atom has room for more), bonds by
+        order, each ring label on its own when it closes (one shared check when it opens, chosen
+        per row)."""
         kinds = self.kinds
         check_of = np.full(len(kinds), -1, dtype=np.int64)
         may_double = (self.aromatic == STRICT) | (self.aromatic == LOOSE)  # an atom that never does counts as aliphatic
@@ -422,8 +425,8 @@ def _refuse_unkekulizable(state, allowed, closers, logits, margin, check_of, sta
                           bond_order, bond_aromatic, ring_slot, layout):
     """Refuse, among the allowed tokens, those after which the aromatic atoms cannot be
     kekulized, down to ``margin`` nats below the likeliest token kept (tokens further down are
-    left unchecked: too unlikely to be drawn). If that refuses them all (the molecule cannot be saved), the grammar
-    alone decides, and the string still parses."""
+    left unchecked: too unlikely to be drawn). If that refuses them all (the molecule cannot be
+    saved), the grammar alone decides, and the string still parses."""
     checks = np.full(len(stand_in) + 1, -1, dtype=np.int64)  # -1 not run yet, else 0 / 1
     kept = allowed.copy()
     top = -np.inf
