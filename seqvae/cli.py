@@ -75,7 +75,7 @@ def _add_decoding_options(parser: argparse.ArgumentParser, default_strategy: str
     group.add_argument(
         "--no_syntax", dest="syntax", action="store_false",
         help="SMILES models: let the decoder write any token; by default it only writes tokens that keep the SMILES "
-        "valid (balanced branches, closed rings, atoms within their valence)",
+        "valid (balanced branches, closed rings, atoms within their valence, aromatic rings that can be kekulized)",
     )
 
 

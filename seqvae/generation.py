@@ -292,7 +292,7 @@ def decode_latents(
             until the latents run out; a Transformer decoder works through ``z`` in slices.
         on_finished: called with the number of sequences that ended, as they end (progress bars).
         syntax: a :class:`~seqvae.syntax.SmilesSyntax` for the model's vocabulary: every step
-            chooses only among the tokens that keep the SMILES parsable (``None``: any token).
+            chooses only among the tokens that keep the SMILES valid (``None``: any token).
     """
     check_decoding_options(strategy, temperature, top_k, top_p, guidance_scale, num_beams)
     if batch_size is not None:

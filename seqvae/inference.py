@@ -99,7 +99,7 @@ class SeqVAEInference:
 
     def _decoding_options(self, options: dict) -> dict:
         """``options`` with the user's ``syntax`` switch (default ``True``: SMILES decoding only
-        writes tokens that keep the string parsable) turned into the grammar, or ``None``."""
+        writes tokens that keep the string valid) turned into the grammar, or ``None``."""
         wanted = options.get("syntax", True)
         if not isinstance(wanted, bool):
             raise SeqVAEError(f"syntax must be True or False, got {wanted!r}")
@@ -341,7 +341,7 @@ class SeqVAEInference:
                 ``precision`` (default ``auto``: the fastest that this machine runs well, whose
                 quality was measured equal to fp32's; ``fp32`` for samples that repeat across
                 machines), ``syntax`` (SMILES models, default ``True``: only tokens that keep the
-                SMILES parsable, see :mod:`seqvae.syntax`); see
+                SMILES valid, see :mod:`seqvae.syntax`); see
                 :func:`seqvae.generation.decode_latents`.
         """
         return self._sample(num_samples, seed, progress, check_condition(self.config, condition), rerank, options)
