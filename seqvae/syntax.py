@@ -438,15 +438,17 @@ def _refuse_unkekulizable(state, allowed, closers, logits, margin, check_of, sta
     # it seals atoms that could still bond (a branch's or ring's end, a '.', the end)
     plain = attach < 0 or attach >= TRACKED_ATOMS or not (
         state[layout[CLASS_AT] + attach] == STRICT or state[layout[CLASS_AT] + attach] == LOOSE)
-    checked = np.zeros(len(kinds), dtype=np.bool_)
+    checked = np.empty(len(kinds), dtype=np.bool_)  # set up front for the tokens that need no check
+    for token in range(len(kinds)):
+        kind = kinds[token]
+        unchanged = plain and (kind == ATOM or kind == BOND or kind == OPEN or (
+            kind == RING and state[layout[RINGS_AT] + ring_slot[token]] == CLOSED))
+        checked[token] = check_of[token] < 0 or unchanged
     floor = top - margin
     while True:  # down to `margin` below the likeliest token kept; none kept: the floor drops to -inf, all are checked
         best = -np.inf
         for token in range(len(kinds)):
-            kind = kinds[token]
-            unchanged = plain and (kind == ATOM or kind == BOND or kind == OPEN or (
-                kind == RING and state[layout[RINGS_AT] + ring_slot[token]] == CLOSED))
-            if kept[token] and not checked[token] and check_of[token] >= 0 and not unchanged and logits[token] >= floor:
+            if kept[token] and not checked[token] and logits[token] >= floor:
                 kept[token] = _kekulizable_after(state, token, check_of, stand_in, checks, kinds, capacity, aromatic,
                                                  bond_order, bond_aromatic, ring_slot, layout)
                 checked[token] = True
@@ -491,16 +493,15 @@ def _kekulizable_after(state, token, check_of, stand_in, checks, kinds, capacity
         check = len(checks) - 1  # every label that opens a ring shares one check
     if checks[check] < 0:
         stand = token if kinds[token] == RING else stand_in[check]
-        after = state.copy()
-        _advance_row(after, stand, kinds, capacity, aromatic, bond_order, bond_aromatic, ring_slot, layout)
+        after = _advanced(state, stand, kinds, capacity, aromatic, bond_order, bond_aromatic, ring_slot, layout)
         if kinds[stand] == BOND or kinds[stand] == OPEN:
             ok = _kekulizable_next(after, stand_in, kinds, capacity, aromatic, bond_order, bond_aromatic, ring_slot, layout)
             if kinds[stand] == OPEN:  # '(' may also go on with a bond, then an atom or ring label
                 for other in range(len(stand_in)):
                     bond = stand_in[other]
                     if not ok and bond >= 0 and kinds[bond] == BOND:
-                        bonded = after.copy()
-                        _advance_row(bonded, bond, kinds, capacity, aromatic, bond_order, bond_aromatic, ring_slot, layout)
+                        bonded = _advanced(after, bond, kinds, capacity, aromatic, bond_order, bond_aromatic, ring_slot,
+                                           layout)
                         ok = _kekulizable_next(bonded, stand_in, kinds, capacity, aromatic, bond_order, bond_aromatic,
                                                ring_slot, layout)
             checks[check] = ok
@@ -515,11 +516,18 @@ def _kekulizable_next(state, stand_in, kinds, capacity, aromatic, bond_order, bo
     for check in range(len(stand_in)):
         token = stand_in[check]
         if token >= 0 and (kinds[token] == ATOM or kinds[token] == RING):
-            after = state.copy()
-            _advance_row(after, token, kinds, capacity, aromatic, bond_order, bond_aromatic, ring_slot, layout)
+            after = _advanced(state, token, kinds, capacity, aromatic, bond_order, bond_aromatic, ring_slot, layout)
             if _kekulizable(after, layout, False):
                 return True
     return False
+
+
+@numba.njit(cache=True)
+def _advanced(state, token, kinds, capacity, aromatic, bond_order, bond_aromatic, ring_slot, layout):
+    """A copy of one row's state after ``token`` (the row itself is left as it is)."""
+    after = state.copy()
+    _advance_row(after, token, kinds, capacity, aromatic, bond_order, bond_aromatic, ring_slot, layout)
+    return after
 
 
 @numba.njit(cache=True)
