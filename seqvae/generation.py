@@ -384,7 +384,7 @@ def _decode_rows(
         if guided:
             states.append(model.initial_decoder_state(z_rows, no_condition.expand(rows.numel(), -1)))
         bos = torch.full((rows.numel(),), config.bos_token_id, dtype=torch.long, device=z.device)
-        grammar = None if syntax is None else syntax.start(rows.numel(), z.device)
+        grammar = None if syntax is None else syntax.start(rows.numel(), z.device, limit)
         return z_rows, c_rows, states, bos, grammar
 
     rows = torch.arange(width, device=z.device)  # the original row of each working row
@@ -446,7 +446,7 @@ def _beam_search(
     tokens = torch.full((batch * beams, 1), config.bos_token_id, dtype=torch.long, device=z.device)
     history = torch.zeros(batch * beams, 0, dtype=torch.long, device=z.device)
     finished = torch.zeros(batch * beams, dtype=torch.bool, device=z.device)
-    grammar = None if syntax is None else syntax.start(batch * beams, z.device)
+    grammar = None if syntax is None else syntax.start(batch * beams, z.device, limit)
     for _ in range(limit):
         adapt_threads()
         logits, state = model.decode_logits(tokens, z, state, condition)

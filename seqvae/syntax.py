@@ -23,12 +23,15 @@ bond or not, and chain bonds count as ring bonds while a ring closure can still 
 token is refused when no pairing exists after it (a small matching search).
 
 The rules never refuse a SMILES that RDKit reads: tested on 670,000 ZINC and MOSES SMILES,
-canonical, random and Kekule forms. One exception by design: while a ring is open, the chain's
-last atom keeps a free bond, which refuses rings bonded across a '.' ("C1CF.C1"); where a ring
-does span a '.', kekulization is not checked for that sequence. A sequence the grammar cannot
-complete (a full atom with a ring open and no '.' in the vocabulary) may only end; one whose
-aromatic atoms can no longer be kekulized goes on under the grammar alone, so that every string
-that ends still parses.
+canonical, random and Kekule forms. One exception by design: while a ring is open, the chain
+keeps a free bond to go on from (on its last atom, or on an atom an open branch hangs from),
+which refuses rings bonded across a '.' ("C1CF.C1"); where a ring does span a '.',
+kekulization is not checked for that sequence. A sequence the grammar cannot complete (a full
+atom with a ring open and no '.' in the vocabulary) may only end; one whose aromatic atoms can
+no longer be kekulized goes on under the grammar alone, so that every string that ends still
+parses. Given the generation limit (:meth:`SmilesSyntax.start`), a sequence near it may only
+write tokens after which its branches and rings can still be closed in time, so that a string
+the limit cuts parses too (nearly always: the count of tokens an ending needs is rough).
 
 The state is a small integer table on the CPU, one row per sequence, read and written by
 compiled loops (numba) once per decoding step: a few dozen tensor operations per step would
@@ -251,10 +254,13 @@ class SmilesSyntax:
         self.followers = self._followers_by_code(self.kinds)
         self._fill_kekule_checks()
 
-    def start(self, rows: int, device: torch.device | str) -> SyntaxState:
-        """The state of ``rows`` sequences that have written nothing yet; masks go to ``device``."""
+    def start(self, rows: int, device: torch.device | str, limit: int | None = None) -> SyntaxState:
+        """The state of ``rows`` sequences that have written nothing yet; masks go to ``device``.
+        With ``limit`` (the tokens each may write, ``<eos>`` included), a sequence near it may
+        only write what closes its branches and rings in time, instead of being cut unparsable."""
         table = np.zeros((rows, self.width), dtype=np.int64)
         table[:, LAST], table[:, PENDING], table[:, PENDING_AROMATIC] = START, 1, 1
+        table[:, LEFT] = NO_LIMIT if limit is None else limit
         table[:, [ATTACH, PARENT, PARTNER]] = NO_ATOM
         rings, orders = self.layout[RINGS_AT], self.layout[ORDERS_AT]
         table[:, rings:orders] = CLOSED
@@ -272,18 +278,21 @@ class SmilesSyntax:
 # tables follow (more atoms, branches or aromatic ring closures, or a ring open across a '.'),
 # kekulization is no longer checked for it. CLOSURES: how many aromatic ring closures the last
 # block holds (PARENT is the chain's own record, kept for atoms past TRACKED_ATOMS; the parents
-# block below holds it for every followed atom). From STACK_FROM on: the ATTACH
+# block below holds it for every followed atom). LEFT: the tokens the row may still write
+# before the generation limit cuts it (NO_LIMIT without one). From STACK_FROM on: the ATTACH
 # atom of each open branch (to return to when it closes). Then blocks that start where
 # SmilesSyntax.layout puts them: for each ring label, the atom that opened it, the bond order and
 # whether the bond may be aromatic; for each atom, the valence it has left, its aromatic class,
 # the atom it hangs from in the chain and that chain bond's kind (CHAIN_*); the aromatic ring
 # closures as pairs of atoms.
-LAST, DEPTH, ATOMS, ATTACH, PARENT, PARTNER, PENDING, PENDING_AROMATIC, UNCHECKED, CLOSURES, STACK_FROM = range(11)
+LAST, DEPTH, ATOMS, ATTACH, PARENT, PARTNER, PENDING, PENDING_AROMATIC, UNCHECKED, CLOSURES, LEFT, STACK_FROM = range(12)
 RINGS_AT, ORDERS_AT, RING_AROMATIC_AT, FREE_AT, CLASS_AT, PARENTS_AT, CHAIN_AT, CLOSURES_AT, LABEL_COUNT = range(9)
 TRACKED_DEPTH = 16  # deeper branches: no duplicate-bond and valence checks there, no kekulization checks after
-TRACKED_ATOMS = 64  # atoms beyond: no valence check, and no kekulization checks after the first of them
+TRACKED_ATOMS = 128  # more than a 120-token SMILES holds; atoms beyond: no valence or kekulization checks
 TRACKED_CLOSURES = 24  # aromatic ring closures
 NO_ATOM, CLOSED = -2, -1
+NO_LIMIT = 1 << 40
+RING_ENDING = 3  # tokens counted to close an open ring when the generation limit is near (_finish_in_time)
 EOS_MARGIN = 7.0  # nats: below this under the best token, <eos> holds under 0.1% of the mass
 CHAIN_NONE, CHAIN_AROMATIC, CHAIN_IN_RING = 0, 1, 2  # a chain bond that is not aromatic, may be, is in a ring
 # the kekulization checks tokens share: bonds by order (single, then ':', then '=', '#', '$'),
@@ -384,17 +393,20 @@ def _fill_masks(table, followers, check_of, stand_in, eos, kinds, capacity, arom
         code = state[LAST] * 4 + (2 if depth > 0 else 0) + (1 if open_rings > 0 else 0)
         free = _free(state, attach, layout)
         need = pending if attach >= 0 else 0  # a first atom, or one after '.', bonds to nothing
-        at_top = depth == 0  # there, while a ring is open, the chain's last atom must keep a bond
+        # while a ring is open, the chain's last atom must keep a bond, unless an atom that an
+        # open branch hangs from still has one (the chain can go on from there)
+        keep = 0 if _branch_room(state, layout, attach, need) else 1
         possible = False
         for token in range(kinds.shape[0]):
             ok, closes, kind = followers[code, token], False, kinds[token]
             if ok and kind == ATOM:
-                ok = free >= need and capacity[token] >= need + (1 if at_top and open_rings > 0 else 0)
+                ok = free >= need and capacity[token] >= need + (keep if open_rings > 0 else 0)
             elif ok and kind == BOND:
                 ok = bond_order[token] <= free
             elif ok and kind == OPEN:
                 ok = free >= 1
             elif ok and kind == CLOSE:
+                ok = open_rings == 0 or keep == 0  # not back to a full atom with a ring open
                 closes = True
             elif ok and kind == RING:
                 label = ring_slot[token]
@@ -406,18 +418,63 @@ def _fill_masks(table, followers, check_of, stand_in, eos, kinds, capacity, arom
                         opened_at == attach or opened_at == state[PARENT] or opened_at == state[PARTNER]
                         or _chain_bonded(state, layout, opened_at, attach)
                     )
-                    ok = not bonded and order + (1 if at_top and rings_after > 0 else 0) <= free
+                    ok = not bonded and order + (keep if rings_after > 0 else 0) <= free
                     closes = True
                 else:
-                    ok = pending + (1 if at_top else 0) <= free
+                    ok = pending + keep <= free
             allowed[row, token] = ok
             closers[row, token] = ok and closes
             possible = possible or ok
         if not possible:  # the rules cannot complete this sequence (a full atom, a ring open): it ends
             allowed[row, eos] = True
-        elif _has_aromatic_atoms(state, layout):
+            continue
+        if state[LEFT] - 1 < depth + RING_ENDING * (open_rings + 1):  # some token (a ring opening at most) could not finish in time
+            _finish_in_time(state, allowed[row], kinds, ring_slot, layout, depth, open_rings)
+        if _has_aromatic_atoms(state, layout):
             _refuse_unkekulizable(state, allowed[row], closers[row], logits[row], margin, check_of, stand_in, kinds,
                                   capacity, aromatic, bond_order, bond_aromatic, ring_slot, layout)
+
+
+@numba.njit(cache=True)
+def _branch_room(state, layout, attach, taken):
+    """Whether an atom that an open branch hangs from has a bond left, ``taken`` of ``attach``'s
+    valence being about to go (``attach`` is on the branch stack right after a '(')."""
+    depth = state[DEPTH]
+    if depth > TRACKED_DEPTH:
+        return True  # not followed that deep: assume it has
+    for level in range(depth):
+        atom = state[STACK_FROM + level]
+        if _free(state, atom, layout) - (taken if atom == attach else 0) >= 1:
+            return True
+    return False
+
+
+@numba.njit(cache=True)
+def _finish_in_time(state, allowed, kinds, ring_slot, layout, depth, open_rings):
+    """Near the generation limit, keep only the tokens after which the sequence can still be
+    completed in the tokens left, counting a ')' per open branch, an atom after a bond, '(' or
+    '.', and three tokens per open ring (an atom to close it on and its label, and one more atom
+    where the chain's atom is bonded to the ring's opener or lacks room). Where no token can,
+    those that leave the least to write: the count is a rough bound, not the shortest ending."""
+    cost = np.full(len(kinds), NO_LIMIT, dtype=np.int64)
+    least = NO_LIMIT
+    for token in range(len(kinds)):
+        if not allowed[token]:
+            continue
+        kind, branches, rings, atom_needed = kinds[token], depth, open_rings, 0
+        if kind == BOND or kind == DOT:
+            atom_needed = 1
+        elif kind == OPEN:
+            branches, atom_needed = depth + 1, 1
+        elif kind == CLOSE:
+            branches = depth - 1
+        elif kind == RING:
+            rings += 1 if state[layout[RINGS_AT] + ring_slot[token]] == CLOSED else -1
+        cost[token] = 0 if kind == END else atom_needed + branches + RING_ENDING * rings
+        least = min(least, cost[token])
+    limit = max(state[LEFT] - 1, least)
+    for token in range(len(kinds)):
+        allowed[token] = allowed[token] and cost[token] <= limit
 
 
 @numba.njit(cache=True)
@@ -425,8 +482,9 @@ def _refuse_unkekulizable(state, allowed, closers, logits, margin, check_of, sta
                           bond_order, bond_aromatic, ring_slot, layout):
     """Refuse, among the allowed tokens, those after which the aromatic atoms cannot be
     kekulized, down to ``margin`` nats below the likeliest token kept (tokens further down are
-    left unchecked: too unlikely to be drawn). If that refuses them all (the molecule cannot be
-    saved), the grammar alone decides, and the string still parses."""
+    left unchecked: too unlikely to be drawn), and every token that closes a branch or ring
+    (:func:`_restrict_rows` may give them <eos>'s probability). If that refuses them all (the
+    molecule cannot be saved), the grammar alone decides, and the string still parses."""
     checks = np.full(len(stand_in) + 1, -1, dtype=np.int64)  # -1 not run yet, else 0 / 1
     kept = allowed.copy()
     top = -np.inf
@@ -448,7 +506,8 @@ def _refuse_unkekulizable(state, allowed, closers, logits, margin, check_of, sta
     while True:  # down to `margin` below the likeliest token kept; none kept: the floor drops to -inf, all are checked
         best = -np.inf
         for token in range(len(kinds)):
-            if kept[token] and not checked[token] and logits[token] >= floor:
+            # tokens that close a branch or ring are always checked: they may inherit <eos>'s probability
+            if kept[token] and not checked[token] and (logits[token] >= floor or closers[token]):
                 kept[token] = _kekulizable_after(state, token, check_of, stand_in, checks, kinds, capacity, aromatic,
                                                  bond_order, bond_aromatic, ring_slot, layout)
                 checked[token] = True
@@ -723,8 +782,9 @@ def _advance_row(state, token, kinds, capacity, aromatic, bond_order, bond_aroma
         for label in range(layout[LABEL_COUNT]):
             if state[layout[RINGS_AT] + label] != CLOSED:
                 state[UNCHECKED] = 1
-    if kind != RING or state[layout[RINGS_AT] + ring_slot[token]] != CLOSED:
-        state[PARTNER] = NO_ATOM  # only a closure just written is remembered
+    if kind == ATOM or kind == CLOSE or kind == DOT:
+        state[PARTNER] = NO_ATOM  # only the last closure on the chain's current atom is remembered
+    state[LEFT] -= 1
     state[PENDING] = bond_order[token] if kind == BOND else 1
     state[PENDING_AROMATIC] = bond_aromatic[token] if kind == BOND else 1
     state[LAST] = BRANCH_BOND if kind == BOND and state[LAST] == OPEN else kind

@@ -79,7 +79,7 @@ def test_every_token_of_every_real_smiles_is_allowed(syntax, tokenizer, corpus):
 
 
 @pytest.mark.parametrize(
-    "smiles", ["C%10CC%10", "[nH]1cccc1", "C-1CC-1", "C=1CC=1", "c1ccccc1.[Na+]", "C1CC11CC1", "C(CC1)1", "C(C)1CC1", "C(C1)C1", "C1.C1",
+    "smiles", ["C%10CC%10", "[nH]1cccc1", "C-1CC-1", "C=1CC=1", "c1ccccc1.[Na+]", "C1CC11CC1", "C(CC1)1", "C(C)1CC1", "C(C1)C1", "C1.C1", "CN1(CC1)",
      "C" + "(C" * 17 + ")1CC1" + ")" * 16]  # a ring on an atom past the tracked branch depth
 )
 def test_ring_labels_bonds_dots_and_closures_after_branches_are_allowed(syntax, tokenizer, smiles):
@@ -97,6 +97,8 @@ def test_ring_labels_bonds_dots_and_closures_after_branches_are_allowed(syntax, 
         ("C1C(C)1", 6),  # the same, closing on the atom the chain returns to
         ("C(C1)1", 5),  # a ring label closing on the atom its opener hangs from
         ("C12CC12", 6),  # two ring bonds between the same atoms
+        ("C12CCC1-2", 8),  # the same with a bond symbol between the two closures
+        ("CN1(C)", 5),  # back to a full atom with a ring open: the branch must close the ring itself
         ("C()C", 2),  # an empty branch
         ("C(.C)C", 2),  # a dot opening a branch
         ("(C)C", 0),  # a branch before any atom
@@ -251,6 +253,29 @@ def test_decoded_strings_that_end_always_parse(tiny_smiles_model, tokenizer, syn
         assert sum(not parses(smiles) for smiles in unguided) > len(unguided) // 4
 
 
+def test_strings_cut_by_the_length_limit_parse_too(tiny_smiles_model, tokenizer, syntax):
+    """Near the limit only tokens after which the branches and rings can still be closed in time
+    are allowed, so strings the limit cuts (an untrained model rarely ends on its own) parse."""
+    z = torch.randn(200, tiny_smiles_model.config.latent_dim, generator=torch.Generator().manual_seed(3))
+    options = dict(strategy="sample", max_length=14, generator=torch.Generator().manual_seed(4))
+    guided = decode_latents(tiny_smiles_model, z, syntax=syntax, **options)
+    cut = [ids for ids in guided if len(ids) == 13]
+    assert len(cut) > len(guided) // 4
+    parsed = [parses(smiles) for smiles in ids_to_strings(tokenizer, cut, "smiles")]
+    assert sum(parsed) >= 0.95 * len(parsed)  # the count of tokens an ending needs is rough (bond orders, valence)
+
+
+def test_near_the_limit_only_what_finishes_in_time_is_allowed(syntax, tokenizer):
+    vocabulary = tokenizer.get_vocab()
+    state = syntax.start(2, "cpu", limit=5)
+    for first, second in zip(re.findall(SMILES_REGEX, "CC(C"), re.findall(SMILES_REGEX, "C1CC")):  # one token left
+        state.advance(torch.tensor([vocabulary[first], vocabulary[second]]))
+    allowed = state.allowed()
+    assert allowed[0].nonzero().flatten().tolist() == [vocabulary[")"]]  # the branch must close now
+    assert allowed[1].nonzero().flatten().tolist() == [vocabulary["1"]]  # and the ring
+    assert first_refused(syntax, tokenizer, "C1C(C" + "C" * 40 + ")C1") is None  # no limit, no restriction
+
+
 def test_the_facade_follows_the_grammar_unless_told_not_to(trained_run):
     import seqvae
 
@@ -309,7 +334,8 @@ def test_allowed_tokens_never_lose_probability(syntax, tokenizer, corpus):
 def test_a_sequence_the_rules_cannot_complete_may_only_end():
     """'C1CN(F)(F)': the nitrogen is full, a ring is open, and this vocabulary has no '.' to go
     on with: nothing keeps the string valid, so the row ends (invalid) instead of drawing from
-    an empty distribution."""
+    an empty distribution. (The grammar refuses the second ')'; a row gets here only where it
+    is not followed, past the tracked atoms or depth.)"""
     words = build_tokenizer(["C1CN(F)(F)C1", "CCO"])
     grammar = SmilesSyntax.for_tokenizer(words)
     state = state_after(grammar, words, ["C1CN(F)(F)"])
