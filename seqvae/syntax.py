@@ -348,7 +348,8 @@ class SyntaxState:
         decoding can pick a closing token where ``<eos>`` was likelier than the decoder's next
         choice, and beam scores include the raise. Kekulization is checked down to
         ``KEKULE_MARGIN`` nats below the likeliest token kept; tokens further down stay as the
-        grammar left them (each is drawn less than once in 100,000 steps).
+        grammar left them (each is drawn less than once in 100,000 steps); tokens that close a
+        branch or ring are always checked (they may take ``<eos>``'s probability).
         """
         self.syntax.cover(logits.size(-1))
         values = logits.detach().float().cpu().numpy().copy()
@@ -428,7 +429,7 @@ def _fill_masks(table, followers, check_of, stand_in, eos, kinds, capacity, arom
         if not possible:  # the rules cannot complete this sequence (a full atom, a ring open): it ends
             allowed[row, eos] = True
             continue
-        if state[LEFT] - 1 < depth + RING_ENDING * (open_rings + 1):  # some token (a ring opening at most) could not finish in time
+        if state[LEFT] - 1 < depth + RING_ENDING * (open_rings + 1):  # a ring opened now could not close in time
             _finish_in_time(state, allowed[row], kinds, ring_slot, layout, depth, open_rings)
         if _has_aromatic_atoms(state, layout):
             _refuse_unkekulizable(state, allowed[row], closers[row], logits[row], margin, check_of, stand_in, kinds,
