@@ -288,11 +288,12 @@ class SmilesSyntax:
 LAST, DEPTH, ATOMS, ATTACH, PARENT, PARTNER, PENDING, PENDING_AROMATIC, UNCHECKED, CLOSURES, LEFT, STACK_FROM = range(12)
 RINGS_AT, ORDERS_AT, RING_AROMATIC_AT, FREE_AT, CLASS_AT, PARENTS_AT, CHAIN_AT, CLOSURES_AT, LABEL_COUNT = range(9)
 TRACKED_DEPTH = 16  # deeper branches: no duplicate-bond and valence checks there, no kekulization checks after
-TRACKED_ATOMS = 128  # more than a 120-token SMILES holds; atoms beyond: no valence or kekulization checks
+TRACKED_ATOMS = 128  # a whole sequence at the default limit (128 tokens); atoms beyond: no valence or kekulization checks
 TRACKED_CLOSURES = 24  # aromatic ring closures
 NO_ATOM, CLOSED = -2, -1
 NO_LIMIT = 1 << 40
-RING_ENDING = 3  # tokens counted to close an open ring when the generation limit is near (_finish_in_time)
+RING_ENDING = 3  # tokens counted to close an open ring near the generation limit (_finish_in_time; >= 2,
+# so that opening a ring is the costliest token and _fill_masks' trigger is exact)
 EOS_MARGIN = 7.0  # nats: below this under the best token, <eos> holds under 0.1% of the mass
 CHAIN_NONE, CHAIN_AROMATIC, CHAIN_IN_RING = 0, 1, 2  # a chain bond that is not aromatic, may be, is in a ring
 # the kekulization checks tokens share: bonds by order (single, then ':', then '=', '#', '$'),
@@ -419,7 +420,9 @@ def _fill_masks(table, followers, check_of, stand_in, eos, kinds, capacity, arom
                         opened_at == attach or opened_at == state[PARENT] or opened_at == state[PARTNER]
                         or _chain_bonded(state, layout, opened_at, attach)
                     )
-                    ok = not bonded and order + (keep if rings_after > 0 else 0) <= free
+                    raised = order - state[orders_from + label]  # taken from the opener too: it may be a branch's parent
+                    keep_after = keep if raised == 0 else (0 if _branch_room(state, layout, opened_at, raised) else 1)
+                    ok = not bonded and order + (keep_after if rings_after > 0 else 0) <= free
                     closes = True
                 else:
                     ok = pending + keep <= free
@@ -431,21 +434,23 @@ def _fill_masks(table, followers, check_of, stand_in, eos, kinds, capacity, arom
             continue
         if state[LEFT] - 1 < depth + RING_ENDING * (open_rings + 1):  # a ring opened now could not close in time
             _finish_in_time(state, allowed[row], kinds, ring_slot, layout, depth, open_rings)
+            closers[row] &= allowed[row]
         if _has_aromatic_atoms(state, layout):
             _refuse_unkekulizable(state, allowed[row], closers[row], logits[row], margin, check_of, stand_in, kinds,
                                   capacity, aromatic, bond_order, bond_aromatic, ring_slot, layout)
 
 
 @numba.njit(cache=True)
-def _branch_room(state, layout, attach, taken):
-    """Whether an atom that an open branch hangs from has a bond left, ``taken`` of ``attach``'s
-    valence being about to go (``attach`` is on the branch stack right after a '(')."""
+def _branch_room(state, layout, losing, taken):
+    """Whether an atom that an open branch hangs from has a bond left, ``taken`` of ``losing``'s
+    valence being about to go (a branch's parent losing its bond to the branch's first atom, or
+    a ring's opener whose closure raises the bond order)."""
     depth = state[DEPTH]
     if depth > TRACKED_DEPTH:
         return True  # not followed that deep: assume it has
     for level in range(depth):
         atom = state[STACK_FROM + level]
-        if _free(state, atom, layout) - (taken if atom == attach else 0) >= 1:
+        if _free(state, atom, layout) - (taken if atom == losing else 0) >= 1:
             return True
     return False
 
@@ -473,9 +478,9 @@ def _finish_in_time(state, allowed, kinds, ring_slot, layout, depth, open_rings)
             rings += 1 if state[layout[RINGS_AT] + ring_slot[token]] == CLOSED else -1
         cost[token] = 0 if kind == END else atom_needed + branches + RING_ENDING * rings
         least = min(least, cost[token])
-    limit = max(state[LEFT] - 1, least)
+    budget = max(state[LEFT] - 1, least)
     for token in range(len(kinds)):
-        allowed[token] = allowed[token] and cost[token] <= limit
+        allowed[token] = allowed[token] and cost[token] <= budget
 
 
 @numba.njit(cache=True)
@@ -629,12 +634,13 @@ def _kekulizable(state, layout, ended):
         first, second = state[layout[CLOSURES_AT] + 2 * closure], state[layout[CLOSURES_AT] + 2 * closure + 1]
         if not _add_bond(neighbours, degree, first, second):
             return True
-    # the chain's last atom at the top, with a ring open, takes one more bond before the end:
-    # a double bond needs room beyond it
+    # with a ring open, the chain's last atom takes one more bond before the end unless a
+    # branch's parent can (_fill_masks): a double bond needs room beyond it
     rings_open = False
     for label in range(layout[LABEL_COUNT]):
         rings_open = rings_open or state[layout[RINGS_AT] + label] != CLOSED
-    committed = state[ATTACH] if not ended and state[DEPTH] == 0 and rings_open else NO_ATOM
+    keeps_bond = not ended and rings_open and not _branch_room(state, layout, NO_ATOM, 0)
+    committed = state[ATTACH] if keeps_bond else NO_ATOM
     role = np.zeros(atoms, dtype=np.int64)  # 0: no double bond, 1: may take one, 2: must
     for atom in range(atoms):
         aromatic = state[layout[CLASS_AT] + atom]

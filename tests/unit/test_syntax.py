@@ -79,7 +79,7 @@ def test_every_token_of_every_real_smiles_is_allowed(syntax, tokenizer, corpus):
 
 
 @pytest.mark.parametrize(
-    "smiles", ["C%10CC%10", "[nH]1cccc1", "C-1CC-1", "C=1CC=1", "c1ccccc1.[Na+]", "C1CC11CC1", "C(CC1)1", "C(C)1CC1", "C(C1)C1", "C1.C1", "CN1(CC1)",
+    "smiles", ["C%10CC%10", "[nH]1cccc1", "C-1CC-1", "C=1CC=1", "c1ccccc1.[Na+]", "C1CC11CC1", "C(CC1)1", "C(C)1CC1", "C(C1)C1", "C1.C1", "CN1(CC1)", "C1CC(F)(F)(C(C)CC1)",
      "C" + "(C" * 17 + ")1CC1" + ")" * 16]  # a ring on an atom past the tracked branch depth
 )
 def test_ring_labels_bonds_dots_and_closures_after_branches_are_allowed(syntax, tokenizer, smiles):
@@ -99,6 +99,8 @@ def test_ring_labels_bonds_dots_and_closures_after_branches_are_allowed(syntax, 
         ("C12CC12", 6),  # two ring bonds between the same atoms
         ("C12CCC1-2", 8),  # the same with a bond symbol between the two closures
         ("CN1(C)", 5),  # back to a full atom with a ring open: the branch must close the ring itself
+        ("C1CC(F)(F)(CC)", 13),  # the same two branches later
+        ("C12(CCN=1", 8),  # the closure's double bond fills the opener, the branch's parent, with ring 2 open
         ("C()C", 2),  # an empty branch
         ("C(.C)C", 2),  # a dot opening a branch
         ("(C)C", 0),  # a branch before any atom
@@ -127,6 +129,12 @@ def test_aromatic_rings_that_can_be_kekulized_are_allowed(syntax, tokenizer, smi
 def test_aromatic_rings_that_cannot_be_kekulized_are_refused_where_they_are_doomed(syntax, tokenizer, smiles, position):
     assert parses(smiles) and Chem.MolFromSmiles(smiles) is None
     assert first_refused(syntax, tokenizer, smiles) == position
+
+
+def test_atoms_far_into_a_long_chain_are_followed(syntax, tokenizer):
+    smiles = "C" * 70 + "c1cccc1"  # five aromatic carbons after 70 atoms
+    assert parses(smiles) and Chem.MolFromSmiles(smiles) is None
+    assert first_refused(syntax, tokenizer, smiles) == 77
 
 
 @pytest.mark.parametrize("first", ["F", "[O-]", "Cl", "C"])
@@ -257,7 +265,7 @@ def test_strings_cut_by_the_length_limit_parse_too(tiny_smiles_model, tokenizer,
     """Near the limit only tokens after which the branches and rings can still be closed in time
     are allowed, so strings the limit cuts (an untrained model rarely ends on its own) parse."""
     z = torch.randn(200, tiny_smiles_model.config.latent_dim, generator=torch.Generator().manual_seed(3))
-    options = dict(strategy="sample", max_length=14, generator=torch.Generator().manual_seed(4))
+    options = dict(strategy="sample", max_length=14, batch_size=16, generator=torch.Generator().manual_seed(4))
     guided = decode_latents(tiny_smiles_model, z, syntax=syntax, **options)
     cut = [ids for ids in guided if len(ids) == 13]
     assert len(cut) > len(guided) // 4
@@ -274,6 +282,38 @@ def test_near_the_limit_only_what_finishes_in_time_is_allowed(syntax, tokenizer)
     assert allowed[0].nonzero().flatten().tolist() == [vocabulary[")"]]  # the branch must close now
     assert allowed[1].nonzero().flatten().tolist() == [vocabulary["1"]]  # and the ring
     assert first_refused(syntax, tokenizer, "C1C(C" + "C" * 40 + ")C1") is None  # no limit, no restriction
+
+
+@pytest.mark.parametrize("limit, opens", [(6, True), (5, False)])
+def test_a_ring_opens_only_with_room_left_to_close_it(syntax, tokenizer, limit, opens):
+    vocabulary = tokenizer.get_vocab()
+    state = syntax.start(1, "cpu", limit=limit)
+    for token in "CC":
+        state.advance(torch.tensor([vocabulary[token]]))
+    assert bool(state.allowed()[0, vocabulary["1"]]) == opens  # "CC1CC1": three tokens after the label
+
+
+def test_where_nothing_can_finish_in_time_the_shortest_way_on_is_kept(syntax, tokenizer):
+    vocabulary = tokenizer.get_vocab()
+    state = syntax.start(1, "cpu", limit=5)
+    for token in ["C", "1", "O"]:  # two tokens left; the ring needs two atoms more and its label
+        state.advance(torch.tensor([vocabulary[token]]))
+    allowed = state.allowed()[0].nonzero().flatten().tolist()
+    assert {vocabulary["C"], vocabulary["N"]} <= set(allowed)  # three tokens to write, the fewest possible
+    assert vocabulary["("] not in allowed and vocabulary["-"] not in allowed  # five and four
+
+
+def test_a_closer_that_would_take_the_end_s_probability_is_checked(syntax, tokenizer):
+    """'C(c1ccc': a ')' would seal three aromatic carbons outside the ring. It is far below the
+    likeliest token, where kekulization is not checked, but <eos> (refused: a branch is open)
+    would pass it its probability."""
+    vocabulary = tokenizer.get_vocab()
+    state = state_after(syntax, tokenizer, ["C(c1ccc"])
+    logits = torch.full((1, len(vocabulary)), -30.0)
+    logits[0, vocabulary["c"]], logits[0, tokenizer.eos_token_id], logits[0, vocabulary[")"]] = 0.0, -1.0, -20.0
+    restricted = state.restrict(logits)
+    assert restricted[0, vocabulary[")"]] == float("-inf")
+    assert torch.isfinite(restricted[0, vocabulary["c"]])
 
 
 def test_the_facade_follows_the_grammar_unless_told_not_to(trained_run):
@@ -334,8 +374,8 @@ def test_allowed_tokens_never_lose_probability(syntax, tokenizer, corpus):
 def test_a_sequence_the_rules_cannot_complete_may_only_end():
     """'C1CN(F)(F)': the nitrogen is full, a ring is open, and this vocabulary has no '.' to go
     on with: nothing keeps the string valid, so the row ends (invalid) instead of drawing from
-    an empty distribution. (The grammar refuses the second ')'; a row gets here only where it
-    is not followed, past the tracked atoms or depth.)"""
+    an empty distribution. (The grammar itself refuses the second 'F', the nitrogen's last bond
+    while the ring is open; the state is built here by hand.)"""
     words = build_tokenizer(["C1CN(F)(F)C1", "CCO"])
     grammar = SmilesSyntax.for_tokenizer(words)
     state = state_after(grammar, words, ["C1CN(F)(F)"])
