@@ -434,10 +434,10 @@ def _fill_masks(table, followers, check_of, stand_in, eos, kinds, capacity, arom
             continue
         if state[LEFT] - 1 < depth + RING_ENDING * (open_rings + 1):  # a ring opened now could not close in time
             _finish_in_time(state, allowed[row], kinds, ring_slot, layout, depth, open_rings)
-            closers[row] &= allowed[row]
         if _has_aromatic_atoms(state, layout):
             _refuse_unkekulizable(state, allowed[row], closers[row], logits[row], margin, check_of, stand_in, kinds,
                                   capacity, aromatic, bond_order, bond_aromatic, ring_slot, layout)
+        closers[row] &= allowed[row]  # only closers still allowed share <eos>'s probability
 
 
 @numba.njit(cache=True)
@@ -523,9 +523,7 @@ def _refuse_unkekulizable(state, allowed, closers, logits, margin, check_of, sta
             break
         floor = best - margin
     if kept.any():
-        for token in range(len(kinds)):
-            closers[token] = closers[token] and kept[token]
-            allowed[token] = kept[token]
+        allowed[:] = kept
 
 
 @numba.njit(cache=True)

@@ -275,10 +275,7 @@ def test_strings_cut_by_the_length_limit_parse_too(tiny_smiles_model, tokenizer,
 
 def test_near_the_limit_only_what_finishes_in_time_is_allowed(syntax, tokenizer):
     vocabulary = tokenizer.get_vocab()
-    state = syntax.start(2, "cpu", limit=5)
-    for first, second in zip(re.findall(SMILES_REGEX, "CC(C"), re.findall(SMILES_REGEX, "C1CC")):  # one token left
-        state.advance(torch.tensor([vocabulary[first], vocabulary[second]]))
-    allowed = state.allowed()
+    allowed = state_after(syntax, tokenizer, ["CC(C", "C1CC"], limit=5).allowed()  # one token left
     assert allowed[0].nonzero().flatten().tolist() == [vocabulary[")"]]  # the branch must close now
     assert allowed[1].nonzero().flatten().tolist() == [vocabulary["1"]]  # and the ring
     assert first_refused(syntax, tokenizer, "C1C(C" + "C" * 40 + ")C1") is None  # no limit, no restriction
@@ -287,17 +284,14 @@ def test_near_the_limit_only_what_finishes_in_time_is_allowed(syntax, tokenizer)
 @pytest.mark.parametrize("limit, opens", [(6, True), (5, False)])
 def test_a_ring_opens_only_with_room_left_to_close_it(syntax, tokenizer, limit, opens):
     vocabulary = tokenizer.get_vocab()
-    state = syntax.start(1, "cpu", limit=limit)
-    for token in "CC":
-        state.advance(torch.tensor([vocabulary[token]]))
+    state = state_after(syntax, tokenizer, ["CC"], limit=limit)
     assert bool(state.allowed()[0, vocabulary["1"]]) == opens  # "CC1CC1": three tokens after the label
 
 
 def test_where_nothing_can_finish_in_time_the_shortest_way_on_is_kept(syntax, tokenizer):
     vocabulary = tokenizer.get_vocab()
-    state = syntax.start(1, "cpu", limit=5)
-    for token in ["C", "1", "O"]:  # two tokens left; the ring needs two atoms more and its label
-        state.advance(torch.tensor([vocabulary[token]]))
+    # two tokens left; the ring needs two atoms more and its label
+    state = state_after(syntax, tokenizer, ["C1O"], limit=5)
     allowed = state.allowed()[0].nonzero().flatten().tolist()
     assert {vocabulary["C"], vocabulary["N"]} <= set(allowed)  # three tokens to write, the fewest possible
     assert vocabulary["("] not in allowed and vocabulary["-"] not in allowed  # five and four
@@ -330,11 +324,12 @@ def test_the_facade_follows_the_grammar_unless_told_not_to(trained_run):
         vae.sample(2, syntax="yes")
 
 
-def state_after(syntax: SmilesSyntax, tokenizer, prefixes: list[str]):
-    """The grammar state of each prefix (one row each; prefixes of equal token count)."""
+def state_after(syntax: SmilesSyntax, tokenizer, prefixes: list[str], limit: int | None = None):
+    """The grammar state of each prefix (one row each; prefixes of equal token count), under a
+    generation ``limit`` if given."""
     vocabulary = tokenizer.get_vocab()
     rows = [[vocabulary[token] for token in re.findall(SMILES_REGEX, prefix)] for prefix in prefixes]
-    state = syntax.start(len(rows), "cpu")
+    state = syntax.start(len(rows), "cpu", limit)
     for column in zip(*rows):
         state.advance(torch.tensor(column))
     return state
