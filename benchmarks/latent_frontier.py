@@ -9,7 +9,10 @@ Each setting is ``recipes/zinc250k_frontier.yaml`` plus the overrides below, tra
 trainings at once on 2 cores slow each other far more than 2x). Every point in
 ``benchmarks/results/latent_frontier.json`` carries the command that trained it, its wall time
 and its run's end-of-training figures (greedy reconstruction of 1,000 validation molecules,
-1,000 prior samples at temperature 1, KL and active units on the validation split).
+1,000 prior samples at temperature 1, KL and active units on the validation split). The
+samples are decoded as the run's own evaluation decoded them: through the SMILES grammar since
+it became the default (commit 4ea9b0b), freely before (``latent_frontier.json`` holds the free
+points, ``latent_frontier_grammar.json`` the points trained since).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ SETTINGS = {
     "kl0.01": ("KL weight 0.01 (JT-VAE trained at 0.005)", {"kl_max_weight": 0.01}),
     "kl0.01+mmd100": ("KL weight 0.01 + MMD to the prior, weight 100", {"kl_max_weight": 0.01, "mmd_weight": 100.0}),
     "kl0.05+mmd10": ("KL weight 0.05 + MMD to the prior, weight 10", {"kl_max_weight": 0.05, "mmd_weight": 10.0}),
+    "kl0.01+mmd10": ("KL weight 0.01 + MMD to the prior, weight 10", {"kl_max_weight": 0.01, "mmd_weight": 10.0}),
 }
 
 
