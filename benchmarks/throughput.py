@@ -77,6 +77,7 @@ PEER_SAMPLING_STEPS = 99  # VAE.sample runs max_len - 1 = 99 steps over the whol
 SEQVAE_SAMPLING_ROW = "seqvae (moses_vae.yaml), batch 512"
 PEER_SAMPLING_ROW = "peer, batch 512"
 CONDITIONAL_TEMPERATURE = 0.3  # as zinc250k_cvae.yaml's evaluation and benchmarks/conditional.py sample
+FREE_DECODING = " (decoded freely)"  # precision rows of SMILES models without the grammar
 SEQVAE_RECIPES = {"seqvae (moses_vae.yaml)": "recipes/moses_vae.yaml", "seqvae (quickstart.yaml)": "recipes/quickstart.yaml"}
 
 
@@ -352,32 +353,27 @@ def worker_seqvae_sample(args) -> dict:
 def worker_precision(args) -> dict:
     """fp32 beside ``--precision`` (one or several, comma-separated) on a trained model (a run folder or a shipped name), same seeds:
     molecules/s, validity, uniqueness; for a conditional model with logP, the logP MAD over
-    targets 0..5 (the headline of benchmarks/conditional.py: plain sampling at temperature 0.3)."""
+    targets 0..5 (the headline of benchmarks/conditional.py: plain sampling at temperature 0.3).
+    SMILES models are also timed decoded freely: the grammar's per-token CPU work is the same in
+    every precision, so those rows show the model's own gain apart from it."""
     import seqvae
-    from seqvae.chem import is_valid, without_rdkit_log
     from seqvae.metrics.conditional import control_metrics
 
     vae = seqvae.load(args.output_dir)  # fp32 (a shipped fp16 checkpoint is loaded as fp32)
+    decodings = {"": True, **({FREE_DECODING: False} if vae.smiles_syntax is not None else {})}
     rows = {}
     for precision in ["fp32", *args.precision.split(",")] * 2:  # alternated: drift hits all
-        vae.sample(args.batch_size, seed=99, batch_size=args.batch_size, precision=precision)  # warm-up
-        started = time.perf_counter()
-        samples = vae.sample(args.num_samples, seed=0, batch_size=args.batch_size, precision=precision)
-        seconds = time.perf_counter() - started
-        row = rows.setdefault(precision, {"runs_molecules_per_second": []})
-        row["runs_molecules_per_second"].append(len(samples) / seconds)
-        with without_rdkit_log():
-            row["valid"] = sum(map(is_valid, samples)) / len(samples)
-        row["unique"] = len(set(samples)) / len(samples)
-        row["molecules"] = len(samples)
-    for precision, row in rows.items():
+        for suffix, syntax in decodings.items():
+            row = rows.setdefault(precision + suffix, {"precision": precision, "syntax": syntax, "runs_molecules_per_second": []})
+            timed_sampling(vae, args, row)
+    for row in rows.values():
         row["molecules_per_second"] = statistics.median(row["runs_molecules_per_second"])
-        if "logP" in vae.property_names:
+        if "logP" in vae.property_names and row["syntax"]:
             mads, valid = [], []
             for target in range(6):
                 frame = vae.sample_frame(
                     args.conditional_samples, seed=target, condition={"logP": float(target)},
-                    temperature=CONDITIONAL_TEMPERATURE, precision=precision,
+                    temperature=CONDITIONAL_TEMPERATURE, precision=row["precision"],
                 )
                 mads.append(control_metrics(frame, "logP", float(target))["mad"])
                 valid.append(float(frame["valid"].mean()))
@@ -385,6 +381,22 @@ def worker_precision(args) -> dict:
             row["logP_mad_by_target"] = mads
             row["conditional_valid"] = statistics.mean(valid)
     return {"model": args.output_dir, "precisions": rows, "peak_rss_gb": peak_rss_gb()}
+
+
+def timed_sampling(vae, args, row: dict) -> None:
+    """One timed run of prior sampling in ``row``'s precision and decoding: molecules/s, validity
+    and uniqueness into ``row``."""
+    from seqvae.chem import is_valid, without_rdkit_log
+
+    options = {"batch_size": args.batch_size, "precision": row["precision"], "syntax": row["syntax"]}
+    vae.sample(args.batch_size, seed=99, **options)  # warm-up
+    started = time.perf_counter()
+    samples = vae.sample(args.num_samples, seed=0, **options)
+    row["runs_molecules_per_second"].append(len(samples) / (time.perf_counter() - started))
+    with without_rdkit_log():
+        row["valid"] = sum(map(is_valid, samples)) / len(samples)
+    row["unique"] = len(set(samples)) / len(samples)
+    row["molecules"] = len(samples)
 
 
 def sample_batch_by_batch(vae, count: int, seed: int, batch_size: int, **options) -> list[str]:
@@ -510,12 +522,45 @@ def training_figures(result: dict, warmup: int, window: int) -> dict:
     }
 
 
+def precision_markdown(report: dict) -> str:
+    """The reduced-precision rows (``precision_rows``) as markdown; empty when there are none."""
+    lines = []
+    machine = report.get("precision_machine")
+    if machine:
+        lines.append(f"\nPrecision rows measured on: {machine['cpu']}, {machine['cores']} cores "
+                     f"({', '.join(machine['vector_units']) or 'no AVX2'}), torch {machine['torch']}.")
+    if report.get("reduced_precision"):
+        lines += ["", f"Reduced precision on this CPU (`--precision auto`): **{report['reduced_precision']}**, beside fp32 on trained models "
+                  "(same seeds; molecules/s: median of 2 alternated runs):", "",
+                  "| model | precision | molecules/s (T = 1) | valid | unique | logP MAD, targets 0..5 (T = 0.3) |", "|---|---|---|---|---|---|"]
+        for model, entry in report["precision"].items():
+            for precision, row in entry["precisions"].items():
+                mad = row.get("logP_mad_mean_over_targets_0_to_5")
+                conditional = "-" if mad is None else f"{mad:.3f} (valid {row['conditional_valid']:.1%})"
+                lines.append(f"| {model} ({entry['model']}) | {precision} | {row['molecules_per_second']:.0f} | {row['valid']:.1%} | "
+                             f"{row['unique']:.1%} | {conditional} |")
+        lines.append(f"\n{report['reduced_precision']} over fp32 on the shipped model (`int8_speedup`, the issue's name for either): "
+                     f"{report['int8_speedup']:.2f}x, validity {100 * report['reduced_precision_validity_change']:+.1f} points.")
+        others = {k: v for k, v in report.get("reduced_precision_speedups", {}).items() if k != report["reduced_precision"]}
+        if others:
+            lines.append("Also measured: " + ", ".join(f"{k} {v:.2f}x fp32" for k, v in others.items()) + ".")
+        free = report.get("reduced_precision_speedups_decoded_freely")
+        if free:
+            lines.append("Decoded freely (without the SMILES grammar's CPU work, the same in every precision): "
+                         + ", ".join(f"{k} {v:.2f}x fp32" for k, v in free.items()) + ".")
+    if report.get("reduced_precision_skipped"):
+        lines.append(f"\nReduced precision not measured: {report['reduced_precision_skipped']}.")
+    return "\n".join(lines)
+
+
 def markdown(report: dict) -> str:
     lines = []
     machine = report.get("matmul", {}).get("machine")
     if machine:
         lines = [f"Machine: {machine['cpu']}, {machine['cores']} cores ({', '.join(machine['vector_units']) or 'no AVX2'}), "
                  f"torch {machine['torch']}.", ""]
+    if "training" not in report:  # a file of precision rows only (``--only precision`` into a new file)
+        return precision_markdown(report).lstrip("\n") + "\n"
     lines += ["| | training molecules/s | training tokens/s | model GFLOP/s (fraction of matmul) | peak RSS GB |", "|---|---|---|---|---|"]
     for name, row in report["training"].items():
         fraction = row["model_flops_per_second"] / report["matmul_flops"]
@@ -544,23 +589,8 @@ def markdown(report: dict) -> str:
             f"at the full matmul rate seqvae would sample {report['sample_speedup_ceiling']:.2f}x the peer "
             f"({report['sample_speedup_ceiling_at_training_length']:.2f}x at the training molecules' length)."
         )
-    if report.get("reduced_precision"):
-        lines += ["", f"Reduced precision on this CPU (`--precision auto`): **{report['reduced_precision']}**, beside fp32 on trained models "
-                  "(same seeds; molecules/s: median of 2 alternated runs):", "",
-                  "| model | precision | molecules/s (T = 1) | valid | unique | logP MAD, targets 0..5 (T = 0.3) |", "|---|---|---|---|---|---|"]
-        for model, entry in report["precision"].items():
-            for precision, row in entry["precisions"].items():
-                mad = row.get("logP_mad_mean_over_targets_0_to_5")
-                conditional = "-" if mad is None else f"{mad:.3f} (valid {row['conditional_valid']:.1%})"
-                lines.append(f"| {model} ({entry['model']}) | {precision} | {row['molecules_per_second']:.0f} | {row['valid']:.1%} | "
-                             f"{row['unique']:.1%} | {conditional} |")
-        lines.append(f"\n{report['reduced_precision']} over fp32 on the shipped model (`int8_speedup`, the issue's name for either): "
-                     f"{report['int8_speedup']:.2f}x, validity {100 * report['reduced_precision_validity_change']:+.1f} points.")
-        others = {k: v for k, v in report.get("reduced_precision_speedups", {}).items() if k != report["reduced_precision"]}
-        if others:
-            lines.append("Also measured: " + ", ".join(f"{k} {v:.2f}x fp32" for k, v in others.items()) + ".")
-    if report.get("reduced_precision_skipped"):
-        lines.append(f"\nReduced precision not measured: {report['reduced_precision_skipped']}.")
+    if precision := precision_markdown(report):
+        lines.append(precision)
     if report.get("contention"):
         lines += ["", "Throughput with a busy loop on one core (training: quickstart.yaml; sampling: the moses_vae model above):", "",
                   "| setting | training steps/s | sampling molecules/s | threads at the end |", "|---|---|---|---|"]
@@ -686,23 +716,34 @@ def precision_rows(args, quick: bool) -> dict:
         for name, model in models.items()
     }
     shipped = rows["shipped"]["precisions"]
-    speedups = {name: shipped[name]["molecules_per_second"] / shipped["fp32"]["molecules_per_second"] for name in fast}
-    return {
-        "reduced_precision": reduced, "precision": rows, "reduced_precision_speedups": speedups,
-        "int8_speedup": speedups[reduced],
+
+    def speedups(suffix: str) -> dict:
+        base = shipped["fp32" + suffix]["molecules_per_second"]
+        return {name: shipped[name + suffix]["molecules_per_second"] / base for name in fast}
+
+    figures = {
+        "reduced_precision": reduced, "precision": rows, "reduced_precision_speedups": speedups(""),
+        "int8_speedup": speedups("")[reduced],
         "reduced_precision_validity_change": shipped[reduced]["valid"] - shipped["fp32"]["valid"],
     }
+    if "fp32" + FREE_DECODING in shipped:  # a SMILES model: also without the grammar's fixed CPU work
+        figures["reduced_precision_speedups_decoded_freely"] = speedups(FREE_DECODING)
+        figures["int8_speedup_decoded_freely"] = speedups(FREE_DECODING)[reduced]
+    return figures
 
 
 def remeasure_precision(args) -> None:
-    """``--only precision``: the precision rows measured again into the existing JSON and .md."""
+    """``--only precision``: the precision rows measured again into the JSON and .md at
+    ``--output`` (a new file holds only them: another machine's figures stay apart)."""
     output = Path(args.output)
-    report = json.loads(output.read_text())
+    report = json.loads(output.read_text()) if output.is_file() else {"quick": False}
     for key in ("reduced_precision", "precision", "reduced_precision_speedups", "int8_speedup",
-                "reduced_precision_validity_change", "reduced_precision_skipped"):
+                "reduced_precision_validity_change", "reduced_precision_skipped",
+                "reduced_precision_speedups_decoded_freely", "int8_speedup_decoded_freely"):
         report.pop(key, None)
     report.update(precision_rows(args, report.get("quick", False)))
     report["precision_command"] = "python benchmarks/throughput.py " + " ".join(sys.argv[1:])
+    report["precision_machine"] = machine_description()  # the rest of the file may come from another day's machine
     output.write_text(json.dumps(report, indent=2) + "\n")
     output.with_suffix(".md").write_text(markdown(report))
     print(markdown(report))

@@ -3,6 +3,8 @@ measured by the benchmark, not here)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from torch import nn
 
@@ -136,3 +138,27 @@ def test_markdown_names_the_machine_and_shows_precision_and_contention_rows():
     assert "| int8_speedup | 1.80 |" in text and "| contended_over_idle | 0.55 |" in text
     assert "bf16 over fp32 on the shipped model (`int8_speedup`, the issue's name for either): 1.80x, validity +0.5 points." in text
     assert "`import seqvae` (python -X importtime, median): 4000 ms" in text
+
+
+def test_precision_rows_alone_go_to_a_new_file_that_names_their_machine(tmp_path, monkeypatch):
+    """``--only precision --output NEW``: a file of precision rows only, with the machine they ran
+    on, and no training or sampling tables (those came from another run, maybe another CPU)."""
+    machine = {"cpu": "Intel Xeon", "cores": 2, "vector_units": ["amx_bf16"], "torch": "2.13.0"}
+    rows = {"reduced_precision": "bf16", "int8_speedup": 2.0, "reduced_precision_validity_change": -0.004,
+            "reduced_precision_speedups": {"bf16": 2.0, "int8": 1.5},
+            "reduced_precision_speedups_decoded_freely": {"bf16": 2.5, "int8": 1.8}, "int8_speedup_decoded_freely": 2.5,
+            "precision": {"shipped": {"model": "zinc250k", "precisions": {
+                "fp32": {"molecules_per_second": 500.0, "valid": 0.5, "unique": 1.0},
+                "bf16": {"molecules_per_second": 1000.0, "valid": 0.496, "unique": 1.0}}}}}
+    monkeypatch.setattr(throughput, "precision_rows", lambda args, quick: rows)
+    monkeypatch.setattr(throughput, "machine_description", lambda: machine)
+    output = tmp_path / "precision.json"
+    throughput.remeasure_precision(type("Args", (), {"output": str(output)})())
+    saved = json.loads(output.read_text())
+    assert saved["precision_machine"] == machine and saved["int8_speedup"] == 2.0 and "training" not in saved
+    text = output.with_suffix(".md").read_text()
+    assert text.startswith("Precision rows measured on: Intel Xeon, 2 cores (amx_bf16), torch 2.13.0.")
+    assert "| shipped (zinc250k) | bf16 | 1000 | 49.6% | 100.0% | - |" in text
+    assert "bf16 over fp32 on the shipped model (`int8_speedup`, the issue's name for either): 2.00x, validity -0.4 points." in text
+    assert "Also measured: int8 1.50x fp32." in text and "training molecules/s" not in text
+    assert "Decoded freely (without the SMILES grammar's CPU work, the same in every precision): bf16 2.50x fp32, int8 1.80x fp32." in text
