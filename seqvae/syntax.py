@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 
 import numba
 import numpy as np
@@ -309,6 +310,11 @@ KEKULE_BUDGET = 2000  # branches of the matching search before a row is let thro
 KEKULE_MARGIN = 12.0  # nats: a token this far below one kept has under 1 / 160,000 of its probability
 
 
+# One parallel mask computation at a time: without a system OpenMP, numba's threading layer
+# aborts the process when two threads launch parallel work at once.
+_ROWS_IN_PARALLEL = threading.Lock()
+
+
 class SyntaxState:
     """One row per sequence in one table on the CPU, so that rows leave and join in one step."""
 
@@ -330,8 +336,11 @@ class SyntaxState:
             logits = np.zeros((rows, size), dtype=np.float32)
         elif logits.shape[1] < size:  # a model narrower than the vocabulary never writes the ids past it
             logits = np.pad(logits, ((0, 0), (0, size - logits.shape[1])), constant_values=-np.inf)
-        _fill_masks(self.table, syntax.followers, syntax.check_of, syntax.stand_in, syntax.eos_token_id,
-                    *syntax._tables(), logits, margin, allowed, closers)
+        with _ROWS_IN_PARALLEL:
+            # as many threads as torch has now (seqvae.threads gives up cores that others use)
+            numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+            _fill_masks(self.table, syntax.followers, syntax.check_of, syntax.stand_in, syntax.eos_token_id,
+                        *syntax._tables(), logits, margin, allowed, closers)
         return allowed, closers
 
     def allowed(self) -> torch.Tensor:
@@ -382,62 +391,69 @@ def _free(state, atom, layout):
     return state[layout[FREE_AT] + atom]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, parallel=True)
 def _fill_masks(table, followers, check_of, stand_in, eos, kinds, capacity, aromatic, bond_order, bond_aromatic,
                 ring_slot, layout, logits, margin, allowed, closers):
+    for row in numba.prange(table.shape[0]):  # rows are independent: each writes only its own masks
+        _fill_row(table[row], followers, check_of, stand_in, eos, kinds, capacity, aromatic, bond_order, bond_aromatic,
+                  ring_slot, layout, logits[row], margin, allowed[row], closers[row])
+
+
+@numba.njit(cache=True)
+def _fill_row(state, followers, check_of, stand_in, eos, kinds, capacity, aromatic, bond_order, bond_aromatic,
+              ring_slot, layout, logits, margin, allowed, closers):
+    """One row of :func:`_fill_masks`: the tokens that may follow ``state``, and the closers."""
     rings_from, orders_from = layout[RINGS_AT], layout[ORDERS_AT]
-    for row in range(table.shape[0]):
-        state = table[row]
-        depth, attach, pending = state[DEPTH], state[ATTACH], state[PENDING]
-        open_rings = 0
-        for label in range(rings_from, orders_from):
-            open_rings += state[label] != CLOSED
-        code = state[LAST] * 4 + (2 if depth > 0 else 0) + (1 if open_rings > 0 else 0)
-        free = _free(state, attach, layout)
-        need = pending if attach >= 0 else 0  # a first atom, or one after '.', bonds to nothing
-        # while a ring is open, the chain's last atom must keep a bond, unless an atom that an
-        # open branch hangs from still has one (the chain can go on from there)
-        keep = 0 if _branch_room(state, layout, attach, need) else 1
-        possible = False
-        for token in range(kinds.shape[0]):
-            ok, closes, kind = followers[code, token], False, kinds[token]
-            if ok and kind == ATOM:
-                ok = free >= need and capacity[token] >= need + (keep if open_rings > 0 else 0)
-            elif ok and kind == BOND:
-                ok = bond_order[token] <= free
-            elif ok and kind == OPEN:
-                ok = free >= 1
-            elif ok and kind == CLOSE:
-                ok = open_rings == 0 or keep == 0  # not back to a full atom with a ring open
+    depth, attach, pending = state[DEPTH], state[ATTACH], state[PENDING]
+    open_rings = 0
+    for label in range(rings_from, orders_from):
+        open_rings += state[label] != CLOSED
+    code = state[LAST] * 4 + (2 if depth > 0 else 0) + (1 if open_rings > 0 else 0)
+    free = _free(state, attach, layout)
+    need = pending if attach >= 0 else 0  # a first atom, or one after '.', bonds to nothing
+    # while a ring is open, the chain's last atom must keep a bond, unless an atom that an
+    # open branch hangs from still has one (the chain can go on from there)
+    keep = 0 if _branch_room(state, layout, attach, need) else 1
+    possible = False
+    for token in range(kinds.shape[0]):
+        ok, closes, kind = followers[code, token], False, kinds[token]
+        if ok and kind == ATOM:
+            ok = free >= need and capacity[token] >= need + (keep if open_rings > 0 else 0)
+        elif ok and kind == BOND:
+            ok = bond_order[token] <= free
+        elif ok and kind == OPEN:
+            ok = free >= 1
+        elif ok and kind == CLOSE:
+            ok = open_rings == 0 or keep == 0  # not back to a full atom with a ring open
+            closes = True
+        elif ok and kind == RING:
+            label = ring_slot[token]
+            opened_at = state[rings_from + label]
+            if opened_at != CLOSED:  # closing: the larger of the two orders, not on a bonded atom
+                order = max(state[orders_from + label], pending)
+                rings_after = open_rings - 1
+                bonded = opened_at >= 0 and (  # an atom not followed (past TRACKED_DEPTH) bonds to nothing known
+                    opened_at == attach or opened_at == state[PARENT] or opened_at == state[PARTNER]
+                    or _chain_bonded(state, layout, opened_at, attach)
+                )
+                raised = order - state[orders_from + label]  # taken from the opener too: it may be a branch's parent
+                keep_after = keep if raised == 0 else (0 if _branch_room(state, layout, opened_at, raised) else 1)
+                ok = not bonded and order + (keep_after if rings_after > 0 else 0) <= free
                 closes = True
-            elif ok and kind == RING:
-                label = ring_slot[token]
-                opened_at = state[rings_from + label]
-                if opened_at != CLOSED:  # closing: the larger of the two orders, not on a bonded atom
-                    order = max(state[orders_from + label], pending)
-                    rings_after = open_rings - 1
-                    bonded = opened_at >= 0 and (  # an atom not followed (past TRACKED_DEPTH) bonds to nothing known
-                        opened_at == attach or opened_at == state[PARENT] or opened_at == state[PARTNER]
-                        or _chain_bonded(state, layout, opened_at, attach)
-                    )
-                    raised = order - state[orders_from + label]  # taken from the opener too: it may be a branch's parent
-                    keep_after = keep if raised == 0 else (0 if _branch_room(state, layout, opened_at, raised) else 1)
-                    ok = not bonded and order + (keep_after if rings_after > 0 else 0) <= free
-                    closes = True
-                else:
-                    ok = pending + keep <= free
-            allowed[row, token] = ok
-            closers[row, token] = ok and closes
-            possible = possible or ok
-        if not possible:  # the rules cannot complete this sequence (a full atom, a ring open): it ends
-            allowed[row, eos] = True
-            continue
-        if state[LEFT] - 1 < depth + RING_ENDING * (open_rings + 1):  # a ring opened now could not close in time
-            _finish_in_time(state, allowed[row], kinds, ring_slot, layout, depth, open_rings)
-        if _has_aromatic_atoms(state, layout):
-            _refuse_unkekulizable(state, allowed[row], closers[row], logits[row], margin, check_of, stand_in, kinds,
-                                  capacity, aromatic, bond_order, bond_aromatic, ring_slot, layout)
-        closers[row] &= allowed[row]  # only closers still allowed share <eos>'s probability
+            else:
+                ok = pending + keep <= free
+        allowed[token] = ok
+        closers[token] = ok and closes
+        possible = possible or ok
+    if not possible:  # the rules cannot complete this sequence (a full atom, a ring open): it ends
+        allowed[eos] = True
+        return
+    if state[LEFT] - 1 < depth + RING_ENDING * (open_rings + 1):  # a ring opened now could not close in time
+        _finish_in_time(state, allowed, kinds, ring_slot, layout, depth, open_rings)
+    if _has_aromatic_atoms(state, layout):
+        _refuse_unkekulizable(state, allowed, closers, logits, margin, check_of, stand_in, kinds,
+                              capacity, aromatic, bond_order, bond_aromatic, ring_slot, layout)
+    closers &= allowed  # only closers still allowed share <eos>'s probability
 
 
 @numba.njit(cache=True)

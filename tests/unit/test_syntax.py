@@ -3,7 +3,10 @@ refuses the strings that RDKit cannot parse, and keeps decoded strings parsable.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -442,3 +445,47 @@ def test_logits_wider_than_the_vocabulary_never_write_the_extra_ids(tokenizer):
     assert restricted.shape == logits.shape
     assert torch.all(restricted[0, -5:] == float("-inf"))
     assert restricted[0, tokenizer.get_vocab()["C"]] == 0.0
+
+
+def test_rows_filled_in_parallel_get_the_masks_each_row_gets_alone(syntax, tokenizer, corpus):
+    """The masks of a batch are filled row by row on several threads (numba ``prange``): sequences
+    at different points of different molecules, decoded together, are restricted exactly as each
+    is alone, with the kekulization checks that read each row's own logits."""
+    prefixes = []
+    for index, smiles in enumerate(corpus[:48]):
+        tokens = re.findall(SMILES_REGEX, smiles)
+        prefixes.append("".join(tokens[: 2 + index % max(1, len(tokens) - 1)]))
+    singles = [state_after(syntax, tokenizer, [prefix]) for prefix in prefixes]
+    batch = singles[0]
+    for single in singles[1:]:
+        batch = batch.join(single)
+    logits = torch.randn(len(prefixes), len(tokenizer.get_vocab()), generator=torch.Generator().manual_seed(0)) * 4
+    assert torch.equal(batch.allowed(), torch.cat([single.allowed() for single in singles]))
+    together = batch.restrict(logits.clone())
+    alone = torch.cat([single.restrict(logits[row : row + 1].clone()) for row, single in enumerate(singles)])
+    assert torch.equal(together, alone)
+    assert (together == float("-inf")).any() and torch.isfinite(together).any(dim=1).all()
+
+
+def test_decoding_from_several_threads_at_once_does_not_abort_without_openmp(tmp_path):
+    """Without a system OpenMP numba falls back to a threading layer that aborts the process when
+    two threads launch parallel work at once; the grammar takes its turn behind a lock."""
+    script = tmp_path / "threads.py"
+    script.write_text(
+        "import threading, numba, torch\n"
+        "from seqvae.syntax import SmilesSyntax\n"
+        "from seqvae.tokenization import build_tokenizer\n"
+        "tokenizer = build_tokenizer(['CCO', 'c1ccccc1N', 'CC(=O)Nc1ccc(O)cc1', 'C1CC1Cl'])\n"
+        "syntax = SmilesSyntax.for_tokenizer(tokenizer)\n"
+        "def work():\n"
+        "    for _ in range(200):\n"
+        "        syntax.start(64, 'cpu').restrict(torch.zeros(64, len(tokenizer.get_vocab())))\n"
+        "threads = [threading.Thread(target=work) for _ in range(4)]\n"
+        "[t.start() for t in threads]\n"
+        "[t.join() for t in threads]\n"
+        "print('layer', numba.threading_layer())\n"
+    )
+    environment = {**os.environ, "NUMBA_THREADING_LAYER": "workqueue", "NUMBA_NUM_THREADS": "2"}
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=environment, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "layer workqueue" in result.stdout
