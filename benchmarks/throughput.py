@@ -736,7 +736,7 @@ def remeasure_precision(args) -> None:
     """``--only precision``: the precision rows measured again into the JSON and .md at
     ``--output`` (a new file holds only them: another machine's figures stay apart)."""
     output = Path(args.output)
-    report = json.loads(output.read_text()) if output.is_file() else {"quick": False}
+    report = json.loads(output.read_text()) if output.is_file() else {"quick": args.quick}
     for key in ("reduced_precision", "precision", "reduced_precision_speedups", "int8_speedup",
                 "reduced_precision_validity_change", "reduced_precision_skipped",
                 "reduced_precision_speedups_decoded_freely", "int8_speedup_decoded_freely"):
@@ -766,7 +766,7 @@ def main() -> None:
     parser.add_argument("--skip_preprocessing", action="store_true")
     parser.add_argument(
         "--only", choices=["precision"], default=None,
-        help="measure only the reduced-precision rows again, into the existing --output JSON and .md",
+        help="measure only the reduced-precision rows again, into the --output JSON and .md (a new file holds them alone)",
     )
     parser.add_argument(
         "--precision_model", default="zinc250k",

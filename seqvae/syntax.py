@@ -311,7 +311,8 @@ KEKULE_MARGIN = 12.0  # nats: a token this far below one kept has under 1 / 160,
 
 
 # One parallel mask computation at a time: without a system OpenMP, numba's threading layer
-# aborts the process when two threads launch parallel work at once.
+# aborts the process when two threads launch parallel work at once (this lock covers the
+# grammar only, not other numba kernels launched beside it).
 _ROWS_IN_PARALLEL = threading.Lock()
 
 
@@ -337,10 +338,15 @@ class SyntaxState:
         elif logits.shape[1] < size:  # a model narrower than the vocabulary never writes the ids past it
             logits = np.pad(logits, ((0, 0), (0, size - logits.shape[1])), constant_values=-np.inf)
         with _ROWS_IN_PARALLEL:
-            # as many threads as torch has now (seqvae.threads gives up cores that others use)
+            # as many threads as torch has now (seqvae.threads gives up cores that others use);
+            # the caller's own numba setting is restored after
+            previous = numba.get_num_threads()
             numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-            _fill_masks(self.table, syntax.followers, syntax.check_of, syntax.stand_in, syntax.eos_token_id,
-                        *syntax._tables(), logits, margin, allowed, closers)
+            try:
+                _fill_masks(self.table, syntax.followers, syntax.check_of, syntax.stand_in, syntax.eos_token_id,
+                            *syntax._tables(), logits, margin, allowed, closers)
+            finally:
+                numba.set_num_threads(previous)
         return allowed, closers
 
     def allowed(self) -> torch.Tensor:

@@ -489,3 +489,16 @@ def test_decoding_from_several_threads_at_once_does_not_abort_without_openmp(tmp
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=environment, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "layer workqueue" in result.stdout
+
+
+def test_the_grammar_leaves_the_callers_numba_thread_count_as_it_was(syntax):
+    """The masks run on as many numba threads as torch has; the caller's own setting comes back."""
+    import numba
+
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        syntax.start(8, "cpu").allowed()
+        assert numba.get_num_threads() == 1
+    finally:
+        numba.set_num_threads(before)

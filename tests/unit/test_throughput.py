@@ -153,9 +153,10 @@ def test_precision_rows_alone_go_to_a_new_file_that_names_their_machine(tmp_path
     monkeypatch.setattr(throughput, "precision_rows", lambda args, quick: rows)
     monkeypatch.setattr(throughput, "machine_description", lambda: machine)
     output = tmp_path / "precision.json"
-    throughput.remeasure_precision(type("Args", (), {"output": str(output)})())
+    throughput.remeasure_precision(type("Args", (), {"output": str(output), "quick": True})())
     saved = json.loads(output.read_text())
     assert saved["precision_machine"] == machine and saved["int8_speedup"] == 2.0 and "training" not in saved
+    assert saved["quick"] is True  # a new file follows --quick
     text = output.with_suffix(".md").read_text()
     assert text.startswith("Precision rows measured on: Intel Xeon, 2 cores (amx_bf16), torch 2.13.0.")
     assert "| shipped (zinc250k) | bf16 | 1000 | 49.6% | 100.0% | - |" in text
