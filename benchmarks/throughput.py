@@ -325,7 +325,10 @@ def worker_seqvae_sample(args) -> dict:
 
     vae = load(args.output_dir)
     options = {"batch_size": args.batch_size, "temperature": 1.0, "precision": args.precision or "fp32"}
-    sample = sample_batch_by_batch if args.no_refill else (lambda vae, count, seed, **options: vae.sample(count, seed=seed, **options))
+    # decoded freely, as the peer decodes (and as seqvae did before the SMILES grammar became its
+    # default): like for like; benchmarks/syntax_decoding.py times the grammar
+    sample = sample_batch_by_batch if args.no_refill else (
+        lambda vae, count, seed, **options: vae.sample(count, seed=seed, syntax=False, **options))
     sample(vae, args.batch_size, seed=1, **options)  # warm-up
     with maybe_competing(args):
         started, samples, seed = time.perf_counter(), [], 0
