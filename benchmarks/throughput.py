@@ -724,14 +724,16 @@ def precision_rows(args, quick: bool) -> dict:
         base = shipped["fp32" + suffix]["molecules_per_second"]
         return {name: shipped[name + suffix]["molecules_per_second"] / base for name in fast}
 
+    default = speedups("")
     figures = {
-        "reduced_precision": reduced, "precision": rows, "reduced_precision_speedups": speedups(""),
-        "int8_speedup": speedups("")[reduced],
+        "reduced_precision": reduced, "precision": rows, "reduced_precision_speedups": default,
+        "int8_speedup": default[reduced],
         "reduced_precision_validity_change": shipped[reduced]["valid"] - shipped["fp32"]["valid"],
     }
     if "fp32" + FREE_DECODING in shipped:  # a SMILES model: also without the grammar's fixed CPU work
-        figures["reduced_precision_speedups_decoded_freely"] = speedups(FREE_DECODING)
-        figures["int8_speedup_decoded_freely"] = speedups(FREE_DECODING)[reduced]
+        free = speedups(FREE_DECODING)
+        figures["reduced_precision_speedups_decoded_freely"] = free
+        figures["int8_speedup_decoded_freely"] = free[reduced]
     return figures
 
 

@@ -411,9 +411,7 @@ def _fill_row(state, followers, check_of, stand_in, eos, kinds, capacity, aromat
     """One row of :func:`_fill_masks`: the tokens that may follow ``state``, and the closers."""
     rings_from, orders_from = layout[RINGS_AT], layout[ORDERS_AT]
     depth, attach, pending = state[DEPTH], state[ATTACH], state[PENDING]
-    open_rings = 0
-    for label in range(rings_from, orders_from):
-        open_rings += state[label] != CLOSED
+    open_rings = _open_rings(state, layout)
     code = state[LAST] * 4 + (2 if depth > 0 else 0) + (1 if open_rings > 0 else 0)
     free = _free(state, attach, layout)
     need = pending if attach >= 0 else 0  # a first atom, or one after '.', bonds to nothing
@@ -460,6 +458,15 @@ def _fill_row(state, followers, check_of, stand_in, eos, kinds, capacity, aromat
         _refuse_unkekulizable(state, allowed, closers, logits, margin, check_of, stand_in, kinds,
                               capacity, aromatic, bond_order, bond_aromatic, ring_slot, layout)
     closers &= allowed  # only closers still allowed share <eos>'s probability
+
+
+@numba.njit(cache=True)
+def _open_rings(state, layout):
+    """How many ring labels are open."""
+    count = 0
+    for label in range(layout[LABEL_COUNT]):
+        count += state[layout[RINGS_AT] + label] != CLOSED
+    return count
 
 
 @numba.njit(cache=True)
@@ -656,10 +663,7 @@ def _kekulizable(state, layout, ended):
             return True
     # with a ring open, the chain's last atom takes one more bond before the end unless a
     # branch's parent can (_fill_masks): a double bond needs room beyond it
-    rings_open = False
-    for label in range(layout[LABEL_COUNT]):
-        rings_open = rings_open or state[layout[RINGS_AT] + label] != CLOSED
-    keeps_bond = not ended and rings_open and not _branch_room(state, layout, NO_ATOM, 0)
+    keeps_bond = not ended and _open_rings(state, layout) > 0 and not _branch_room(state, layout, NO_ATOM, 0)
     committed = state[ATTACH] if keeps_bond else NO_ATOM
     role = np.zeros(atoms, dtype=np.int64)  # 0: no double bond, 1: may take one, 2: must
     for atom in range(atoms):
@@ -806,9 +810,8 @@ def _advance_row(state, token, kinds, capacity, aromatic, bond_order, bond_aroma
             _take_double_bond(state, layout, attach, order)
     elif kind == DOT:  # nothing to bond to; a ring still open will join the two parts, which is not followed
         state[ATTACH] = NO_ATOM
-        for label in range(layout[LABEL_COUNT]):
-            if state[layout[RINGS_AT] + label] != CLOSED:
-                state[UNCHECKED] = 1
+        if _open_rings(state, layout) > 0:
+            state[UNCHECKED] = 1
     if kind == ATOM or kind == CLOSE or kind == DOT:
         state[PARTNER] = NO_ATOM  # only the last closure on the chain's current atom is remembered
     state[LEFT] -= 1
