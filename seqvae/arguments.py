@@ -151,6 +151,9 @@ class ObjectiveArguments:
         free_bits_total: KL floor for the whole latent, in nats.
         mmd_weight: weight of the MMD between the batch's latents and N(0, I) draws; with a low
             KL weight it keeps prior samples where the molecules' latents are. 0: off.
+        mmd_with_conditions: conditional models: the MMD compares ``(z, condition)`` pairs with
+            ``(N(0, I) draw, another example's condition)``, so that ``z`` is also pulled to be
+            independent of the condition and the decoder takes the properties from ``c``.
         word_dropout: probability of replacing a decoder input token by ``<unk>``.
         condition_drop_probability: conditional models: chance of hiding each property from
             the model in a training example, so that any subset of conditions works.
@@ -175,6 +178,7 @@ class ObjectiveArguments:
     free_bits: float = 0.0
     free_bits_total: float = 0.0
     mmd_weight: float = 0.0
+    mmd_with_conditions: bool = False
     word_dropout: float = 0.0
     condition_drop_probability: float = 0.3
     unconditional_probability: float = 0.2
@@ -200,6 +204,8 @@ class ObjectiveArguments:
         for name in ("free_bits", "free_bits_total", "mmd_weight", "kl_warmup_steps", "kl_start_step", "property_loss_weight"):
             if getattr(self, name) < 0:
                 raise SeqVAEError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.mmd_with_conditions and self.mmd_weight <= 0:
+            raise SeqVAEError("mmd_with_conditions needs an MMD term: set mmd_weight > 0 (e.g. 10)")
         if self.kl_num_cycles < 1 or not 0.0 < self.kl_cycle_ratio <= 1.0:
             raise SeqVAEError(
                 f"cyclical KL needs kl_num_cycles >= 1 and 0 < kl_cycle_ratio <= 1, "

@@ -77,6 +77,8 @@ class SeqVAEOutput(ModelOutput):
         property_loss: mean squared error of the property head (normalised units) over the
             examples encoded without conditions (zero when there are none).
         predicted_properties: ``[B, num_properties]`` the head's predictions (property units).
+        condition: ``[B, condition_size]`` the condition vector the model read (conditional
+            models; all zero for rows trained without conditions).
     """
 
     loss: torch.Tensor | None = None
@@ -91,6 +93,7 @@ class SeqVAEOutput(ModelOutput):
     num_target_tokens: torch.Tensor | None = None
     property_loss: torch.Tensor | None = None
     predicted_properties: torch.Tensor | None = None
+    condition: torch.Tensor | None = None
 
 
 # ----------------------------------------------------------------------------------- encoders
@@ -627,6 +630,7 @@ class SeqVAE(PreTrainedModel):
             num_target_tokens=num_target_tokens,
             property_loss=property_loss,
             predicted_properties=predicted,
+            condition=condition,
         )
 
 

@@ -37,7 +37,7 @@ def vae_loss(
     """The training objective, composed here and nowhere else:
 
         recon + kl_weight * free_bits_kl(kl_per_dim) + property_loss_weight * property_mse
-              + mmd_weight * mmd_to_prior(z)
+              + mmd_weight * mmd_to_prior(z)     (of (z, condition) pairs with mmd_with_conditions)
 
     Args:
         outputs: a :class:`~seqvae.modeling.SeqVAEOutput` (the model's ELBO terms).
@@ -59,7 +59,8 @@ def vae_loss(
         loss = loss + row_share * objective.property_loss_weight * outputs.property_loss
     mmd = None
     if objective.mmd_weight > 0:
-        mmd = mmd_to_prior(outputs.z, generator)
+        condition = outputs.condition if objective.mmd_with_conditions else None
+        mmd = mmd_to_prior(outputs.z, generator, condition)
         loss = loss + row_share * objective.mmd_weight * mmd
     return loss, mmd
 
@@ -147,29 +148,50 @@ def hide_conditions(shape, drop_probability: float, unconditional_probability: f
     return keep & ~unconditional
 
 
-def mmd_to_prior(z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def mmd_to_prior(
+    z: torch.Tensor, generator: torch.Generator | None = None, condition: torch.Tensor | None = None
+) -> torch.Tensor:
     """Unbiased squared MMD between latents ``z`` ``[B, latent_dim]`` and as many N(0, I) draws.
 
     The InfoVAE / WAE-MMD term (Zhao et al. 2019; Tolstikhin et al. 2018): it pulls the
     *aggregate* posterior toward the prior without widening each molecule's own posterior, so a
     low KL weight can keep the molecule in ``z`` while prior samples still land where the decoder
     was trained. Inverse multiquadratic kernels ``C / (C + ||a - b||^2)`` summed over scales of
-    ``C = 2 * latent_dim`` (the expected squared distance of two prior draws is ``2 * latent_dim``).
+    ``C = 2 * dim`` for vectors of width ``dim`` (two N(0, I) draws lie ``2 * dim`` apart in squared
+    distance, on average).
+
+    With ``condition`` (``[B, condition_size]``, a conditional model's condition vectors), the
+    pairs ``(z_i, c_i)`` are compared with ``(prior draw, c_j)``, ``c`` shuffled over the batch,
+    under the product of a kernel on ``z`` and one on ``c``. That sample is drawn from
+    ``N(0, I) x p(c)``, so the term also pulls ``z`` to be independent of the condition: the
+    decoder, sampled with ``z ~ N(0, I)`` at any target, must take the properties from ``c``
+    (the aim of Fader networks' adversary, Lample et al. 2017, as a kernel test instead).
     """
-    batch, dim = z.shape
+    batch = z.size(0)
     if batch < 2:
         return z.sum() * 0
     prior = torch.randn(z.shape, generator=generator, dtype=z.dtype).to(z.device)
+    within_z, within_prior, across = _imq_kernel(z, z), _imq_kernel(prior, prior), _imq_kernel(z, prior)
     off_diagonal = ~torch.eye(batch, dtype=torch.bool, device=z.device)
+    distinct = torch.ones_like(off_diagonal)  # pairs of the two samples that share no example
+    if condition is not None:
+        order = torch.randperm(batch, generator=generator).to(z.device)
+        condition = condition.to(z.dtype)
+        within_condition = _imq_kernel(condition, condition)
+        within_z = within_z * within_condition
+        within_prior = within_prior * within_condition[order][:, order]
+        across = across * within_condition[:, order]
+        # a prior pair reuses a row's condition: pairing a row with its own condition would bias
+        # the estimate, as the diagonal would within one sample
+        distinct = order.unsqueeze(0) != torch.arange(batch, device=z.device).unsqueeze(1)
+    return within_z[off_diagonal].mean() + within_prior[off_diagonal].mean() - 2 * across[distinct].mean()
 
-    def kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        distances = torch.cdist(a, b).pow(2)
-        return sum(scale * 2 * dim / (scale * 2 * dim + distances) for scale in (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0))
 
-    within_z = kernel(z, z)[off_diagonal].mean()
-    within_prior = kernel(prior, prior)[off_diagonal].mean()
-    across = kernel(z, prior).mean()
-    return within_z + within_prior - 2 * across
+def _imq_kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``[len(a), len(b)]`` inverse multiquadratic kernel summed over scales of ``2 * dim``."""
+    distances = torch.cdist(a, b).pow(2)
+    scale = 2 * a.size(1)
+    return sum(c * scale / (c * scale + distances) for c in (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0))
 
 
 ACTIVE_UNIT_THRESHOLD = 0.01

@@ -580,6 +580,8 @@ def _train(args, data_args, model_kwargs, training_kwargs, evaluation_args, resu
         corpus = prepare_corpus(data_args, args.seed, AutoTokenizer.from_pretrained(checkpoint) if checkpoint else None)
     config = SeqVAEConfig.from_pretrained(checkpoint) if checkpoint else _new_config(corpus, data_args, model_kwargs)
     _warn_about_the_property_head(config)
+    if args.mmd_with_conditions and not config.num_properties:
+        logger.warning("mmd_with_conditions is set but the model has no conditions: the MMD compares z alone")
     if config.decoder_type == "pretrained" and args.autoencoder_pretraining_steps:
         raise SeqVAEError(
             "autoencoder_pretraining_steps re-initialises the decoder afterwards, which would throw a "

@@ -244,6 +244,22 @@ def test_property_head_learns_only_from_examples_without_conditions(tiny_config)
     assert none_given.predicted_properties.shape == (2, 2)
 
 
+def test_mmd_with_conditions_pairs_each_latent_with_the_condition_the_model_read(tiny_config):
+    from seqvae.arguments import ObjectiveArguments
+    from seqvae.objectives import mmd_to_prior, vae_loss
+
+    model = conditional_model(tiny_config).train()
+    ids = torch.tensor([[1, 5, 6, 2], [1, 7, 8, 2], [1, 6, 5, 2]])
+    properties = torch.tensor([[1.0, 0.3], [3.0, 0.7], [2.0, 0.5]])
+    out = model(ids, properties=properties, condition_mask=torch.tensor([[True, True], [True, False], [False, False]]))
+    assert torch.equal(out.condition, model.condition_vector(torch.tensor([[1.0, 0.3], [3.0, float("nan")], [float("nan")] * 2]), 3))
+    objective = ObjectiveArguments(kl_max_weight=0.0, mmd_weight=1.0, mmd_with_conditions=True)
+    _, mmd = vae_loss(out, objective, 0.0, generator=torch.Generator().manual_seed(0))
+    assert mmd.item() == pytest.approx(mmd_to_prior(out.z, torch.Generator().manual_seed(0), out.condition).item())
+    _, plain = vae_loss(out, ObjectiveArguments(kl_max_weight=0.0, mmd_weight=1.0), 0.0, generator=torch.Generator().manual_seed(0))
+    assert plain.item() != pytest.approx(mmd.item())
+
+
 def test_unconditional_models_are_unchanged(tiny_config):
     model = SeqVAE(tiny_config()).eval()
     assert model.condition_vector(None, 2) is None and model.property_head is None

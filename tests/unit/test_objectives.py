@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from seqvae.arguments import ObjectiveArguments
+from seqvae.errors import SeqVAEError
 from seqvae.objectives import active_units, free_bits_kl, kl_weight_at, word_dropout
 
 # ------------------------------------------------------------------------------ schedules
@@ -224,6 +225,39 @@ def test_mmd_to_prior_gradient_pulls_a_shifted_batch_toward_the_origin():
     mmd_to_prior(z, torch.Generator().manual_seed(1)).backward()
     # gradient descent moves z against the gradient: toward the prior's mean (every coordinate down)
     assert (z.grad.mean(dim=0) > 0).all()
+
+
+def test_mmd_with_conditions_sees_a_latent_that_encodes_the_condition():
+    """Both batches are N(0, I) in z alone, so the plain MMD cannot tell them apart; paired with
+    the condition, the latent that copies it is far from N(0, I) x p(c)."""
+    from seqvae.objectives import mmd_to_prior
+
+    generator = torch.Generator().manual_seed(0)
+    condition = torch.randn(256, 2, generator=generator)
+    independent = torch.randn(256, 8, generator=generator)
+    dependent = torch.cat([condition, independent[:, 2:]], dim=1)  # z's first two dims are c
+    seeded = lambda: torch.Generator().manual_seed(1)  # noqa: E731 - the same prior draws for each
+    assert abs(mmd_to_prior(dependent, seeded()).item()) < 0.05
+    near_zero = mmd_to_prior(independent, seeded(), condition).item()
+    assert abs(near_zero) < 0.05
+    assert mmd_to_prior(dependent, seeded(), condition).item() > 0.1 > 2 * abs(near_zero)
+
+
+def test_mmd_with_conditions_gradient_removes_the_condition_from_z():
+    from seqvae.objectives import mmd_to_prior
+
+    generator = torch.Generator().manual_seed(0)
+    condition = torch.randn(256, 1, generator=generator)
+    z = torch.cat([condition, torch.randn(256, 3, generator=generator)], dim=1).requires_grad_(True)
+    mmd_to_prior(z, torch.Generator().manual_seed(1), condition).backward()
+    # descending the gradient must weaken z's correlation with c: the step on dim 0 opposes c
+    step = -z.grad[:, 0]
+    assert torch.corrcoef(torch.stack([step, condition[:, 0]]))[0, 1] < -0.5
+
+
+def test_mmd_with_conditions_needs_an_mmd_weight():
+    with pytest.raises(SeqVAEError, match="mmd_weight"):
+        ObjectiveArguments(mmd_with_conditions=True)
 
 
 def test_mmd_to_prior_of_a_single_row_is_zero():
