@@ -152,7 +152,7 @@ class ObjectiveArguments:
         mmd_weight: weight of the MMD between the batch's latents and N(0, I) draws; with a low
             KL weight it keeps prior samples where the molecules' latents are. 0: off.
         mmd_with_conditions: conditional models: the MMD compares ``(z, condition)`` pairs with
-            ``(N(0, I) draw, another example's condition)``, so that ``z`` is also pulled to be
+            ``(N(0, I) draw, the same condition)``, so that ``z`` is also pulled to be
             independent of the condition and the decoder takes the properties from ``c``.
         word_dropout: probability of replacing a decoder input token by ``<unk>``.
         condition_drop_probability: conditional models: chance of hiding each property from

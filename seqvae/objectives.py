@@ -161,9 +161,9 @@ def mmd_to_prior(
     distance, on average).
 
     With ``condition`` (``[B, condition_size]``, a conditional model's condition vectors), the
-    pairs ``(z_i, c_i)`` are compared with ``(prior draw, c_j)``, ``c`` shuffled over the batch,
-    under the product of a kernel on ``z`` and one on ``c``. That sample is drawn from
-    ``N(0, I) x p(c)``, so the term also pulls ``z`` to be independent of the condition: the
+    pairs ``(z_i, c_i)`` are compared with ``(prior draw_i, c_i)`` under the product of a kernel
+    on ``z`` and one on ``c``. The prior draws do not depend on ``c``, so that sample comes from
+    ``N(0, I) x p(c)``, and the term also pulls ``z`` to be independent of the condition: the
     decoder, sampled with ``z ~ N(0, I)`` at any target, must take the properties from ``c``
     (the aim of Fader networks' adversary, Lample et al. 2017, as a kernel test instead).
     """
@@ -173,18 +173,12 @@ def mmd_to_prior(
     prior = torch.randn(z.shape, generator=generator, dtype=z.dtype).to(z.device)
     within_z, within_prior, across = _imq_kernel(z, z), _imq_kernel(prior, prior), _imq_kernel(z, prior)
     off_diagonal = ~torch.eye(batch, dtype=torch.bool, device=z.device)
-    distinct = torch.ones_like(off_diagonal)  # pairs of the two samples that share no example
-    if condition is not None:
-        order = torch.randperm(batch, generator=generator).to(z.device)
-        condition = condition.to(z.dtype)
-        within_condition = _imq_kernel(condition, condition)
-        within_z = within_z * within_condition
-        within_prior = within_prior * within_condition[order][:, order]
-        across = across * within_condition[:, order]
-        # a prior pair reuses a row's condition: pairing a row with its own condition would bias
-        # the estimate, as the diagonal would within one sample
-        distinct = order.unsqueeze(0) != torch.arange(batch, device=z.device).unsqueeze(1)
-    return within_z[off_diagonal].mean() + within_prior[off_diagonal].mean() - 2 * across[distinct].mean()
+    if condition is None:
+        return within_z[off_diagonal].mean() + within_prior[off_diagonal].mean() - 2 * across.mean()
+    within_condition = _imq_kernel(condition.to(z.dtype), condition.to(z.dtype))
+    within_z, within_prior, across = within_z * within_condition, within_prior * within_condition, across * within_condition
+    # row i's two pairs share c_i: the cross term leaves them out, as each sample leaves out its diagonal
+    return within_z[off_diagonal].mean() + within_prior[off_diagonal].mean() - 2 * across[off_diagonal].mean()
 
 
 def _imq_kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -257,6 +257,7 @@ def test_mmd_with_conditions_pairs_each_latent_with_the_condition_the_model_read
     _, mmd = vae_loss(out, objective, 0.0, generator=torch.Generator().manual_seed(0))
     assert mmd.item() == pytest.approx(mmd_to_prior(out.z, torch.Generator().manual_seed(0), out.condition).item())
     _, plain = vae_loss(out, ObjectiveArguments(kl_max_weight=0.0, mmd_weight=1.0), 0.0, generator=torch.Generator().manual_seed(0))
+    assert plain.item() == pytest.approx(mmd_to_prior(out.z, torch.Generator().manual_seed(0)).item())  # z alone
     assert plain.item() != pytest.approx(mmd.item())
 
 
