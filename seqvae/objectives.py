@@ -173,12 +173,13 @@ def mmd_to_prior(
     prior = torch.randn(z.shape, generator=generator, dtype=z.dtype).to(z.device)
     within_z, within_prior, across = _imq_kernel(z, z), _imq_kernel(prior, prior), _imq_kernel(z, prior)
     off_diagonal = ~torch.eye(batch, dtype=torch.bool, device=z.device)
-    if condition is None:
-        return within_z[off_diagonal].mean() + within_prior[off_diagonal].mean() - 2 * across.mean()
-    within_condition = _imq_kernel(condition.to(z.dtype), condition.to(z.dtype))
-    within_z, within_prior, across = within_z * within_condition, within_prior * within_condition, across * within_condition
-    # row i's two pairs share c_i: the cross term leaves them out, as each sample leaves out its diagonal
-    return within_z[off_diagonal].mean() + within_prior[off_diagonal].mean() - 2 * across[off_diagonal].mean()
+    if condition is not None:
+        condition = condition.to(z.dtype)
+        within_condition = _imq_kernel(condition, condition)
+        within_z, within_prior = within_z * within_condition, within_prior * within_condition
+        # row i's two pairs share c_i: the cross term leaves them out, as each sample leaves out its diagonal
+        across = (across * within_condition)[off_diagonal]
+    return within_z[off_diagonal].mean() + within_prior[off_diagonal].mean() - 2 * across.mean()
 
 
 def _imq_kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
